@@ -1,0 +1,120 @@
+"""The deployable bundle: a folder with model.onnx and kdpipe.json (what an app needs to use it).
+
+Apps need only onnxruntime and numpy: the README shows the dozen lines. `kdpipe predict` is the
+same logic plus readers for .npz, CSV and image files.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+
+from kdpipe import __version__
+from kdpipe.data.splits import apply_preprocessing
+from kdpipe.errors import DataError, KdpipeError
+from kdpipe.pipeline.artifacts import atomic_write_json
+from kdpipe.runtime.onnx_convert import INPUT_NAME, OUTPUT_NAME, set_metadata
+
+BUNDLE_JSON = "kdpipe.json"
+
+
+def write_bundle(folder: Path, model_path: Path, *, variant: str, labels: list[str], input_shape, preprocessing: dict,
+                 metric: dict, task: str = "classification") -> dict:
+    folder.mkdir(parents=True, exist_ok=True)
+    model_dst = folder / "model.onnx"
+    shutil.copyfile(model_path, model_dst)
+    info = {
+        "format": "kdpipe-bundle",
+        "format_version": 1,
+        "created_by": f"kdpipe {__version__}",
+        "task": task,
+        "model": model_dst.name,
+        "variant": variant,
+        "labels": list(labels),
+        "input": {"name": INPUT_NAME, "shape": ["batch", *input_shape], "dtype": "float32"},
+        "output": {"name": OUTPUT_NAME, "shape": ["batch", len(labels)], "dtype": "float32",
+                   "meaning": "class scores (logits): argmax is the prediction, softmax gives probabilities"},
+        "preprocessing": preprocessing,
+        "metric": metric,
+    }
+    # The same facts inside the .onnx, for apps that ship the model file alone.
+    set_metadata(model_dst, {"kdpipe": json.dumps(info)})
+    atomic_write_json(folder / BUNDLE_JSON, info)
+    return info
+
+
+def load_bundle(folder: Path):
+    """Returns (onnxruntime session, bundle info)."""
+    from kdpipe.runtime.sessions import make_session
+
+    folder = Path(folder)
+    meta = folder / BUNDLE_JSON
+    if not meta.is_file():
+        raise KdpipeError(f"{folder}: not a kdpipe bundle (no {BUNDLE_JSON}); bundles are in <run>/export/bundle/")
+    try:
+        info = json.loads(meta.read_text())
+        model = folder / info["model"]
+    except (json.JSONDecodeError, KeyError, TypeError) as e:
+        raise KdpipeError(f"{meta}: unreadable bundle description ({e})") from None
+    from kdpipe.runtime.onnx_convert import load_checked
+
+    load_checked(model, "bundle")
+    sess, _ = make_session(model, "cpu")
+    return sess, info
+
+
+def read_inputs(path: Path, info: dict) -> np.ndarray:
+    """Raw inputs (before preprocessing) shaped (N, *input_shape), from .npz, CSV or image files."""
+    path = Path(path)
+    shape = tuple(info["input"]["shape"][1:])
+    if not path.exists():
+        raise DataError(f"input file not found: {path}")
+    suffix = path.suffix.lower()
+    if suffix == ".npz":
+        try:
+            with np.load(path, allow_pickle=False) as f:
+                key = "x" if "x" in f.files else f.files[0]
+                x = f[key]
+        except Exception as e:
+            raise DataError(f"{path}: not a readable .npz file ({e})") from None
+    elif suffix == ".csv":
+        import pandas as pd
+
+        try:
+            df = pd.read_csv(path)
+        except Exception as e:
+            raise DataError(f"{path}: not a readable CSV file ({e})") from None
+        names = info["preprocessing"].get("feature_names")
+        if names and all(n in df.columns for n in names):
+            df = df[names]  # same column order as training; a label column, if present, is ignored
+        elif "label" in df.columns:
+            df = df.drop(columns=["label"])
+        x = df.to_numpy(dtype=np.float32)
+    else:
+        from kdpipe.data.sources import load_image_file
+
+        if len(shape) != 3:
+            raise DataError(f"{path}: image input, but the model takes {shape} feature vectors")
+        x = load_image_file(path, shape[0], shape[1:])[None]
+    x = np.asarray(x, dtype=np.float32)
+    if x.shape[1:] != shape:
+        if x.ndim >= 2 and int(np.prod(x.shape[1:])) == int(np.prod(shape)):
+            x = x.reshape(len(x), *shape)
+        else:
+            raise DataError(f"{path}: inputs have shape {x.shape[1:]} per sample; the model expects {shape}")
+    if not np.all(np.isfinite(x)):
+        raise DataError(f"{path}: inputs contain NaN or infinite values")
+    return x
+
+
+def predict(session, info: dict, raw: np.ndarray, batch_size: int = 256) -> tuple[np.ndarray, np.ndarray]:
+    """(predicted class index, softmax probability of that class) per sample."""
+    x = apply_preprocessing(raw, info["preprocessing"])
+    out = np.concatenate([session.run(None, {info["input"]["name"]: x[i : i + batch_size]})[0]
+                          for i in range(0, len(x), batch_size)]).astype(np.float64)
+    e = np.exp(out - out.max(axis=1, keepdims=True))
+    p = e / e.sum(axis=1, keepdims=True)
+    return p.argmax(axis=1), p.max(axis=1)

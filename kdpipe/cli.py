@@ -1,0 +1,133 @@
+"""Command line: `kdpipe all CONFIG`, one command per stage, show-config and predict.
+
+Thin: every command loads the config and hands over to pipeline.runner. A KdpipeError becomes one
+line on stderr and exit code 2; nothing else a user does should show a traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+
+from kdpipe import __version__
+from kdpipe.errors import KdpipeError
+
+STAGE_HELP = {
+    "distill": "Train (or load) the teacher, the KD student and the no-KD baseline.",
+    "prune": "Structured pruning of the student plus a KD recovery fine-tune.",
+    "quantize": "onnxruntime int8 (dynamic, static QDQ) and fp16 variants, accuracy measured in onnxruntime.",
+    "export": "fp32 ONNX of every model, parity against torch, and the deployable bundle.",
+    "benchmark": "Latency and throughput per variant, provider and batch size.",
+    "report": "Write report.json, report.md and report.html.",
+}
+
+
+def _common(f):
+    f = click.argument("config", type=click.Path(dir_okay=False, path_type=Path))(f)
+    f = click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
+                     help="Override a config value, e.g. --set distill.epochs=5 (repeatable).")(f)
+    f = click.option("--force", is_flag=True, help="Rerun the stage(s) even if their results are current.")(f)
+    f = click.option("-q", "--quiet", is_flag=True, help="No progress bars or status lines.")(f)
+    return f
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="kdpipe")
+def cli():
+    """kdpipe: distill a big model into a small one, prune, quantize, export to ONNX, benchmark, report."""
+
+
+def _run(config: Path, overrides, force: bool, quiet: bool, stages: list[str]):
+    from kdpipe.pipeline import runner
+    from kdpipe.pipeline.config import load_config
+    from kdpipe.progress import set_quiet
+
+    set_quiet(quiet)
+    cfg = load_config(config, overrides)
+    return cfg, runner.run(cfg, stages, force=force, config_hint=str(config), quiet=quiet)
+
+
+@cli.command("all")
+@_common
+def all_cmd(config, overrides, force, quiet):
+    """Run distill -> prune -> quantize -> export -> benchmark -> report."""
+    from kdpipe.pipeline.report import render_terminal
+    from kdpipe.stages import ORDER
+
+    cfg, store = _run(config, overrides, force, quiet, ORDER)
+    report = json.loads((store.root / "report" / "report.json").read_text())
+    render_terminal(report)
+    click.echo(f"Report: {store.root / 'report' / 'report.html'} (also report.md, report.json)")
+
+
+def _stage_command(name: str):
+    @_common
+    def command(config, overrides, force, quiet):
+        cfg, store = _run(config, overrides, force, quiet, [name])
+        if name == "report":
+            from kdpipe.pipeline.report import render_terminal
+
+            render_terminal(json.loads((store.root / "report" / "report.json").read_text()))
+        click.echo(f"{name}: results in {store.root / name}")
+
+    command.__doc__ = STAGE_HELP[name] + " Runs on what earlier stages left in the run folder."
+    return cli.command(name)(command)
+
+
+for _name in STAGE_HELP:
+    _stage_command(_name)
+
+
+@cli.command("show-config")
+@click.argument("config", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a config value (repeatable).")
+def show_config(config, overrides):
+    """Print the resolved config, defaults included."""
+    from kdpipe.pipeline.config import dump_config, load_config
+
+    click.echo(dump_config(load_config(config, overrides)), nl=False)
+
+
+@cli.command("predict")
+@click.argument("bundle", type=click.Path(file_okay=False, path_type=Path))
+@click.argument("inputs", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per input sample.")
+def predict_cmd(bundle, inputs, as_json):
+    """Run a bundle on inputs: .npz (array x), CSV (feature columns) or image files."""
+    from kdpipe.bundle import load_bundle, predict, read_inputs
+
+    sess, info = load_bundle(bundle)
+    for path in inputs:
+        raw = read_inputs(path, info)
+        classes, probs = predict(sess, info, raw)
+        for i, (c, p) in enumerate(zip(classes, probs)):
+            label = info["labels"][int(c)]
+            if as_json:
+                click.echo(json.dumps({"input": str(path), "index": i, "label": label, "probability": round(float(p), 6)}))
+            else:
+                click.echo(f"{path}[{i}]\t{label}\t{p:.4f}")
+
+
+def main(argv=None) -> int:
+    try:
+        cli.main(args=argv, prog_name="kdpipe", standalone_mode=False)
+    except KdpipeError as e:
+        click.echo(f"kdpipe: error: {e}", err=True)
+        return e.exit_code
+    except click.exceptions.Abort:
+        click.echo("kdpipe: interrupted; finished stages are kept, rerun the same command to continue", err=True)
+        return 130
+    except KeyboardInterrupt:
+        click.echo("kdpipe: interrupted; finished stages are kept, rerun the same command to continue", err=True)
+        return 130
+    except click.ClickException as e:
+        e.show()
+        return e.exit_code
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,97 @@
+"""Seeded, stratified train/validation/test splits and the preprocessing an app must repeat.
+
+Files may be sorted by class (mnist_5k.csv.gz is), so splits are always shuffled, per class, with
+the run's seed. Normalisation statistics come from the training split only.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+
+import numpy as np
+
+from kdpipe.data.sources import RawData, load_source
+from kdpipe.errors import DataError
+
+
+@dataclass
+class Split:
+    x: np.ndarray  # preprocessed float32
+    y: np.ndarray  # int64
+
+    def __len__(self) -> int:
+        return len(self.y)
+
+
+@dataclass
+class Splits:
+    train: Split
+    val: Split
+    test: Split
+    labels: list[str]
+    input_shape: tuple[int, ...]
+    preprocessing: dict  # what `apply_preprocessing` needs; stored in the bundle for apps
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.labels)
+
+
+def apply_preprocessing(x: np.ndarray, pre: dict) -> np.ndarray:
+    """raw -> model input: x * scale, then (x - mean) / std. The same code runs in `kdpipe predict`."""
+    x = np.asarray(x, dtype=np.float32) * np.float32(pre["scale"])
+    return ((x - np.float32(pre["mean"])) / np.float32(pre["std"])).astype(np.float32)
+
+
+def split_indices(y: np.ndarray, fractions, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    parts: list[list[np.ndarray]] = [[], [], []]
+    for cls in np.unique(y):
+        idx = rng.permutation(np.flatnonzero(y == cls))
+        n_train = int(round(fractions[0] * len(idx)))
+        n_val = int(round(fractions[1] * len(idx)))
+        for part, chunk in zip(parts, (idx[:n_train], idx[n_train : n_train + n_val], idx[n_train + n_val :])):
+            part.append(chunk)
+    out = tuple(rng.permutation(np.concatenate(p)) for p in parts)
+    return out  # type: ignore[return-value]
+
+
+def make_splits(raw: RawData, fractions, seed: int, limit: int | None = None) -> Splits:
+    x, y = raw.x, raw.y
+    if limit is not None and limit < len(y):
+        keep = np.sort(np.random.default_rng(seed + 1).permutation(len(y))[:limit])
+        x, y = x[keep], y[keep]
+    tr, va, te = split_indices(y, fractions, seed)
+    for name, idx in (("train", tr), ("validation", va), ("test", te)):
+        if len(idx) == 0:
+            raise DataError(f"data.split {tuple(fractions)}: the {name} split is empty with {len(y)} samples")
+    scaled = x[tr] * np.float32(raw.scale)
+    mean, std = float(scaled.mean()), float(scaled.std()) or 1.0
+    pre = {
+        "scale": float(raw.scale),
+        "mean": mean,
+        "std": std,
+        "input_shape": list(raw.input_shape),
+        "layout": "NCHW" if len(raw.input_shape) == 3 else "NF",
+        "formula": "(x * scale - mean) / std",
+        **raw.extra,
+    }
+
+    def part(idx):
+        return Split(apply_preprocessing(x[idx], pre), y[idx])
+
+    return Splits(part(tr), part(va), part(te), list(raw.labels), raw.input_shape, pre)
+
+
+@lru_cache(maxsize=4)
+def _cached_raw(data_cfg_json: str):
+    from kdpipe.pipeline.config import DataConfig
+
+    return load_source(DataConfig.model_validate_json(data_cfg_json))
+
+
+def load_splits(cfg) -> Splits:
+    """cfg: the whole Config. Cached per process: the runner's pre-flight check and the stages share it."""
+    raw = _cached_raw(cfg.data.model_dump_json())
+    return make_splits(raw, cfg.data.split, cfg.seed, cfg.data.limit)

@@ -1,0 +1,84 @@
+"""Build a model from a config string: builtin:NAME, torchvision:NAME or python:package.module:factory.
+
+`python:` runs code the user names, on purpose: it is the one way a config can run code (README).
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+
+from torch import nn
+
+from kdpipe.errors import ModelError
+from kdpipe.models.builtin import BUILTIN
+
+
+def build_model(spec: str, params: dict, input_shape, num_classes: int, where: str) -> nn.Module:
+    scheme, _, name = spec.partition(":")
+    try:
+        if scheme == "builtin":
+            if name not in BUILTIN:
+                raise ModelError(f"{where} {spec!r}: unknown built-in model (built in: {', '.join(BUILTIN)})")
+            return _call(BUILTIN[name], params, input_shape, num_classes, where, spec)
+        if scheme == "torchvision":
+            return _torchvision(name, params, num_classes, where, spec)
+        if scheme == "python":
+            return _call(_import_factory(name, where, spec), params, input_shape, num_classes, where, spec)
+    except ModelError:
+        raise
+    except (TypeError, ValueError) as e:
+        raise ModelError(f"{where} {spec!r}: cannot build the model with params {params}: {e}") from None
+    raise ModelError(f"{where} {spec!r}: expected builtin:NAME, torchvision:NAME or python:package.module:factory")
+
+
+def _call(factory, params, input_shape, num_classes, where, spec) -> nn.Module:
+    kwargs = dict(params)
+    accepted = _accepted_kwargs(factory)
+    # Pass what the data knows (input shape, class count) when the factory asks for it.
+    for key, value in (("input_shape", tuple(input_shape)), ("num_classes", num_classes)):
+        if key not in kwargs and (accepted is None or key in accepted):
+            kwargs[key] = value
+    if accepted is not None:
+        unknown = sorted(set(kwargs) - accepted)
+        if unknown:
+            raise ModelError(f"{where} {spec!r}: unknown params {unknown} (accepted: {sorted(accepted)})")
+    model = factory(**kwargs)
+    if not isinstance(model, nn.Module):
+        raise ModelError(f"{where} {spec!r}: the factory returned {type(model).__name__}, not a torch.nn.Module")
+    return model
+
+
+def _accepted_kwargs(factory) -> set[str] | None:
+    try:
+        sig = inspect.signature(factory)
+    except (TypeError, ValueError):
+        return None
+    if any(p.kind is p.VAR_KEYWORD for p in sig.parameters.values()):
+        return None
+    return {n for n, p in sig.parameters.items() if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
+
+
+def _import_factory(target: str, where: str, spec: str):
+    module_name, _, attr = target.partition(":")
+    if not module_name or not attr:
+        raise ModelError(f"{where} {spec!r}: expected python:package.module:factory")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as e:
+        raise ModelError(f"{where} {spec!r}: cannot import {module_name!r} ({e})") from None
+    factory = getattr(module, attr, None)
+    if not callable(factory):
+        raise ModelError(f"{where} {spec!r}: {module_name!r} has no callable {attr!r}")
+    return factory
+
+
+def _torchvision(name: str, params: dict, num_classes: int, where: str, spec: str) -> nn.Module:
+    try:
+        import torchvision.models as tvm
+    except Exception as e:  # missing, or built for another torch
+        raise ModelError(f"{where} {spec!r}: torchvision is not usable here ({type(e).__name__}: {e})") from None
+    if name not in tvm.list_models():
+        raise ModelError(f"{where} {spec!r}: torchvision has no model {name!r}")
+    kwargs = {"weights": None, "num_classes": num_classes, **params}
+    return tvm.get_model(name, **kwargs)

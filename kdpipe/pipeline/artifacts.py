@@ -1,0 +1,161 @@
+"""The run folder: atomic writes, the manifest, checksums and the one-process lock.
+
+A stage writes into `<run>/.staging/<stage>/`; only when it has finished is that folder renamed to
+`<run>/<stage>/` and its entry (files with sha256, outputs, timings) written to manifest.json, itself
+replaced atomically. A stage is "done" only when its manifest entry exists and its files still match.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from kdpipe.errors import RunFolderError
+
+MANIFEST = "manifest.json"
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_json(path: Path, obj: Any) -> None:
+    atomic_write_bytes(path, (json.dumps(obj, indent=2, sort_keys=False, default=_json_default) + "\n").encode())
+
+
+def _json_default(o):
+    if hasattr(o, "item"):  # numpy scalars
+        return o.item()
+    if hasattr(o, "tolist"):
+        return o.tolist()
+    if isinstance(o, Path):
+        return str(o)
+    raise TypeError(f"not JSON serialisable: {type(o).__name__}")
+
+
+class RunLock:
+    """flock on <run>/.lock: the kernel drops it when the holder dies, so a killed run never leaves it stuck."""
+
+    def __init__(self, run_dir: Path):
+        self.path = run_dir / ".lock"
+        self._fd: int | None = None
+
+    def __enter__(self):
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            holder = self.path.read_text().strip() or "another process"
+            raise RunFolderError(
+                f"run folder {self.path.parent} is in use by another kdpipe process (pid {holder}); "
+                "wait for it to finish or stop it"
+            ) from None
+        os.ftruncate(fd, 0)
+        os.write(fd, str(os.getpid()).encode())
+        self._fd = fd
+        return self
+
+    def __exit__(self, *exc):
+        if self._fd is not None:
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+            os.close(self._fd)
+            self._fd = None
+
+
+class RunStore:
+    """Reads and writes one run folder."""
+
+    def __init__(self, run_dir: Path):
+        self.root = Path(run_dir)
+
+    # manifest ------------------------------------------------------------------------------
+    def manifest(self) -> dict:
+        path = self.root / MANIFEST
+        if not path.exists():
+            return {"stages": {}}
+        try:
+            data = json.loads(path.read_text())
+        except (OSError, json.JSONDecodeError) as e:
+            raise RunFolderError(f"{path}: manifest is unreadable ({e}); delete the run folder or use --force") from None
+        if not isinstance(data, dict) or not isinstance(data.get("stages"), dict):
+            raise RunFolderError(f"{path}: manifest has no 'stages' mapping; delete the run folder or use --force")
+        return data
+
+    def entry(self, stage: str) -> dict | None:
+        return self.manifest()["stages"].get(stage)
+
+    def problems(self, stage: str) -> list[str]:
+        """Why a recorded stage can no longer be trusted (missing or changed files)."""
+        entry = self.entry(stage)
+        if entry is None:
+            return ["not run"]
+        out = []
+        for rel, digest in entry.get("files", {}).items():
+            p = self.root / rel
+            if not p.is_file():
+                out.append(f"{rel} is missing")
+            elif sha256_file(p) != digest:
+                out.append(f"{rel} was changed since it was written")
+        return out
+
+    # stage folders -------------------------------------------------------------------------
+    def staging_dir(self, stage: str) -> Path:
+        d = self.root / ".staging" / stage
+        if d.exists():
+            shutil.rmtree(d)  # leftovers of an interrupted attempt
+        d.mkdir(parents=True)
+        return d
+
+    def commit(self, stage: str, staging: Path, entry: dict) -> dict:
+        """Move a finished stage's folder into place and record it (files + checksums) in the manifest."""
+        final = self.root / stage
+        if final.exists():
+            old = self.root / ".staging" / f"{stage}.old"
+            shutil.rmtree(old, ignore_errors=True)
+            final.rename(old)
+            shutil.rmtree(old)
+        staging.rename(final)
+        files = {
+            str(p.relative_to(self.root)): sha256_file(p) for p in sorted(final.rglob("*")) if p.is_file()
+        }
+        entry = dict(entry, files=files)
+        manifest = self.manifest()
+        manifest["stages"][stage] = entry
+        atomic_write_json(self.root / MANIFEST, manifest)
+        return entry
+
+    def forget(self, stages: list[str]) -> None:
+        manifest = self.manifest()
+        if any(s in manifest["stages"] for s in stages):
+            for s in stages:
+                manifest["stages"].pop(s, None)
+            atomic_write_json(self.root / MANIFEST, manifest)
+
+    def path(self, rel: str) -> Path:
+        return self.root / rel

@@ -1,0 +1,258 @@
+"""Typed, validated run configuration: YAML file + `--set key.sub=value` overrides.
+
+Every key has a default here, so `kdpipe show-config` prints the whole resolved config. Errors are
+turned into one line that names the file and the key (with a did-you-mean for unknown keys).
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from kdpipe.errors import ConfigError
+
+Fraction = float
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class DataConfig(Section):
+    source: str = Field("builtin:mnist-5k", description="builtin:NAME, npz:PATH, csv:PATH or folder:PATH")
+    label_column: str = "label"
+    labels: list[str] | None = None
+    image_size: tuple[int, int] | None = None
+    channels: Literal[1, 3] = 1
+    split: tuple[float, float, float] = (0.7, 0.1, 0.2)
+    batch_size: int = Field(64, ge=1)
+    limit: int | None = Field(None, ge=10, description="use only this many samples (quick runs)")
+
+    @field_validator("split")
+    @classmethod
+    def _split_sums_to_one(cls, v):
+        if any(p <= 0 for p in v):
+            raise ValueError("each of train/validation/test must be > 0")
+        if abs(sum(v) - 1.0) > 1e-6:
+            raise ValueError(f"train/validation/test fractions must add up to 1 (they add up to {sum(v):g})")
+        return v
+
+
+class TrainConfig(Section):
+    epochs: int = Field(10, ge=0)
+    lr: float = Field(1e-3, gt=0)
+    weight_decay: float = Field(0.0, ge=0)
+
+
+class TeacherConfig(Section):
+    model: str = "builtin:cnn"
+    params: dict[str, Any] = Field(default_factory=dict)
+    weights: str | None = Field(None, description="checkpoint (.safetensors, or .pt/.pth loaded weights_only)")
+    train: TrainConfig = Field(default_factory=lambda: TrainConfig(epochs=10))
+
+
+class StudentConfig(Section):
+    model: str = "builtin:mlp"
+    params: dict[str, Any] = Field(default_factory=lambda: {"hidden": [32]})
+
+
+class DistillConfig(Section):
+    epochs: int = Field(30, ge=1)
+    lr: float = Field(1e-3, gt=0)
+    weight_decay: float = Field(0.0, ge=0)
+    temperature: float = Field(4.0, gt=0)
+    alpha: float = Field(0.9, ge=0, le=1)
+    baseline: bool = True
+    cache_teacher: bool = Field(True, description="compute teacher logits once; the inputs do not change")
+
+
+class PruneConfig(Section):
+    enabled: bool = True
+    method: Literal["structured"] = "structured"
+    ratio: float = Field(0.3, gt=0, lt=1)
+    finetune: TrainConfig = Field(default_factory=lambda: TrainConfig(epochs=5))
+
+
+QuantVariant = Literal["dynamic", "static", "fp16"]
+Calibration = Literal["minmax", "entropy", "percentile"]
+
+
+class QuantizeConfig(Section):
+    enabled: bool = True
+    source: Literal["auto", "student", "pruned"] = "auto"
+    variants: list[QuantVariant] = Field(default_factory=lambda: ["dynamic", "static", "fp16"])
+    calibration: list[Calibration] = Field(default_factory=lambda: ["minmax", "percentile"])
+    calibration_samples: int = Field(512, ge=1)
+    per_channel: bool = False
+    reduce_range: bool = False
+
+
+class ExportConfig(Section):
+    opset: int = Field(17, ge=13, le=21)
+    bundle: str = Field("auto", description="auto, or a variant name such as student or pruned-int8-dynamic")
+    max_drop: float = Field(1.0, ge=0, description="auto picks int8 only within this many val points of fp32")
+
+
+class BenchmarkConfig(Section):
+    providers: list[Literal["cpu", "cuda"]] = Field(default_factory=lambda: ["cpu", "cuda"])
+    batch_sizes: list[int] = Field(default_factory=lambda: [1, 64])
+    warmup: int = Field(10, ge=0)
+    min_seconds: float = Field(1.0, gt=0)
+    min_runs: int = Field(20, ge=1)
+    threads: int = Field(0, ge=0, description="intra-op threads; 0 = onnxruntime's default")
+    torch_teacher: bool = True
+
+    @field_validator("batch_sizes")
+    @classmethod
+    def _positive(cls, v):
+        if not v or any(b < 1 for b in v):
+            raise ValueError("batch sizes must be a non-empty list of integers >= 1")
+        return v
+
+
+class Config(Section):
+    name: str = "run"
+    output_dir: str | None = None
+    seed: int = 0
+    task: Literal["classification"] = "classification"
+    device: Literal["auto", "cpu", "cuda"] = "cpu"
+    data: DataConfig = Field(default_factory=DataConfig)
+    teacher: TeacherConfig = Field(default_factory=TeacherConfig)
+    student: StudentConfig = Field(default_factory=StudentConfig)
+    distill: DistillConfig = Field(default_factory=DistillConfig)
+    prune: PruneConfig = Field(default_factory=PruneConfig)
+    quantize: QuantizeConfig = Field(default_factory=QuantizeConfig)
+    export: ExportConfig = Field(default_factory=ExportConfig)
+    benchmark: BenchmarkConfig = Field(default_factory=BenchmarkConfig)
+
+    @field_validator("name")
+    @classmethod
+    def _safe_name(cls, v):
+        # The name becomes a folder under artifacts/: nothing that could climb out of it.
+        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}", v) or ".." in v:
+            raise ValueError("use letters, digits, '.', '_' and '-' only (it names the run folder)")
+        return v
+
+    @model_validator(mode="after")
+    def _quantize_needs_calibration(self):
+        if "static" in self.quantize.variants and not self.quantize.calibration:
+            raise ValueError("quantize.calibration: static quantization needs at least one calibration method")
+        return self
+
+    def run_dir(self, base: Path | None = None) -> Path:
+        root = Path(base) if base else Path.cwd()
+        return (root / (self.output_dir or f"artifacts/{self.name}")).resolve()
+
+
+# --- loading ---------------------------------------------------------------------------------
+
+
+def parse_override(text: str) -> tuple[list[str], Any]:
+    if "=" not in text:
+        raise ConfigError(f"--set {text!r}: expected KEY=VALUE, e.g. --set distill.epochs=5")
+    key, raw = text.split("=", 1)
+    parts = key.strip().split(".")
+    if not all(re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", p) for p in parts):
+        raise ConfigError(f"--set {text!r}: {key!r} is not a dotted config key")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError as e:
+        raise ConfigError(f"--set {text!r}: value is not valid YAML ({_first_line(e)})") from None
+    return parts, value
+
+
+def apply_overrides(raw: dict, overrides: list[str]) -> dict:
+    for text in overrides:
+        parts, value = parse_override(text)
+        node = raw
+        for p in parts[:-1]:
+            child = node.get(p)
+            if child is None:
+                child = node[p] = {}
+            if not isinstance(child, dict):
+                raise ConfigError(f"--set {text!r}: {p!r} is not a section")
+            node = child
+        node[parts[-1]] = value
+    return raw
+
+
+def load_config(path: str | Path | None, overrides: list[str] | tuple[str, ...] = ()) -> Config:
+    where = str(path) if path else "defaults"
+    raw: dict = {}
+    if path is not None:
+        p = Path(path)
+        if not p.is_file():
+            raise ConfigError(f"config file not found: {p}")
+        try:
+            text = p.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as e:
+            raise ConfigError(f"{p}: cannot read config ({e})") from None
+        try:
+            loaded = yaml.safe_load(text)
+        except yaml.YAMLError as e:
+            raise ConfigError(f"{p}: invalid YAML: {_first_line(e)}") from None
+        if loaded is None:
+            loaded = {}
+        if not isinstance(loaded, dict):
+            raise ConfigError(f"{p}: the config must be a mapping of keys to values, not {type(loaded).__name__}")
+        raw = loaded
+    raw = apply_overrides(raw, list(overrides))
+    try:
+        return Config.model_validate(raw)
+    except ValidationError as e:
+        raise ConfigError(f"{where}: {format_validation_error(e)}") from None
+
+
+def format_validation_error(e: ValidationError) -> str:
+    problems = []
+    for err in e.errors():
+        loc = ".".join(str(x) for x in err["loc"])
+        if err["type"] == "extra_forbidden":
+            msg = f"unknown key {loc!r}"
+            hint = _did_you_mean(err["loc"])
+            if hint:
+                msg += f" (did you mean {hint!r}?)"
+        else:
+            got = err.get("input")
+            got_s = "" if isinstance(got, dict) else f" (got {got!r})"
+            where = f"{loc}: " if loc else ""
+            msg = f"{where}{_clean(err['msg'])}{got_s}"
+        problems.append(msg)
+    extra = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+    return problems[0] + extra
+
+
+def _did_you_mean(loc: tuple) -> str | None:
+    model: type[BaseModel] = Config
+    prefix = []
+    for part in loc[:-1]:
+        field = model.model_fields.get(str(part))
+        ann = getattr(field, "annotation", None) if field else None
+        if not (isinstance(ann, type) and issubclass(ann, BaseModel)):
+            return None
+        model = ann
+        prefix.append(str(part))
+    close = difflib.get_close_matches(str(loc[-1]), list(model.model_fields), n=1, cutoff=0.6)
+    return ".".join(prefix + close) if close else None
+
+
+def _clean(msg: str) -> str:
+    return msg.replace("Value error, ", "")
+
+
+def _first_line(e: Exception) -> str:
+    return " ".join(str(e).split())[:300]
+
+
+def dump_config(cfg: Config) -> str:
+    return yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False)
+
+
+def section_dict(cfg: Config, names: tuple[str, ...]) -> dict:
+    full = cfg.model_dump(mode="json")
+    return {n: full[n] for n in names}

@@ -1,0 +1,47 @@
+"""What a stage gets: the config, its own output folder, and read access to upstream results."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from kdpipe.errors import RunFolderError
+from kdpipe.pipeline.artifacts import RunStore
+from kdpipe.pipeline.config import Config
+
+
+@dataclass
+class StageContext:
+    cfg: Config
+    store: RunStore
+    out: Path  # the stage's staging folder; moved to <run>/<stage>/ when the stage succeeds
+    stage: str
+    quiet: bool = False
+    _splits: object = field(default=None, repr=False)
+
+    @property
+    def splits(self):
+        if self._splits is None:
+            from kdpipe.data.splits import load_splits
+
+            self._splits = load_splits(self.cfg)
+        return self._splits
+
+    def upstream(self, stage: str) -> dict:
+        """The recorded outputs of an earlier stage (through the manifest, never its code)."""
+        entry = self.store.entry(stage)
+        if entry is None:
+            raise RunFolderError(f"stage {self.stage!r} needs the results of {stage!r}, which are not in {self.store.root}")
+        return entry["outputs"]
+
+    def has(self, stage: str) -> bool:
+        entry = self.store.entry(stage)
+        return entry is not None and not entry["outputs"].get("skipped")
+
+    def file(self, rel: str) -> Path:
+        """An upstream file, by the run-folder-relative path its stage recorded."""
+        return self.store.path(rel)
+
+    def rel(self, path: Path) -> str:
+        """How downstream stages will find a file this stage writes (after the staging folder moves)."""
+        return f"{self.stage}/{path.relative_to(self.out)}"

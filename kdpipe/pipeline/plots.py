@@ -1,0 +1,45 @@
+"""Report plots: accuracy against file size and against latency, one point per variant."""
+
+from __future__ import annotations
+
+import base64
+import io
+from pathlib import Path
+
+
+def make_plots(report: dict, folder: Path) -> dict[str, str]:
+    """Writes PNGs into `folder`; returns {caption: base64 PNG} for the HTML report."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = report["rows"]
+    b = min(report["batch_sizes"])
+    out = {}
+    specs = [
+        ("accuracy_vs_size", "size (KB, log scale)", lambda r: r["size_bytes"] / 1024),
+        ("accuracy_vs_latency", f"CPU latency p50 at batch {b} (ms, log scale)",
+         lambda r: (r["latency"].get("cpu") or {}).get(str(b), {}).get("p50_ms")),
+    ]
+    for name, xlabel, getx in specs:
+        pts = [(getx(r), r["metric"]["value"], f"{r['variant']} ({r['format']})") for r in rows]
+        pts = [p for p in pts if p[0]]
+        if not pts:
+            continue
+        fig, ax = plt.subplots(figsize=(7, 4.5), dpi=100)
+        for x, y, label in pts:
+            ax.scatter(x, y)
+            ax.annotate(label, (x, y), fontsize=7, xytext=(4, 3), textcoords="offset points")
+        ax.set_xscale("log")
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel("test accuracy (%)")
+        ax.grid(True, alpha=0.3)
+        ax.set_title(name.replace("_", " "))
+        fig.tight_layout()
+        buf = io.BytesIO()
+        fig.savefig(buf, format="png")
+        plt.close(fig)
+        (folder / f"{name}.png").write_bytes(buf.getvalue())
+        out[name.replace("_", " ")] = base64.b64encode(buf.getvalue()).decode()
+    return out

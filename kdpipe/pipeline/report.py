@@ -1,0 +1,232 @@
+"""The report: one row per variant, joined from what every stage recorded in the manifest.
+
+`build_report` makes the JSON document (its schema is in the README); the renderers turn it into the
+terminal table, Markdown and HTML (with plots). Nothing here measures: it only joins and formats.
+"""
+
+from __future__ import annotations
+
+import html
+from datetime import datetime, timezone
+
+SCHEMA_VERSION = 1
+NOT_AVAILABLE = "not available"
+_NOT_MEASURED = ("not measured", "torch variants: teacher only")
+
+
+def build_report(manifest: dict, providers: list[str], batch_sizes: list[int]) -> dict:
+    stages = manifest["stages"]
+    out = lambda s: stages.get(s, {}).get("outputs", {})  # noqa: E731
+    rows = []
+    for stage in ("distill", "prune", "export", "quantize"):
+        rows += [dict(r) for r in out(stage).get("variants", [])]
+    bench = out("benchmark")
+    teacher = next(r for r in rows if r["variant"] == "teacher" and r["format"] == "torch")
+    t_size, t_metric = teacher["size_bytes"], teacher["metric"]["test"]
+
+    table = []
+    for r in rows:
+        latency = {}
+        for p in providers:
+            res = next((b for b in bench.get("results", []) if b["variant"] == r["variant"]
+                        and b["format"] == r["format"] and b["provider"] == p), None)
+            latency[p] = _latency_cell(res, bench.get("providers", {}).get(p), r["format"])
+        table.append({
+            "variant": r["variant"],
+            "format": r["format"],
+            "made_by": r["made_by"],
+            "path": r["path"],
+            "params": r["params"],
+            "size_bytes": r["size_bytes"],
+            "size_reduction": round(t_size / r["size_bytes"], 3),
+            "metric": {"name": r["metric"]["name"], "value": r["metric"]["test"], "val": r["metric"]["val"],
+                       "split": "test", "unit": "%"},
+            "metric_drop_points": round(t_metric - r["metric"]["test"], 4),
+            "latency": latency,
+            **({"quantization": r["quantization"]} if "quantization" in r else {}),
+            **({"parity": r["parity"]} if "parity" in r else {}),
+        })
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "name": manifest.get("name"),
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "task": manifest.get("config", {}).get("task", "classification"),
+        "providers": providers,
+        "batch_sizes": batch_sizes,
+        "rows": table,
+        "kd": _kd_summary(rows),
+        "prune": _prune_summary(out("prune")),
+        "bundle": out("export").get("bundle"),
+        "machine": bench.get("machine"),
+        "provider_status": bench.get("providers"),
+        "stages": {name: {"seconds": e.get("seconds"), "started": e.get("started")} for name, e in stages.items()},
+        "versions": manifest.get("versions"),
+        "seed": manifest.get("config", {}).get("seed"),
+    }
+
+
+def _latency_cell(res: dict | None, status: dict | None, fmt: str) -> dict:
+    if res is None:
+        if status is not None and not status.get("available"):
+            return {"available": False, "note": status.get("reason") or NOT_AVAILABLE}
+        return {"available": False, "note": _NOT_MEASURED[0] if fmt != "torch" else _NOT_MEASURED[1]}
+    if not res.get("available"):
+        return {"available": False, "note": res.get("note") or NOT_AVAILABLE}
+    if res.get("fallback"):
+        return {"available": False, "fallback": True, "note": res.get("note")}
+    cell = {"available": True, "runtime": res["runtime"], "threads": res.get("threads")}
+    for b, m in res.get("batches", {}).items():
+        cell[b] = {k: round(m[k], 4) for k in ("p50_ms", "p90_ms", "p99_ms", "throughput_per_s")} | {"runs": m["runs"]}
+    return cell
+
+
+def _kd_summary(rows: list[dict]) -> dict | None:
+    by = {r["variant"]: r for r in rows if r["format"] == "torch"}
+    if "student" not in by:
+        return None
+    student = by["student"]["metric"]["test"]
+    summary = {"student": student, "teacher": by["teacher"]["metric"]["test"]}
+    if "baseline" not in by:
+        summary["verdict"] = "no baseline was trained (distill.baseline: false), so the gain from KD is unknown"
+        return summary
+    base = by["baseline"]["metric"]["test"]
+    gain = round(student - base, 4)
+    summary.update(baseline=base, gain_points=gain)
+    if gain > 0:
+        summary["verdict"] = f"KD helped: the student scores {gain:+.2f} points over the same model trained without KD"
+    elif gain == 0:
+        summary["verdict"] = "KD made no difference on the test split: student and baseline score the same"
+    else:
+        summary["verdict"] = (f"KD did not help here: the student scores {gain:+.2f} points against the same model "
+                              "trained without KD; try another temperature/alpha or a larger student")
+    return summary
+
+
+def _prune_summary(p: dict) -> dict | None:
+    if not p or p.get("skipped"):
+        return None
+    return {k: p[k] for k in ("ratio", "params_before", "params_after", "accuracy_before_recovery",
+                              "accuracy_after_recovery", "student_accuracy")}
+
+
+# --- rendering -------------------------------------------------------------------------------
+
+def _fmt_size(n: int) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if n < 1024 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return str(n)
+
+
+def _lat(cell: dict, batch: int, what: str) -> str:
+    if cell.get("fallback"):
+        return "fallback"
+    if not cell.get("available"):
+        return "-" if cell.get("note") in _NOT_MEASURED else NOT_AVAILABLE
+    m = cell.get(str(batch))
+    if not m:
+        return "-"
+    return f"{m['p50_ms']:.3f}" if what == "p50" else f"{m['throughput_per_s']:.0f}"
+
+
+def table_columns(report: dict) -> tuple[list[str], list[list[str]]]:
+    b_small, b_large = min(report["batch_sizes"]), max(report["batch_sizes"])
+    head = ["variant", "format", "params", "size", "x smaller", "test acc %", "drop (pts)"]
+    for p in report["providers"]:
+        head += [f"{p} p50 ms (b{b_small})", f"{p} /s (b{b_large})"]
+    body = []
+    for r in report["rows"]:
+        line = [r["variant"], r["format"], f"{r['params']:,}", _fmt_size(r["size_bytes"]), f"{r['size_reduction']:.1f}",
+                f"{r['metric']['value']:.2f}", f"{r['metric_drop_points']:+.2f}"]
+        for p in report["providers"]:
+            line += [_lat(r["latency"][p], b_small, "p50"), _lat(r["latency"][p], b_large, "tput")]
+        body.append(line)
+    return head, body
+
+
+def notes(report: dict) -> list[str]:
+    out = []
+    if report.get("kd"):
+        kd = report["kd"]
+        line = f"Knowledge distillation: {kd['verdict']}"
+        if "baseline" in kd:
+            line += f" (student {kd['student']:.2f}%, baseline {kd['baseline']:.2f}%, teacher {kd['teacher']:.2f}%)."
+        out.append(line)
+    if report.get("prune"):
+        p = report["prune"]
+        out.append(
+            f"Pruning: {p['ratio']:.0%} of channels/neurons removed, params {p['params_before']:,} -> "
+            f"{p['params_after']:,}; test accuracy {p['student_accuracy']['test']:.2f}% before pruning, "
+            f"{p['accuracy_before_recovery']['test']:.2f}% right after, {p['accuracy_after_recovery']['test']:.2f}% "
+            "after the KD recovery fine-tune."
+        )
+    for p, st in (report.get("provider_status") or {}).items():
+        if not st["available"]:
+            out.append(f"{p.upper()} provider: {st['reason']}")
+    if report.get("bundle"):
+        out.append(f"Deployable bundle: {report['bundle']['path']}/ ({report['bundle']['variant']}).")
+    m = report.get("machine")
+    if m:
+        out.append(f"Measured on {m['cpu']} ({m['cores']} cores; SIMD: {', '.join(m['simd']) or 'none listed'}).")
+    out.append("Accuracy is on the test split; latency is p50 per call, throughput is samples per second; "
+               "the torch teacher row is PyTorch eager, the others onnxruntime.")
+    return out
+
+
+def render_terminal(report: dict, console=None) -> None:
+    from rich.console import Console
+    from rich.table import Table
+    from rich.text import Text  # plain text: "kdpipe[gpu]" must not be read as markup
+
+    head, body = table_columns(report)
+    # Wide enough for every column even when stdout is not a terminal (rich would assume 80).
+    console = console or Console(width=max(Console().width, 40 + 14 * len(head)))
+    table = Table(title=Text(f"kdpipe report: {report['name']}"), show_lines=False)
+    for i, h in enumerate(head):
+        table.add_column(h, justify="left" if i < 2 else "right", overflow="fold")
+    for line in body:
+        table.add_row(*(Text(c) for c in line))
+    console.print(table)
+    for n in notes(report):
+        console.print(Text(f"- {n}"), soft_wrap=True)
+
+
+def render_markdown(report: dict) -> str:
+    head, body = table_columns(report)
+    lines = [f"# kdpipe report: {report['name']}", "", f"Created {report['created']}, seed {report['seed']}.", ""]
+    lines += ["| " + " | ".join(head) + " |", "|" + "|".join(["---"] * 2 + ["---:"] * (len(head) - 2)) + "|"]
+    lines += ["| " + " | ".join(line) + " |" for line in body]
+    lines += ["", "## Findings", ""] + [f"- {n}" for n in notes(report)]
+    lines += ["", "## Export parity (ONNX fp32 vs torch, validation split)", "",
+              "| variant | max abs diff | prediction agreement |", "|---|---:|---:|"]
+    for r in report["rows"]:
+        if "parity" in r:
+            lines.append(f"| {r['variant']} | {r['parity']['max_abs_diff']:.2e} | {r['parity']['agreement']:.2f}% |")
+    q = [r for r in report["rows"] if "quantization" in r]
+    if q:
+        lines += ["", "## Quantized graphs", "", "| variant | method | calibration | per-channel | ops |", "|---|---|---|---|---|"]
+        for r in q:
+            qi = r["quantization"]
+            ops = ", ".join(f"{k} {v}" for k, v in sorted(qi["ops"].items()))
+            lines.append(f"| {r['variant']} | {qi['method']} | {qi['calibration'] or '-'} | {qi['per_channel']} | {ops} |")
+    lines += ["", "## Stage timings", "", "| stage | seconds |", "|---|---:|"]
+    lines += [f"| {s} | {v['seconds'] if v['seconds'] is not None else '-'} |" for s, v in report["stages"].items()]
+    return "\n".join(lines) + "\n"
+
+
+def render_html(report: dict, plots: dict[str, str]) -> str:
+    head, body = table_columns(report)
+    esc = html.escape
+    rows = "".join("<tr>" + "".join(f"<td>{esc(c)}</td>" for c in line) + "</tr>" for line in body)
+    imgs = "".join(f'<figure><img alt="{esc(k)}" src="data:image/png;base64,{v}"><figcaption>{esc(k)}</figcaption></figure>'
+                   for k, v in plots.items())
+    findings = "".join(f"<li>{esc(n)}</li>" for n in notes(report))
+    return f"""<!doctype html><html><head><meta charset="utf-8"><title>kdpipe report: {esc(str(report['name']))}</title>
+<style>body{{font-family:system-ui,sans-serif;margin:2em;max-width:1200px}}table{{border-collapse:collapse}}
+td,th{{border:1px solid #ccc;padding:4px 8px;text-align:right}}td:nth-child(-n+2),th{{text-align:left}}
+th{{background:#f3f3f3}}figure{{display:inline-block;margin:1em}}img{{max-width:560px}}</style></head><body>
+<h1>kdpipe report: {esc(str(report['name']))}</h1><p>Created {esc(report['created'])}, seed {report['seed']}.</p>
+<table><tr>{''.join(f'<th>{esc(h)}</th>' for h in head)}</tr>{rows}</table>
+<h2>Findings</h2><ul>{findings}</ul><h2>Plots</h2>{imgs}</body></html>
+"""

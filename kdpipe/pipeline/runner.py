@@ -1,0 +1,142 @@
+"""Runs stages in order, skipping those whose config, inputs and files are unchanged.
+
+A stage's entry records a fingerprint of the config sections it reads and the run ids of the
+upstream entries it consumed. It reruns when either changed, when one of its files is missing or
+altered, or with --force; a rerun gives it a new run id, which makes every later stage stale too.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import platform
+import time
+import uuid
+from datetime import datetime, timezone
+from pathlib import Path
+
+from kdpipe import __version__
+from kdpipe.errors import KdpipeError, RunFolderError
+from kdpipe.pipeline.artifacts import RunLock, RunStore, atomic_write_json
+from kdpipe.pipeline.config import Config, section_dict
+from kdpipe.pipeline.context import StageContext
+from kdpipe.progress import say
+from kdpipe.stages import ORDER, STAGES
+
+
+def library_versions() -> dict:
+    from importlib import metadata
+
+    out = {"python": platform.python_version(), "kdpipe": __version__}
+    for name in ("torch", "numpy", "onnx", "onnxruntime", "onnxruntime-gpu", "torch-pruning", "transformers", "optimum"):
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            pass
+    return out
+
+
+def fingerprint(stage: str, cfg: Config) -> str:
+    blob = json.dumps({"stage": stage, "config": section_dict(cfg, STAGES[stage].SECTIONS)}, sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def why_stale(stage: str, cfg: Config, store: RunStore) -> str | None:
+    """None when the recorded stage is still valid for this config, else the reason to rerun it."""
+    entry = store.entry(stage)
+    if entry is None:
+        return "not run yet"
+    if entry.get("fingerprint") != fingerprint(stage, cfg):
+        changed = _changed_keys(entry.get("config", {}), section_dict(cfg, STAGES[stage].SECTIONS))
+        return f"config changed ({', '.join(changed[:4]) or 'settings'})"
+    for up in STAGES[stage].REQUIRES:
+        up_entry = store.entry(up)
+        if up_entry is None or entry.get("inputs", {}).get(up) != up_entry.get("run_id"):
+            return f"{up} was rerun"
+    problems = store.problems(stage)
+    if problems:
+        return "; ".join(problems[:3])
+    return None
+
+
+def _changed_keys(old, new, prefix="") -> list[str]:
+    if isinstance(old, dict) and isinstance(new, dict):
+        out = []
+        for k in sorted(set(old) | set(new)):
+            out += _changed_keys(old.get(k), new.get(k), f"{prefix}{k}.")
+        return out
+    return [] if old == new else [prefix.rstrip(".")]
+
+
+def preflight(cfg: Config) -> None:
+    """Checks that need no run folder, so bad data or models fail before anything is written."""
+    from kdpipe.data.splits import load_splits
+    from kdpipe.models.factory import build_model
+
+    splits = load_splits(cfg)
+    for role in ("teacher", "student"):
+        section = getattr(cfg, role)
+        build_model(section.model, section.params, splits.input_shape, splits.num_classes, f"{role}.model")
+    if cfg.teacher.weights and not Path(cfg.teacher.weights).is_file():
+        raise KdpipeError(f"teacher.weights: checkpoint not found: {cfg.teacher.weights}")
+
+
+def run(cfg: Config, stages: list[str], *, force: bool = False, config_hint: str = "CONFIG",
+        quiet: bool = False, base: Path | None = None) -> RunStore:
+    store = RunStore(cfg.run_dir(base))
+    first = ORDER.index(stages[0])
+    # A single stage runs on what earlier stages left: they must be there and current.
+    for up in ORDER[:first]:
+        reason = why_stale(up, cfg, store)
+        if reason:
+            what = "has not run" if reason == "not run yet" else f"is out of date ({reason})"
+            raise RunFolderError(
+                f"stage {stages[0]!r} needs {up!r}, which {what} in {store.root}: "
+                f"run `kdpipe {up} {config_hint}` first (or `kdpipe all {config_hint}`)"
+            )
+    preflight(cfg)
+    with RunLock(store.root):
+        for name in stages:
+            reason = "--force" if force else why_stale(name, cfg, store)
+            if reason is None:
+                say(f"[{name}] up to date, skipped (use --force to rerun)")
+                continue
+            say(f"[{name}] running: {reason}")
+            _run_stage(name, cfg, store, quiet)
+    return store
+
+
+def _run_stage(name: str, cfg: Config, store: RunStore, quiet: bool) -> dict:
+    module = STAGES[name]
+    store.forget([name])  # until it finishes again, the old entry is not to be trusted
+    staging = store.staging_dir(name)
+    ctx = StageContext(cfg=cfg, store=store, out=staging, stage=name, quiet=quiet)
+    started = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    t0 = time.perf_counter()
+    outputs = module.run(ctx)
+    seconds = time.perf_counter() - t0
+    manifest = store.manifest()
+    entry = {
+        "run_id": uuid.uuid4().hex,
+        "fingerprint": fingerprint(name, cfg),
+        "inputs": {up: manifest["stages"][up]["run_id"] for up in module.REQUIRES if up in manifest["stages"]},
+        "started": started,
+        "seconds": round(seconds, 3),
+        "seed": cfg.seed,
+        "config": section_dict(cfg, module.SECTIONS),
+        "versions": library_versions(),
+        "outputs": outputs,
+    }
+    store.commit(name, staging, entry)
+    _write_run_info(store, cfg)
+    say(f"[{name}] done in {seconds:.1f} s")
+    return entry
+
+
+def _write_run_info(store: RunStore, cfg: Config) -> None:
+    manifest = store.manifest()
+    manifest.update(
+        {"name": cfg.name, "kdpipe_version": __version__, "config": cfg.model_dump(mode="json"),
+         "versions": library_versions()}
+    )
+    atomic_write_json(store.root / "manifest.json", manifest)

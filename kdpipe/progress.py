@@ -1,0 +1,27 @@
+"""Progress bars (tqdm on stderr) and status lines; `-q` silences both."""
+
+from __future__ import annotations
+
+import sys
+
+from tqdm.auto import tqdm
+
+_quiet = False
+
+
+def set_quiet(quiet: bool) -> None:
+    global _quiet
+    _quiet = quiet
+
+
+def is_quiet() -> bool:
+    return _quiet
+
+
+def progress(iterable, desc: str, quiet: bool = False, **kw):
+    return tqdm(iterable, desc=desc, disable=quiet or _quiet, leave=False, dynamic_ncols=True, **kw)
+
+
+def say(msg: str) -> None:
+    if not _quiet:
+        print(msg, file=sys.stderr, flush=True)

@@ -1,0 +1,48 @@
+"""torch -> ONNX (fp32, dynamic batch axis), with model metadata an app can read back."""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import onnx
+import torch
+from torch import nn
+
+INPUT_NAME = "input"
+OUTPUT_NAME = "logits"
+
+
+def export_onnx(model: nn.Module, input_shape, path: Path, opset: int, metadata: dict | None = None) -> None:
+    model = model.cpu().eval()
+    sample = torch.zeros(2, *input_shape)
+    tmp = path.with_name(f".{path.name}.tmp")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation notice
+        torch.onnx.export(
+            model, (sample,), str(tmp), dynamo=False, opset_version=opset,
+            input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
+            dynamic_axes={INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}},
+        )
+    if metadata:
+        set_metadata(tmp, metadata)
+    onnx.checker.check_model(str(tmp))
+    tmp.replace(path)
+
+
+def set_metadata(path: Path, metadata: dict) -> None:
+    m = onnx.load(str(path))
+    onnx.helper.set_model_props(m, {**{p.key: p.value for p in m.metadata_props}, **{k: str(v) for k, v in metadata.items()}})
+    onnx.save(m, str(path))
+
+
+def load_checked(path: Path, where: str) -> onnx.ModelProto:
+    """Load an .onnx file, turning a truncated or foreign file into one clear error."""
+    from kdpipe.errors import ModelError
+
+    try:
+        m = onnx.load(str(path))
+        onnx.checker.check_model(m)
+    except Exception as e:
+        raise ModelError(f"{where}: {path} is not a valid ONNX model ({type(e).__name__}: {' '.join(str(e).split())[:200]})") from None
+    return m

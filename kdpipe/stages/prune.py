@@ -1,0 +1,78 @@
+"""prune: structured pruning of the distilled student (neurons and channels really removed, with
+Torch-Pruning), then a KD fine-tune from the teacher to win back accuracy."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from kdpipe.evaluation import evaluate, torch_predictor
+from kdpipe.models.checkpoint import count_params, load_model, save_model
+from kdpipe.progress import say
+from kdpipe.training.kd_loss import kd_loss_fn
+from kdpipe.training.loop import fit, resolve_device, seed_everything
+from kdpipe.variants import variant_row
+
+NAME = "prune"
+REQUIRES = ("distill",)
+SECTIONS = ("seed", "device", "prune")
+
+
+def run(ctx) -> dict:
+    cfg, pc = ctx.cfg, ctx.cfg.prune
+    if not pc.enabled:
+        say("[prune] disabled in the config (prune.enabled: false)")
+        return {"skipped": "prune.enabled is false", "variants": []}
+    distilled = ctx.upstream("distill")
+    rows = {r["variant"]: r for r in distilled["variants"]}
+    splits = ctx.splits
+    student, spec = load_model(ctx.file(rows["student"]["path"]), "distill/student")
+    teacher, _ = load_model(ctx.file(rows["teacher"]["path"]), "distill/teacher")
+    params_before = count_params(student)
+
+    seed_everything(cfg.seed + 3)
+    prune_structured(student, splits.input_shape, splits.num_classes, pc.ratio)
+    params_after = count_params(student)
+    predict = torch_predictor(student)
+    before_recovery = {"val": evaluate(predict, splits.val), "test": evaluate(predict, splits.test)}
+
+    dc = cfg.distill
+    loss = kd_loss_fn(dc.temperature, dc.alpha)
+    r = fit(student, splits.train, splits.val, epochs=pc.finetune.epochs, lr=pc.finetune.lr,
+            weight_decay=pc.finetune.weight_decay, batch_size=cfg.data.batch_size, seed=cfg.seed + 4,
+            loss_fn=loss, teacher=teacher, cache_teacher=dc.cache_teacher, device=resolve_device(cfg.device),
+            desc="prune recovery (KD)", quiet=ctx.quiet)
+    student.cpu()
+    path = ctx.out / "pruned.safetensors"
+    save_model(student, path, spec)
+    predict = torch_predictor(student)
+    row = variant_row("pruned", "torch", path, ctx.rel(path), params_after, evaluate(predict, splits.val),
+                      evaluate(predict, splits.test), NAME)
+    say(f"[prune] params {params_before} -> {params_after}; test accuracy {before_recovery['test']:.2f}% "
+        f"after pruning, {row['metric']['test']:.2f}% after recovery")
+    return {
+        "variants": [row],
+        "params_before": params_before,
+        "params_after": params_after,
+        "ratio": pc.ratio,
+        "accuracy_before_recovery": before_recovery,
+        "accuracy_after_recovery": {"val": row["metric"]["val"], "test": row["metric"]["test"]},
+        "student_accuracy": rows["student"]["metric"],
+        "recovery": {"history": r.history},
+    }
+
+
+def prune_structured(model: nn.Module, input_shape, num_classes: int, ratio: float) -> None:
+    """Remove `ratio` of the channels/neurons of every prunable layer except the classifier."""
+    import torch_pruning as tp
+
+    model.cpu().eval()
+    example = torch.zeros(1, *input_shape)
+    # The layer that produces the class logits keeps its outputs; the class count is fixed.
+    ignored = [m for m in model.modules() if isinstance(m, nn.Linear) and m.out_features == num_classes]
+    pruner = tp.pruner.MetaPruner(
+        model, example, importance=tp.importance.GroupMagnitudeImportance(p=2), pruning_ratio=ratio,
+        ignored_layers=ignored,
+    )
+    pruner.step()
+

@@ -1,0 +1,135 @@
+"""quantize: onnxruntime int8 (dynamic; static QDQ calibrated on training data with MinMax, Entropy or
+Percentile) and fp16 (for the CUDA provider) from the final student; each variant's accuracy is
+measured by running it in onnxruntime on the validation and test splits."""
+
+from __future__ import annotations
+
+import tempfile
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import onnx
+
+from kdpipe.evaluation import evaluate, onnx_predictor
+from kdpipe.models.checkpoint import load_model
+from kdpipe.progress import progress, say
+from kdpipe.runtime.onnx_convert import INPUT_NAME, export_onnx
+from kdpipe.runtime.sessions import make_session, ort
+from kdpipe.variants import variant_row
+
+NAME = "quantize"
+REQUIRES = ("distill", "prune")
+SECTIONS = ("seed", "quantize", "export")
+
+
+def run(ctx) -> dict:
+    qc = ctx.cfg.quantize
+    if not qc.enabled:
+        say("[quantize] disabled in the config (quantize.enabled: false)")
+        return {"skipped": "quantize.enabled is false", "variants": []}
+    source = _source_name(ctx)
+    upstream = ctx.upstream("prune" if source == "pruned" else "distill")
+    src_row = next(r for r in upstream["variants"] if r["variant"] == source)
+    model, _ = load_model(ctx.file(src_row["path"]), f"{source} model")
+    splits = ctx.splits
+    calib = _calibration_batches(splits.train.x, qc.calibration_samples, ctx.cfg.seed)
+
+    ort()  # clear error if the onnxruntime install is broken
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    jobs = _jobs(qc)
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        fp32 = Path(tmp) / "fp32.onnx"
+        export_onnx(model, splits.input_shape, fp32, ctx.cfg.export.opset)
+        prepared = Path(tmp) / "prepared.onnx"
+        quant_pre_process(str(fp32), str(prepared), skip_symbolic_shape=True)
+        for kind, calibration in progress(jobs, desc="quantize", quiet=ctx.quiet, unit="variant"):
+            name = f"{source}-" + ("fp16" if kind == "fp16" else f"int8-{kind}" + (f"-{calibration}" if calibration else ""))
+            out = ctx.out / f"{name}.onnx"
+            if kind == "dynamic":
+                _dynamic(prepared, out, qc)
+            elif kind == "static":
+                _static(prepared, out, qc, calibration, calib)
+            else:
+                _fp16(fp32, out)
+            sess, _ = make_session(out, "cpu")
+            predict = onnx_predictor(sess)
+            rows.append(
+                variant_row(
+                    name, "onnx-fp16" if kind == "fp16" else "onnx-int8", out, ctx.rel(out), src_row["params"],
+                    evaluate(predict, splits.val), evaluate(predict, splits.test), NAME,
+                    source=source,
+                    quantization={"method": kind, "calibration": calibration, "per_channel": qc.per_channel,
+                                  "reduce_range": qc.reduce_range, "ops": op_counts(out)},
+                )
+            )
+    for r in rows:
+        say(f"[quantize] {r['variant']}: {r['size_bytes']} bytes, test accuracy {r['metric']['test']:.2f}%")
+    return {"source": source, "source_metric": src_row["metric"], "variants": rows}
+
+
+def _source_name(ctx) -> str:
+    wanted = ctx.cfg.quantize.source
+    if wanted == "pruned" and not ctx.has("prune"):
+        from kdpipe.errors import ConfigError
+
+        raise ConfigError("quantize.source: pruned, but the prune stage is disabled (prune.enabled: false)")
+    if wanted == "auto":
+        return "pruned" if ctx.has("prune") else "student"
+    return wanted
+
+
+def _jobs(qc) -> list[tuple[str, str | None]]:
+    jobs: list[tuple[str, str | None]] = []
+    for v in qc.variants:
+        if v == "static":
+            jobs += [("static", c) for c in qc.calibration]
+        else:
+            jobs.append((v, None))
+    return jobs
+
+
+def _calibration_batches(x: np.ndarray, samples: int, seed: int, batch: int = 32) -> list[np.ndarray]:
+    idx = np.random.default_rng(seed + 5).permutation(len(x))[:samples]
+    return [x[idx[i : i + batch]] for i in range(0, len(idx), batch)]
+
+
+def _dynamic(src: Path, out: Path, qc) -> None:
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    quantize_dynamic(str(src), str(out), per_channel=qc.per_channel, reduce_range=qc.reduce_range,
+                     weight_type=QuantType.QInt8)
+
+
+def _static(src: Path, out: Path, qc, calibration: str, batches: list[np.ndarray]) -> None:
+    from onnxruntime.quantization import (CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType,
+                                          quantize_static)
+
+    class Reader(CalibrationDataReader):
+        def __init__(self):
+            self._it = iter(batches)
+
+        def get_next(self):
+            b = next(self._it, None)
+            return None if b is None else {INPUT_NAME: b}
+
+    methods = {"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy,
+               "percentile": CalibrationMethod.Percentile}
+    # uint8 activations with int8 weights: the combination x86 int8 kernels (VNNI and AVX2 alike) run.
+    quantize_static(str(src), str(out), Reader(), quant_format=QuantFormat.QDQ, per_channel=qc.per_channel,
+                    reduce_range=qc.reduce_range, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+                    calibrate_method=methods[calibration])
+
+
+def _fp16(src: Path, out: Path) -> None:
+    from onnxruntime.transformers.float16 import convert_float_to_float16
+
+    # fp32 inputs and outputs: an app feeds the same arrays to the fp16 model as to the fp32 one.
+    model = convert_float_to_float16(onnx.load(str(src)), keep_io_types=True)
+    onnx.save(model, str(out))
+
+
+def op_counts(path: Path) -> dict:
+    return dict(Counter(n.op_type for n in onnx.load(str(path)).graph.node))

@@ -1,0 +1,130 @@
+"""The one training loop: teacher training, the baseline, KD and pruning recovery all use it.
+
+In-memory tensors and index batches (the data sets fit in memory; a DataLoader adds only overhead
+here). Adam with a cosine schedule; the model of the last epoch is kept (on validation sets of a few
+hundred samples, picking the "best" epoch mostly picks noise). Validation accuracy is recorded per
+epoch; the test split is never touched here.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+import torch
+from torch import nn
+
+from kdpipe.evaluation import accuracy
+from kdpipe.progress import progress
+
+
+@dataclass
+class FitResult:
+    final_val: float
+    history: list[dict] = field(default_factory=list)
+    seconds_per_step: float = 0.0
+
+
+def resolve_device(setting: str) -> str:
+    if setting == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if setting == "cuda" and not torch.cuda.is_available():
+        from kdpipe.errors import ConfigError
+
+        raise ConfigError("device: cuda was asked for, but torch sees no CUDA device (CPU build of torch, or no GPU)")
+    return setting
+
+
+def seed_everything(seed: int) -> None:
+    torch.manual_seed(seed)
+    np.random.seed(seed % (2**32))
+
+
+@torch.inference_mode()
+def batched_logits(model: nn.Module, x: torch.Tensor, batch_size: int = 512) -> torch.Tensor:
+    model.eval()
+    return torch.cat([model(x[i : i + batch_size]).float() for i in range(0, len(x), batch_size)])
+
+
+def fit(
+    model: nn.Module,
+    train,
+    val,
+    *,
+    epochs: int,
+    lr: float,
+    weight_decay: float,
+    batch_size: int,
+    seed: int,
+    loss_fn: Callable,
+    teacher: nn.Module | None = None,
+    cache_teacher: bool = True,
+    device: str = "cpu",
+    desc: str = "train",
+    quiet: bool = False,
+) -> FitResult:
+    """Train `model` in place with loss_fn(student_logits, teacher_logits_or_None, labels)."""
+    import time
+
+    gen = torch.Generator().manual_seed(seed)
+    model.to(device)
+    x = torch.from_numpy(train.x).to(device)
+    y = torch.from_numpy(train.y).to(device)
+    xv = torch.from_numpy(val.x).to(device)
+
+    cached = None
+    if teacher is not None:
+        teacher.to(device).eval()
+        for p in teacher.parameters():
+            p.requires_grad_(False)
+        if cache_teacher:  # inputs never change between epochs: run the teacher once
+            cached = batched_logits(teacher, x).clone()  # clone: a normal tensor, usable in autograd
+
+    opt = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
+    steps_per_epoch = max(1, math.ceil(len(y) / batch_size))
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(1, epochs * steps_per_epoch))
+
+    result = FitResult(final_val=accuracy(batched_logits(model, xv).cpu().numpy(), val.y))
+    step_time, steps = 0.0, 0
+    bar = progress(range(1, epochs + 1), desc=desc, quiet=quiet, unit="epoch")
+    for epoch in bar:
+        model.train()
+        perm = torch.randperm(len(y), generator=gen).to(device)
+        total = 0.0
+        for i in range(0, len(y), batch_size):
+            t0 = time.perf_counter()
+            idx = perm[i : i + batch_size]
+            out = model(x[idx])
+            if cached is not None:
+                t_out = cached[idx]
+            elif teacher is not None:
+                with torch.inference_mode():
+                    t_out = teacher(x[idx]).float()
+                t_out = t_out.clone()
+            else:
+                t_out = None
+            loss = loss_fn(out, t_out, y[idx])
+            if not torch.isfinite(loss):
+                from kdpipe.errors import KdpipeError
+
+                raise KdpipeError(
+                    f"{desc}: loss became {loss.item()} at epoch {epoch}, step {i // batch_size + 1}; "
+                    "the learning rate is likely too high for this model"
+                )
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step()
+            step_time += time.perf_counter() - t0
+            steps += 1
+            total += loss.item() * len(idx)
+        val_acc = accuracy(batched_logits(model, xv).cpu().numpy(), val.y)
+        result.history.append({"epoch": epoch, "loss": total / len(y), "val_accuracy": val_acc})
+        result.final_val = val_acc
+        if hasattr(bar, "set_postfix"):
+            bar.set_postfix(loss=f"{total / len(y):.4f}", val=f"{val_acc:.2f}%")
+    model.eval()
+    result.seconds_per_step = step_time / max(1, steps)
+    return result

@@ -1,0 +1,62 @@
+"""Shared fixtures: tiny configs (scikit-learn digits, models of a few hundred parameters) so that a
+whole `kdpipe all` takes seconds, and one such run shared by the tests that only read its output."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+import yaml
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")  # tests never download
+
+TINY = {
+    "name": "tiny",
+    "seed": 0,
+    "data": {"source": "builtin:digits", "batch_size": 64, "limit": 600},
+    "teacher": {"model": "builtin:cnn", "params": {"channels": [4], "hidden": 16, "dropout": 0.0},
+                "train": {"epochs": 2, "lr": 0.01}},
+    "student": {"model": "builtin:mlp", "params": {"hidden": [8]}},
+    "distill": {"epochs": 2, "lr": 0.01},
+    "prune": {"ratio": 0.5, "finetune": {"epochs": 1, "lr": 0.005}},
+    "quantize": {"variants": ["dynamic", "static", "fp16"], "calibration": ["minmax"], "calibration_samples": 64},
+    "benchmark": {"batch_sizes": [1, 8], "warmup": 1, "min_seconds": 0.01, "min_runs": 2},
+}
+
+
+def write_config(folder: Path, overrides: dict | None = None, name: str = "config.yaml") -> Path:
+    cfg = json.loads(json.dumps(TINY))
+    cfg["output_dir"] = str(folder / "run")
+    for key, value in (overrides or {}).items():
+        node = cfg
+        *parents, last = key.split(".")
+        for p in parents:
+            node = node.setdefault(p, {})
+        node[last] = value
+    path = folder / name
+    path.write_text(yaml.safe_dump(cfg))
+    return path
+
+
+@pytest.fixture
+def tiny_config(tmp_path) -> Path:
+    return write_config(tmp_path)
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory) -> Path:
+    """One complete `kdpipe all` on the tiny config; returns the run folder."""
+    from kdpipe.cli import main
+
+    folder = tmp_path_factory.mktemp("tiny_run")
+    cfg = write_config(folder)
+    assert main(["all", str(cfg), "-q"]) == 0
+    return folder / "run"
+
+
+def run_cli(*args: str) -> int:
+    from kdpipe.cli import main
+
+    return main(list(args))

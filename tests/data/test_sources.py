@@ -1,0 +1,82 @@
+import numpy as np
+import pytest
+from PIL import Image
+
+from kdpipe.data.sources import load_source
+from kdpipe.data.splits import apply_preprocessing, make_splits, split_indices
+from kdpipe.errors import DataError
+from kdpipe.pipeline.config import DataConfig
+
+
+def _cfg(source, **kw):
+    return DataConfig(source=source, **kw)
+
+
+def test_builtin_sets_load_real_data():
+    mnist = load_source(_cfg("builtin:mnist-5k"))
+    assert mnist.x.shape == (5000, 1, 28, 28) and sorted(set(mnist.y.tolist())) == list(range(10))
+    digits = load_source(_cfg("builtin:digits"))
+    assert digits.x.shape == (1797, 1, 8, 8)
+
+
+def test_splits_are_shuffled_stratified_seeded_and_disjoint():
+    y = np.repeat(np.arange(4), 50)  # sorted by class, like mnist_5k.csv.gz
+    a = split_indices(y, (0.7, 0.1, 0.2), seed=1)
+    b = split_indices(y, (0.7, 0.1, 0.2), seed=1)
+    assert all((p == q).all() for p, q in zip(a, b))
+    tr, va, te = a
+    assert len(set(tr) | set(va) | set(te)) == 200 and len(tr) + len(va) + len(te) == 200
+    assert sorted(np.bincount(y[te]).tolist()) == [10, 10, 10, 10]  # every class in the test split
+    assert not (np.diff(tr) > 0).all()  # shuffled, not the file's order
+    assert not (split_indices(y, (0.7, 0.1, 0.2), seed=2)[2] == te).all()
+
+
+def test_preprocessing_uses_training_statistics():
+    raw = load_source(_cfg("builtin:digits"))
+    s = make_splits(raw, (0.7, 0.1, 0.2), seed=0)
+    assert abs(float(s.train.x.mean())) < 1e-4 and abs(float(s.train.x.std()) - 1) < 1e-3
+    assert np.allclose(apply_preprocessing(raw.x[:3], s.preprocessing),
+                       (raw.x[:3] * s.preprocessing["scale"] - s.preprocessing["mean"]) / s.preprocessing["std"])
+
+
+def test_npz_csv_and_folder_sources(tmp_path):
+    rng = np.random.default_rng(0)
+    np.savez(tmp_path / "d.npz", x=rng.random((30, 5)).astype(np.float32), y=np.arange(30) % 3)
+    d = load_source(_cfg(f"npz:{tmp_path / 'd.npz'}"))
+    assert d.x.shape == (30, 5) and d.labels == ["0", "1", "2"]
+
+    (tmp_path / "d.csv").write_text("a,b,label\n" + "".join(f"{i},{i * 2},{'cat' if i % 2 else 'dog'}\n" for i in range(20)))
+    c = load_source(_cfg(f"csv:{tmp_path / 'd.csv'}"))
+    assert c.x.shape == (20, 2) and c.labels == ["cat", "dog"] and c.y[1] == 0
+
+    for cls in ("circle", "square"):
+        (tmp_path / "img" / cls).mkdir(parents=True)
+        for i in range(6):
+            Image.fromarray(rng.integers(0, 255, (10, 12), dtype=np.uint8)).save(tmp_path / "img" / cls / f"{i}.png")
+    f = load_source(_cfg(f"folder:{tmp_path / 'img'}"))
+    assert f.x.shape == (12, 1, 10, 12) and f.labels == ["circle", "square"]
+
+
+@pytest.mark.parametrize(
+    "make, kw, message",
+    [
+        (lambda p: None, {}, "not found"),
+        (lambda p: np.savez(p, x=np.zeros((20, 3)), y=np.zeros(19)), {}, "20 inputs but 19 labels"),
+        (lambda p: np.savez(p, x=np.full((20, 3), np.nan), y=np.zeros(20)), {}, "NaN"),
+        (lambda p: np.savez(p, x=np.zeros((20, 3)), y=np.arange(20)), {"labels": ["a", "b"]}, "out of range 0..1"),
+        (lambda p: np.savez(p, x=np.zeros((20, 3)), y=np.full(20, 0.5)), {}, "whole numbers"),
+        (lambda p: np.savez(p, a=np.zeros(3)), {}, "needs arrays 'x' and 'y'"),
+        (lambda p: p.write_bytes(b"not a zip"), {}, "not a readable .npz"),
+    ],
+)
+def test_bad_data_is_one_clear_error_naming_the_file(tmp_path, make, kw, message):
+    p = tmp_path / "bad.npz"
+    make(p)
+    with pytest.raises(DataError, match=message) as e:
+        load_source(_cfg(f"npz:{p}", **kw))
+    assert "bad.npz" in str(e.value) or "npz:" in str(e.value)
+
+
+def test_unknown_source_scheme():
+    with pytest.raises(DataError, match="expected builtin:NAME"):
+        load_source(_cfg("http://example.com/data"))

@@ -1,0 +1,53 @@
+"""Provider choice and fallback detection; these run on the CPU, whatever build is installed."""
+
+import numpy as np
+import pytest
+import torch
+
+from kdpipe.models.builtin import MLP
+from kdpipe.runtime import sessions
+from kdpipe.runtime.onnx_convert import export_onnx, load_checked
+from kdpipe.runtime.timing import measure
+
+
+@pytest.fixture
+def model_path(tmp_path):
+    path = tmp_path / "m.onnx"
+    export_onnx(MLP((4,), 3, hidden=(5,)), (4,), path, 17)
+    return path
+
+
+def test_cpu_session(model_path):
+    sess, info = sessions.make_session(model_path, "cpu", threads=1)
+    assert info.provider == "CPUExecutionProvider" and not info.fallback
+    assert sess.run(None, {"input": np.zeros((2, 4), np.float32)})[0].shape == (2, 3)
+
+
+def test_cuda_missing_is_reported_not_faked(model_path, monkeypatch):
+    monkeypatch.setattr(sessions.ort(), "get_available_providers", lambda: ["CPUExecutionProvider"])
+    sess, info = sessions.make_session(model_path, "cuda")
+    assert sess is None and not info.available and "not available" in info.reason and "kdpipe[gpu]" in info.reason
+
+
+def test_silent_fallback_to_cpu_is_detected(model_path, monkeypatch):
+    rt = sessions.ort()
+    real = rt.InferenceSession
+    monkeypatch.setattr(rt, "get_available_providers", lambda: ["CUDAExecutionProvider", "CPUExecutionProvider"])
+    # What onnxruntime-gpu does without CUDA libraries: a session on the CPU provider only, no error.
+    monkeypatch.setattr(rt, "InferenceSession", lambda path, sess_options, providers: real(path, sess_options, providers=["CPUExecutionProvider"]))
+    sess, info = sessions.make_session(model_path, "cuda")
+    assert info.fallback and info.provider == "CPUExecutionProvider" and "fell back" in info.reason
+
+
+def test_truncated_onnx_is_a_clear_error(model_path, tmp_path):
+    from kdpipe.errors import ModelError
+
+    bad = tmp_path / "bad.onnx"
+    bad.write_bytes(model_path.read_bytes()[:50])
+    with pytest.raises(ModelError, match="not a valid ONNX model"):
+        load_checked(bad, "bundle")
+
+
+def test_measure_reports_percentiles_in_order():
+    r = measure(lambda: sum(range(1000)), warmup=2, min_seconds=0.01, min_runs=5, batch=4)
+    assert r["runs"] >= 5 and r["p50_ms"] <= r["p90_ms"] <= r["p99_ms"] and r["throughput_per_s"] > 0

@@ -1,0 +1,74 @@
+"""What each stage left in the shared tiny run: files, rows, and the quality checks they report."""
+
+import json
+
+import onnx
+import pytest
+
+from kdpipe.pipeline.artifacts import RunStore
+from kdpipe.stages import ORDER
+
+
+@pytest.fixture(scope="module")
+def manifest(tiny_run):
+    return json.loads((tiny_run / "manifest.json").read_text())
+
+
+def _rows(manifest, stage):
+    return {r["variant"]: r for r in manifest["stages"][stage]["outputs"]["variants"]}
+
+
+def test_every_stage_is_recorded_with_checksums_and_versions(tiny_run, manifest):
+    assert list(manifest["stages"]) == ORDER
+    for name, entry in manifest["stages"].items():
+        assert entry["files"] and entry["versions"]["torch"] and entry["fingerprint"]
+        assert RunStore(tiny_run).problems(name) == []
+    assert not (tiny_run / ".staging" / "distill").exists()
+
+
+def test_distill_trains_teacher_student_and_baseline(manifest):
+    rows = _rows(manifest, "distill")
+    assert set(rows) == {"teacher", "baseline", "student"}
+    assert rows["student"]["params"] == rows["baseline"]["params"] < rows["teacher"]["params"]
+    out = manifest["stages"]["distill"]["outputs"]
+    assert out["split_sizes"]["test"] > 0 and len(out["labels"]) == 10
+
+
+def test_prune_really_removes_parameters_and_records_recovery(manifest):
+    out = manifest["stages"]["prune"]["outputs"]
+    assert out["params_after"] < out["params_before"]
+    assert set(out["accuracy_before_recovery"]) == {"val", "test"}
+
+
+def test_quantize_variants_are_smaller_and_measured_in_onnxruntime(tiny_run, manifest):
+    rows = _rows(manifest, "quantize")
+    assert set(rows) == {"pruned-int8-dynamic", "pruned-int8-static-minmax", "pruned-fp16"}
+    fp32 = _rows(manifest, "export")["pruned"]["size_bytes"]
+    for name, r in rows.items():
+        assert r["size_bytes"] < fp32 and 0 <= r["metric"]["test"] <= 100
+        onnx.checker.check_model(str(tiny_run / r["path"]))
+    assert rows["pruned-int8-static-minmax"]["quantization"]["ops"].get("QuantizeLinear")
+
+
+def test_export_parity_and_dynamic_batch(tiny_run, manifest):
+    out = manifest["stages"]["export"]["outputs"]
+    torch_rows = {**_rows(manifest, "distill"), **_rows(manifest, "prune")}
+    for name, p in out["parity"].items():
+        assert p["max_abs_diff"] < 1e-4 and p["agreement"] == 100.0
+        onnx_row = _rows(manifest, "export")[name]
+        assert abs(onnx_row["metric"]["test"] - torch_rows[name]["metric"]["test"]) <= 0.1
+    model = onnx.load(str(tiny_run / "export" / "student.onnx"))
+    assert model.graph.input[0].type.tensor_type.shape.dim[0].dim_param == "batch"
+    bundle = json.loads((tiny_run / "export" / "bundle" / "kdpipe.json").read_text())
+    assert bundle["variant"] == out["bundle"]["variant"] and bundle["input"]["shape"] == ["batch", 1, 8, 8]
+
+
+def test_benchmark_measures_cpu_and_reports_cuda_honestly(manifest):
+    out = manifest["stages"]["benchmark"]["outputs"]
+    cpu = [r for r in out["results"] if r["provider"] == "cpu" and r["runtime"] == "onnxruntime"]
+    assert cpu and all(set(r["batches"]) == {"1", "8"} for r in cpu)
+    assert all(r["batches"]["1"]["p50_ms"] > 0 for r in cpu)
+    assert any(r["runtime"] == "torch-eager" for r in out["results"])
+    cuda = [r for r in out["results"] if r["provider"] == "cuda"]
+    if not out["providers"]["cuda"]["available"]:
+        assert cuda and all(not r["available"] and "batches" not in r for r in cuda)

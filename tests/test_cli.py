@@ -1,0 +1,80 @@
+"""The command line as a user meets it: help, show-config, errors (exit 2, one line), predict."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from tests.conftest import run_cli, write_config
+
+
+def _kdpipe(*args, cwd=None):
+    return subprocess.run([sys.executable, "-m", "kdpipe", *args], capture_output=True, text=True, cwd=cwd)
+
+
+@pytest.mark.parametrize("cmd", ["all", "distill", "prune", "quantize", "export", "benchmark", "report", "show-config", "predict"])
+def test_every_command_has_help(cmd):
+    r = _kdpipe(cmd, "--help")
+    assert r.returncode == 0 and "Usage:" in r.stdout
+
+
+def test_show_config_prints_resolved_defaults(tiny_config):
+    r = _kdpipe("show-config", str(tiny_config), "--set", "distill.alpha=0.25")
+    assert r.returncode == 0
+    assert "alpha: 0.25" in r.stdout and "calibration_samples:" in r.stdout
+
+
+@pytest.mark.parametrize("overrides, text", [
+    ({"distill.temperature": -1}, "distill.temperature"),
+    ({"data.source": "npz:missing.npz"}, "missing.npz"),
+    ({"distll": {}}, "did you mean 'distill'"),
+    ({"teacher.model": "builtin:nope"}, "teacher.model 'builtin:nope'"),
+    ({"teacher.weights": "nothere.safetensors"}, "nothere.safetensors"),
+])
+def test_bad_input_is_one_line_exit_2_no_traceback_nothing_written(tmp_path, overrides, text):
+    cfg = write_config(tmp_path, overrides)
+    r = _kdpipe("all", str(cfg), cwd=tmp_path)
+    assert r.returncode == 2, r.stderr
+    assert text in r.stderr and "Traceback" not in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "run").exists()
+
+
+def test_predict_on_npz_csv_and_images(tiny_run, tmp_path):
+    bundle = tiny_run / "export" / "bundle"
+    info = json.loads((bundle / "kdpipe.json").read_text())
+    from sklearn.datasets import load_digits
+
+    d = load_digits()
+    np.savez(tmp_path / "x.npz", x=d.images[:5].reshape(5, 1, 8, 8))
+    (tmp_path / "x.csv").write_text("\n".join([",".join(f"p{i}" for i in range(64))] +
+                                              [",".join(str(v) for v in row) for row in d.data[:3]]))
+    Image.fromarray((d.images[0] * 16).astype(np.uint8)).save(tmp_path / "one.png")
+    r = _kdpipe("predict", str(bundle), str(tmp_path / "x.npz"), str(tmp_path / "x.csv"), "--json")
+    assert r.returncode == 0, r.stderr
+    lines = [json.loads(line) for line in r.stdout.splitlines()]
+    assert len(lines) == 8 and all(row["label"] in info["labels"] for row in lines)
+    r = _kdpipe("predict", str(bundle), str(tmp_path / "one.png"))
+    assert r.returncode == 0 and r.stdout.count("\n") == 1
+    r = _kdpipe("predict", str(bundle), str(tmp_path / "nope.npz"))
+    assert r.returncode == 2 and "input file not found" in r.stderr
+
+
+def test_bundle_runs_with_plain_onnxruntime(tiny_run):
+    """What the README's app example does, without kdpipe."""
+    import onnxruntime as ort
+    from sklearn.datasets import load_digits
+
+    folder = tiny_run / "export" / "bundle"
+    info = json.loads((folder / "kdpipe.json").read_text())
+    sess = ort.InferenceSession(str(folder / info["model"]), providers=["CPUExecutionProvider"])
+    pre = info["preprocessing"]
+    raw = load_digits().images[:4].reshape(4, 1, 8, 8).astype(np.float32)
+    x = ((raw * pre["scale"] - pre["mean"]) / pre["std"]).astype(np.float32)
+    logits = sess.run(None, {info["input"]["name"]: x})[0]
+    assert logits.shape == (4, len(info["labels"]))
+    meta = sess.get_modelmeta().custom_metadata_map
+    assert json.loads(meta["kdpipe"])["labels"] == info["labels"]
