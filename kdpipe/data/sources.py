@@ -123,13 +123,13 @@ def _csv(path: str, cfg) -> RawData:
     if col not in df.columns:
         raise DataError(f"{p}: no label column {col!r} (columns: {', '.join(map(str, df.columns[:20]))}); set data.label_column")
     features = df.drop(columns=[col])
-    bad = [c for c in features.columns if not np.issubdtype(features[c].dtype, np.number)]
+    bad = [c for c in features.columns if not pd.api.types.is_numeric_dtype(features[c])]
     if bad:
         raise DataError(f"{p}: feature columns must be numeric; not numeric: {', '.join(map(str, bad[:5]))}")
     if features.shape[1] == 0:
         raise DataError(f"{p}: no feature columns besides the label column {col!r}")
     raw_y = df[col]
-    if np.issubdtype(raw_y.dtype, np.number):
+    if pd.api.types.is_numeric_dtype(raw_y):
         y = _integer_labels(raw_y.to_numpy(), f"{p}: label column {col!r}")
         labels = _default_labels(y, cfg)
     else:  # class names in the file: sorted for a stable mapping

@@ -14,6 +14,7 @@ import numpy as np
 import torch
 
 from kdpipe.models.checkpoint import load_model
+from kdpipe.pipeline.artifacts import atomic_write_json
 from kdpipe.progress import progress, say
 from kdpipe.runtime.onnx_convert import INPUT_NAME
 from kdpipe.runtime.sessions import make_session, provider_status
@@ -47,7 +48,9 @@ def run(ctx) -> dict:
             b1 = r["batches"].get("1") or next(iter(r["batches"].values()))
             say(f"[benchmark] {r['variant']} {r['format']} on {r['runtime']}/{r['provider']}: "
                 f"p50 {b1['p50_ms']:.3f} ms at batch {b1['batch']}")
-    return {"machine": machine_info(), "providers": {p: _status(p) for p in bc.providers}, "results": results}
+    outputs = {"machine": machine_info(), "providers": {p: _status(p) for p in bc.providers}, "results": results}
+    atomic_write_json(ctx.out / "latency.json", outputs)  # for users; downstream stages read the manifest
+    return outputs
 
 
 def _torch_teacher(ctx, inputs: dict, timing: dict) -> dict:

@@ -4,6 +4,8 @@ measured by running it in onnxruntime on the validation and test splits."""
 
 from __future__ import annotations
 
+import contextlib
+import io
 import tempfile
 from collections import Counter
 from pathlib import Path
@@ -118,9 +120,11 @@ def _static(src: Path, out: Path, qc, calibration: str, batches: list[np.ndarray
     methods = {"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy,
                "percentile": CalibrationMethod.Percentile}
     # uint8 activations with int8 weights: the combination x86 int8 kernels (VNNI and AVX2 alike) run.
-    quantize_static(str(src), str(out), Reader(), quant_format=QuantFormat.QDQ, per_channel=qc.per_channel,
-                    reduce_range=qc.reduce_range, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
-                    calibrate_method=methods[calibration])
+    # The calibrators print their progress to stdout; kdpipe's stdout is for results.
+    with contextlib.redirect_stdout(io.StringIO()):
+        quantize_static(str(src), str(out), Reader(), quant_format=QuantFormat.QDQ, per_channel=qc.per_channel,
+                        reduce_range=qc.reduce_range, activation_type=QuantType.QUInt8,
+                        weight_type=QuantType.QInt8, calibrate_method=methods[calibration])
 
 
 def _fp16(src: Path, out: Path) -> None:
@@ -128,7 +132,25 @@ def _fp16(src: Path, out: Path) -> None:
 
     # fp32 inputs and outputs: an app feeds the same arrays to the fp16 model as to the fp32 one.
     model = convert_float_to_float16(onnx.load(str(src)), keep_io_types=True)
+    _topological_sort(model.graph)  # the converter appends the input Casts last; the ONNX spec wants order
     onnx.save(model, str(out))
+
+
+def _topological_sort(graph) -> None:
+    ready = {i.name for i in graph.input} | {i.name for i in graph.initializer} | {""}
+    pending, ordered = list(graph.node), []
+    while pending:
+        progress_made = False
+        for node in list(pending):
+            if all(name in ready for name in node.input):
+                ordered.append(node)
+                ready.update(node.output)
+                pending.remove(node)
+                progress_made = True
+        if not progress_made:
+            raise ValueError("fp16 graph has a cycle or a dangling input")
+    del graph.node[:]
+    graph.node.extend(ordered)
 
 
 def op_counts(path: Path) -> dict:

@@ -1,0 +1,22 @@
+"""Every example config in configs/ runs end to end (`kdpipe all`) with tiny settings."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import run_cli
+
+CONFIGS = sorted((Path(__file__).parent.parent / "configs").glob("*.yaml"))
+TINY = ["data.limit=400", "teacher.train.epochs=1", "distill.epochs=1", "prune.finetune.epochs=1",
+        "quantize.calibration_samples=32", "benchmark.min_seconds=0.01", "benchmark.min_runs=2", "benchmark.warmup=1",
+        "benchmark.batch_sizes=[1,4]"]
+
+
+@pytest.mark.parametrize("config", CONFIGS, ids=[c.stem for c in CONFIGS])
+def test_example_config_runs_end_to_end(config, tmp_path):
+    sets = [a for kv in TINY + [f"output_dir={tmp_path / 'run'}"] for a in ("--set", kv)]
+    assert run_cli("all", str(config), "-q", *sets) == 0
+    report = json.loads((tmp_path / "run" / "report" / "report.json").read_text())
+    assert {"teacher", "student"} <= {r["variant"] for r in report["rows"]}
+    assert (tmp_path / "run" / "export" / "bundle" / "model.onnx").is_file()
