@@ -21,7 +21,7 @@ TINY = {
     "student": {"model": "builtin:mlp", "params": {"hidden": [64]}},
     "distill": {"epochs": 2, "lr": 0.01},
     "prune": {"ratio": 0.5, "finetune": {"epochs": 1, "lr": 0.005}},
-    "quantize": {"variants": ["dynamic", "static", "fp16"], "calibration": ["minmax"], "calibration_samples": 64},
+    "quantize": {"variants": ["dynamic", "static", "fp16"], "calibration": ["minmax", "entropy"], "calibration_samples": 64},
     "benchmark": {"batch_sizes": [1, 8], "warmup": 1, "min_seconds": 0.01, "min_runs": 2},
 }
 

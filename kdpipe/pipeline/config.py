@@ -53,19 +53,19 @@ class TeacherConfig(Section):
     model: str = "builtin:cnn"
     params: dict[str, Any] = Field(default_factory=dict)
     weights: str | None = Field(None, description="checkpoint (.safetensors, or .pt/.pth loaded weights_only)")
-    train: TrainConfig = Field(default_factory=lambda: TrainConfig(epochs=10))
+    train: TrainConfig = Field(default_factory=lambda: TrainConfig(epochs=15))
 
 
 class StudentConfig(Section):
     model: str = "builtin:mlp"
-    params: dict[str, Any] = Field(default_factory=lambda: {"hidden": [32]})
+    params: dict[str, Any] = Field(default_factory=lambda: {"hidden": [128]})
 
 
 class DistillConfig(Section):
     epochs: int = Field(30, ge=1)
     lr: float = Field(1e-3, gt=0)
     weight_decay: float = Field(0.0, ge=0)
-    temperature: float = Field(4.0, gt=0)
+    temperature: float = Field(8.0, gt=0)
     alpha: float = Field(0.9, ge=0, le=1)
     baseline: bool = True
     cache_teacher: bool = Field(True, description="compute teacher logits once; the inputs do not change")
@@ -75,7 +75,7 @@ class PruneConfig(Section):
     enabled: bool = True
     method: Literal["structured"] = "structured"
     ratio: float = Field(0.3, gt=0, lt=1)
-    finetune: TrainConfig = Field(default_factory=lambda: TrainConfig(epochs=5))
+    finetune: TrainConfig = Field(default_factory=lambda: TrainConfig(epochs=5, lr=5e-4))
 
 
 QuantVariant = Literal["dynamic", "static", "fp16"]

@@ -13,6 +13,7 @@ def make_plots(report: dict, folder: Path) -> dict[str, str]:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import FuncFormatter, NullFormatter
 
     rows = report["rows"]
     b = min(report["batch_sizes"])
@@ -27,11 +28,14 @@ def make_plots(report: dict, folder: Path) -> dict[str, str]:
         pts = [p for p in pts if p[0]]
         if not pts:
             continue
-        fig, ax = plt.subplots(figsize=(7, 4.5), dpi=100)
-        for x, y, label in pts:
-            ax.scatter(x, y)
-            ax.annotate(label, (x, y), fontsize=7, xytext=(4, 3), textcoords="offset points")
+        fig, ax = plt.subplots(figsize=(9, 4.5), dpi=100)
+        markers = "osD^v<>pP*Xh"
+        for i, (x, y, label) in enumerate(pts):  # a legend, not annotations: close points would overlap
+            ax.scatter(x, y, marker=markers[i % len(markers)], s=40, label=label)
         ax.set_xscale("log")
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+        ax.xaxis.set_minor_formatter(NullFormatter())
+        ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5))
         ax.set_xlabel(xlabel)
         ax.set_ylabel("test accuracy (%)")
         ax.grid(True, alpha=0.3)

@@ -42,7 +42,7 @@ def test_prune_really_removes_parameters_and_records_recovery(manifest):
 
 def test_quantize_variants_are_smaller_and_measured_in_onnxruntime(tiny_run, manifest):
     rows = _rows(manifest, "quantize")
-    assert set(rows) == {"pruned-int8-dynamic", "pruned-int8-static-minmax", "pruned-fp16"}
+    assert set(rows) == {"pruned-int8-dynamic", "pruned-int8-static-minmax", "pruned-int8-static-entropy", "pruned-fp16"}
     fp32 = _rows(manifest, "export")["pruned"]["size_bytes"]
     for name, r in rows.items():
         assert r["size_bytes"] < fp32 and 0 <= r["metric"]["test"] <= 100
