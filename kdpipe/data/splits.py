@@ -6,6 +6,7 @@ the run's seed. Normalisation statistics come from the training split only.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -32,6 +33,7 @@ class Splits:
     labels: list[str]
     input_shape: tuple[int, ...]
     preprocessing: dict  # what `apply_preprocessing` needs; stored in the bundle for apps
+    sha256: str = ""  # of the raw samples and labels used, for the manifest
 
     @property
     def num_classes(self) -> int:
@@ -81,7 +83,8 @@ def make_splits(raw: RawData, fractions, seed: int, limit: int | None = None) ->
     def part(idx):
         return Split(apply_preprocessing(x[idx], pre), y[idx])
 
-    return Splits(part(tr), part(va), part(te), list(raw.labels), raw.input_shape, pre)
+    digest = hashlib.sha256(np.ascontiguousarray(x).tobytes() + np.ascontiguousarray(y).tobytes()).hexdigest()
+    return Splits(part(tr), part(va), part(te), list(raw.labels), raw.input_shape, pre, digest)
 
 
 @lru_cache(maxsize=4)

@@ -101,10 +101,16 @@ class RunStore:
             return {"stages": {}}
         try:
             data = json.loads(path.read_text())
-        except (OSError, json.JSONDecodeError) as e:
-            raise RunFolderError(f"{path}: manifest is unreadable ({e}); delete the run folder or use --force") from None
-        if not isinstance(data, dict) or not isinstance(data.get("stages"), dict):
-            raise RunFolderError(f"{path}: manifest has no 'stages' mapping; delete the run folder or use --force")
+            if not isinstance(data, dict) or not isinstance(data.get("stages"), dict):
+                raise ValueError("no 'stages' mapping")
+        except (OSError, ValueError) as e:
+            # Damaged outside kdpipe (its own writes are atomic): keep it for inspection, trust nothing.
+            kept = path.with_name(f"{MANIFEST}.corrupt")
+            os.replace(path, kept)
+            from kdpipe.progress import say
+
+            say(f"warning: {path} was unreadable ({e}); moved to {kept.name}, every stage will rerun")
+            return {"stages": {}}
         return data
 
     def entry(self, stage: str) -> dict | None:
@@ -132,6 +138,9 @@ class RunStore:
         d.mkdir(parents=True)
         return d
 
+    def checkpoint_dir(self, stage: str) -> Path:
+        return self.root / ".checkpoints" / stage
+
     def commit(self, stage: str, staging: Path, entry: dict) -> dict:
         """Move a finished stage's folder into place and record it (files + checksums) in the manifest."""
         final = self.root / stage
@@ -148,6 +157,7 @@ class RunStore:
         manifest = self.manifest()
         manifest["stages"][stage] = entry
         atomic_write_json(self.root / MANIFEST, manifest)
+        shutil.rmtree(self.checkpoint_dir(stage), ignore_errors=True)  # the stage is done: nothing to resume
         return entry
 
     def forget(self, stages: list[str]) -> None:

@@ -119,6 +119,7 @@ class Config(Section):
     name: str = "run"
     output_dir: str | None = None
     seed: int = 0
+    checkpoint_every: int = Field(1, ge=0, description="training checkpoint interval in epochs (0: none)")
     task: Literal["classification"] = "classification"
     device: Literal["auto", "cpu", "cuda"] = "cpu"
     data: DataConfig = Field(default_factory=DataConfig)

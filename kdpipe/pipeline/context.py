@@ -17,6 +17,7 @@ class StageContext:
     out: Path  # the stage's staging folder; moved to <run>/<stage>/ when the stage succeeds
     stage: str
     quiet: bool = False
+    resume_key: str = ""  # fingerprint + upstream run ids: which training checkpoints belong to this run
     _splits: object = field(default=None, repr=False)
 
     @property
@@ -26,6 +27,13 @@ class StageContext:
 
             self._splits = load_splits(self.cfg)
         return self._splits
+
+    def checkpoint(self, role: str):
+        """Where the training of `role` (teacher, student, ...) keeps its resume checkpoint."""
+        from kdpipe.training.resume import TrainCheckpoint
+
+        return TrainCheckpoint(self.store.checkpoint_dir(self.stage) / f"{role}.pt", self.resume_key,
+                               self.cfg.checkpoint_every)
 
     def upstream(self, stage: str) -> dict:
         """The recorded outputs of an earlier stage (through the manifest, never its code)."""

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from kdpipe import __version__
 from kdpipe.errors import KdpipeError, RunFolderError
-from kdpipe.pipeline.artifacts import RunLock, RunStore, atomic_write_json
+from kdpipe.pipeline.artifacts import MANIFEST, RunLock, RunStore, atomic_write_json, sha256_file
 from kdpipe.pipeline.config import Config, section_dict
 from kdpipe.pipeline.context import StageContext
 from kdpipe.progress import say
@@ -37,8 +37,31 @@ def library_versions() -> dict:
 
 
 def fingerprint(stage: str, cfg: Config) -> str:
-    blob = json.dumps({"stage": stage, "config": section_dict(cfg, STAGES[stage].SECTIONS)}, sort_keys=True)
+    sections = STAGES[stage].SECTIONS
+    blob = json.dumps({"stage": stage, "config": section_dict(cfg, sections), "files": input_digests(cfg, sections)},
+                      sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def input_digests(cfg: Config, sections) -> dict:
+    """Files a config names, by content: a changed data file or teacher checkpoint reruns distill."""
+    out = {}
+    if "data" in sections:
+        scheme, _, path = cfg.data.source.partition(":")
+        if scheme in ("npz", "csv", "folder"):
+            out["data"] = _path_digest(Path(path))
+    if "teacher" in sections and cfg.teacher.weights:
+        out["teacher.weights"] = _path_digest(Path(cfg.teacher.weights))
+    return out
+
+
+def _path_digest(p: Path) -> str:
+    if p.is_file():
+        return sha256_file(p)
+    if p.is_dir():  # image folders: names, sizes and times, not every byte
+        listing = sorted((str(f.relative_to(p)), f.stat().st_size, f.stat().st_mtime_ns) for f in p.rglob("*") if f.is_file())
+        return hashlib.sha256(json.dumps(listing).encode()).hexdigest()
+    return "missing"
 
 
 def why_stale(stage: str, cfg: Config, store: RunStore) -> str | None:
@@ -47,8 +70,12 @@ def why_stale(stage: str, cfg: Config, store: RunStore) -> str | None:
     if entry is None:
         return "not run yet"
     if entry.get("fingerprint") != fingerprint(stage, cfg):
-        changed = _changed_keys(entry.get("config", {}), section_dict(cfg, STAGES[stage].SECTIONS))
-        return f"config changed ({', '.join(changed[:4]) or 'settings'})"
+        sections = STAGES[stage].SECTIONS
+        changed = _changed_keys(entry.get("config", {}), section_dict(cfg, sections))
+        if changed:
+            return f"config changed ({', '.join(changed[:4])})"
+        files = _changed_keys(entry.get("input_files", {}), input_digests(cfg, sections))
+        return f"input files changed ({', '.join(files) or 'unknown'})"
     for up in STAGES[stage].REQUIRES:
         up_entry = store.entry(up)
         if up_entry is None or entry.get("inputs", {}).get(up) != up_entry.get("run_id"):
@@ -68,17 +95,41 @@ def _changed_keys(old, new, prefix="") -> list[str]:
     return [] if old == new else [prefix.rstrip(".")]
 
 
-def preflight(cfg: Config) -> None:
+def preflight(cfg: Config, root: Path) -> None:
     """Checks that need no run folder, so bad data or models fail before anything is written."""
+    import torch
+
     from kdpipe.data.splits import load_splits
     from kdpipe.models.factory import build_model
 
+    check_output_dir(root)
     splits = load_splits(cfg)
+    sample = torch.from_numpy(splits.train.x[:2])
     for role in ("teacher", "student"):
         section = getattr(cfg, role)
-        build_model(section.model, section.params, splits.input_shape, splits.num_classes, f"{role}.model")
+        model = build_model(section.model, section.params, splits.input_shape, splits.num_classes, f"{role}.model")
+        try:
+            with torch.inference_mode():
+                out = model.eval()(sample)
+        except Exception as e:  # the model cannot take this data's inputs
+            raise KdpipeError(f"{role}.model {section.model!r}: fails on inputs of shape "
+                              f"{tuple(sample.shape)}: {type(e).__name__}: {' '.join(str(e).split())[:200]}") from None
+        if not isinstance(out, torch.Tensor) or tuple(out.shape) != (2, splits.num_classes):
+            shape = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+            raise KdpipeError(f"{role}.model {section.model!r}: outputs {shape} for 2 samples, but the data has "
+                              f"{splits.num_classes} classes, so teacher and student outputs must be (2, {splits.num_classes})")
     if cfg.teacher.weights and not Path(cfg.teacher.weights).is_file():
         raise KdpipeError(f"teacher.weights: checkpoint not found: {cfg.teacher.weights}")
+
+
+def check_output_dir(root: Path) -> None:
+    """kdpipe replaces stage folders inside the run folder: never do that in a folder it did not make."""
+    if root.exists() and not root.is_dir():
+        raise RunFolderError(f"output_dir {root} is a file, not a folder")
+    if root.is_dir() and any(root.iterdir()) and not (root / MANIFEST).exists() and not (root / ".lock").exists():
+        raise RunFolderError(
+            f"output_dir {root} is not empty and is not a kdpipe run folder; choose an empty or new folder"
+        )
 
 
 def run(cfg: Config, stages: list[str], *, force: bool = False, config_hint: str = "CONFIG",
@@ -94,7 +145,7 @@ def run(cfg: Config, stages: list[str], *, force: bool = False, config_hint: str
                 f"stage {stages[0]!r} needs {up!r}, which {what} in {store.root}: "
                 f"run `kdpipe {up} {config_hint}` first (or `kdpipe all {config_hint}`)"
             )
-    preflight(cfg)
+    preflight(cfg, store.root)
     with RunLock(store.root):
         for name in stages:
             reason = "--force" if force else why_stale(name, cfg, store)
@@ -110,20 +161,23 @@ def _run_stage(name: str, cfg: Config, store: RunStore, quiet: bool) -> dict:
     module = STAGES[name]
     store.forget([name])  # until it finishes again, the old entry is not to be trusted
     staging = store.staging_dir(name)
-    ctx = StageContext(cfg=cfg, store=store, out=staging, stage=name, quiet=quiet)
+    manifest = store.manifest()
+    inputs = {up: manifest["stages"][up]["run_id"] for up in module.REQUIRES if up in manifest["stages"]}
+    resume_key = fingerprint(name, cfg) + json.dumps(inputs, sort_keys=True)
+    ctx = StageContext(cfg=cfg, store=store, out=staging, stage=name, quiet=quiet, resume_key=resume_key)
     started = datetime.now(timezone.utc).isoformat(timespec="seconds")
     t0 = time.perf_counter()
     outputs = module.run(ctx)
     seconds = time.perf_counter() - t0
-    manifest = store.manifest()
     entry = {
         "run_id": uuid.uuid4().hex,
         "fingerprint": fingerprint(name, cfg),
-        "inputs": {up: manifest["stages"][up]["run_id"] for up in module.REQUIRES if up in manifest["stages"]},
+        "inputs": inputs,
         "started": started,
         "seconds": round(seconds, 3),
         "seed": cfg.seed,
         "config": section_dict(cfg, module.SECTIONS),
+        "input_files": input_digests(cfg, module.SECTIONS),
         "versions": library_versions(),
         "outputs": outputs,
     }

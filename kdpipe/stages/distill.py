@@ -4,9 +4,12 @@ hard labels only (the baseline KD must beat). Same initial weights, data, epochs
 from __future__ import annotations
 
 import copy
+from pathlib import Path
+
 from kdpipe.evaluation import evaluate, torch_predictor
 from kdpipe.models.checkpoint import count_params, load_weights_into, read_state_dict, save_model
 from kdpipe.models.factory import build_model
+from kdpipe.pipeline.artifacts import sha256_file
 from kdpipe.progress import say
 from kdpipe.training.kd_loss import hard_loss, kd_loss_fn
 from kdpipe.training.loop import fit, resolve_device, seed_everything
@@ -29,11 +32,11 @@ def run(ctx) -> dict:
     teacher = build_model(cfg.teacher.model, cfg.teacher.params, splits.input_shape, splits.num_classes, "teacher.model")
     if cfg.teacher.weights:
         load_weights_into(teacher, read_state_dict(cfg.teacher.weights, "teacher.weights"), "teacher.weights")
-        training["teacher"] = {"source": cfg.teacher.weights}
+        training["teacher"] = {"source": cfg.teacher.weights, "sha256": sha256_file(Path(cfg.teacher.weights))}
     else:
         tc = cfg.teacher.train
         r = fit(teacher, splits.train, splits.val, epochs=tc.epochs, lr=tc.lr, weight_decay=tc.weight_decay,
-                seed=cfg.seed, loss_fn=hard_loss, desc="teacher", **common)
+                seed=cfg.seed, loss_fn=hard_loss, desc="teacher", checkpoint=ctx.checkpoint("teacher"), **common)
         training["teacher"] = _history(r)
     rows.append(_save(ctx, "teacher", teacher, t_spec, splits))
 
@@ -44,14 +47,15 @@ def run(ctx) -> dict:
 
     if dc.baseline:
         baseline = copy.deepcopy(init)
-        r = fit(baseline, splits.train, splits.val, loss_fn=hard_loss, desc="baseline", **train_args)
+        r = fit(baseline, splits.train, splits.val, loss_fn=hard_loss, desc="baseline",
+                checkpoint=ctx.checkpoint("baseline"), **train_args)
         training["baseline"] = _history(r)
         rows.append(_save(ctx, "baseline", baseline, s_spec, splits))
 
     student = copy.deepcopy(init)
     loss = kd_loss_fn(dc.temperature, dc.alpha)
     r = fit(student, splits.train, splits.val, loss_fn=loss, teacher=teacher, cache_teacher=dc.cache_teacher,
-            desc="student (KD)", **train_args)
+            desc="student (KD)", checkpoint=ctx.checkpoint("student"), **train_args)
     training["student"] = _history(r)
     rows.append(_save(ctx, "student", student, s_spec, splits))
 
@@ -69,6 +73,7 @@ def run(ctx) -> dict:
         "input_shape": list(splits.input_shape),
         "preprocessing": splits.preprocessing,
         "split_sizes": {"train": len(splits.train), "val": len(splits.val), "test": len(splits.test)},
+        "data_sha256": splits.sha256,
         "kd": {"temperature": dc.temperature, "alpha": dc.alpha, "cache_teacher": dc.cache_teacher},
     }
 

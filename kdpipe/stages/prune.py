@@ -41,7 +41,7 @@ def run(ctx) -> dict:
     r = fit(student, splits.train, splits.val, epochs=pc.finetune.epochs, lr=pc.finetune.lr,
             weight_decay=pc.finetune.weight_decay, batch_size=cfg.data.batch_size, seed=cfg.seed + 4,
             loss_fn=loss, teacher=teacher, cache_teacher=dc.cache_teacher, device=resolve_device(cfg.device),
-            desc="prune recovery (KD)", quiet=ctx.quiet)
+            desc="prune recovery (KD)", quiet=ctx.quiet, checkpoint=ctx.checkpoint("pruned"))
     student.cpu()
     path = ctx.out / "pruned.safetensors"
     save_model(student, path, spec)

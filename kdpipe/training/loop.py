@@ -17,7 +17,8 @@ import torch
 from torch import nn
 
 from kdpipe.evaluation import accuracy
-from kdpipe.progress import progress
+from kdpipe.progress import progress, say
+from kdpipe.training.resume import TrainCheckpoint
 
 
 @dataclass
@@ -64,8 +65,13 @@ def fit(
     device: str = "cpu",
     desc: str = "train",
     quiet: bool = False,
+    checkpoint: TrainCheckpoint | None = None,
 ) -> FitResult:
-    """Train `model` in place with loss_fn(student_logits, teacher_logits_or_None, labels)."""
+    """Train `model` in place with loss_fn(student_logits, teacher_logits_or_None, labels).
+
+    With a checkpoint, training resumes after the last saved epoch, RNG states included, so a
+    resumed run ends exactly where an uninterrupted one would (on the CPU, same threads).
+    """
     import time
 
     gen = torch.Generator().manual_seed(seed)
@@ -87,8 +93,19 @@ def fit(
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(1, epochs * steps_per_epoch))
 
     result = FitResult(final_val=accuracy(batched_logits(model, xv).cpu().numpy(), val.y))
+    start = 1
+    state = checkpoint.load() if checkpoint else None
+    if state is not None:
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["optimizer"])
+        sched.load_state_dict(state["scheduler"])
+        gen.set_state(state["batch_rng"])
+        torch.set_rng_state(state["torch_rng"])
+        result.history, result.final_val = state["history"], state["final_val"]
+        start = state["epoch"] + 1
+        say(f"[resume] {desc}: continuing after epoch {state['epoch']} of {epochs}")
     step_time, steps = 0.0, 0
-    bar = progress(range(1, epochs + 1), desc=desc, quiet=quiet, unit="epoch")
+    bar = progress(range(start, epochs + 1), desc=desc, quiet=quiet, unit="epoch")
     for epoch in bar:
         model.train()
         perm = torch.randperm(len(y), generator=gen).to(device)
@@ -109,9 +126,10 @@ def fit(
             if not torch.isfinite(loss):
                 from kdpipe.errors import KdpipeError
 
+                kept = f"; the last good checkpoint (epoch {epoch - 1}) is kept" if checkpoint and epoch > 1 else ""
                 raise KdpipeError(
                     f"{desc}: loss became {loss.item()} at epoch {epoch}, step {i // batch_size + 1}; "
-                    "the learning rate is likely too high for this model"
+                    f"the learning rate is likely too high for this model (or the data holds extreme values){kept}"
                 )
             opt.zero_grad(set_to_none=True)
             loss.backward()
@@ -125,6 +143,12 @@ def fit(
         result.final_val = val_acc
         if hasattr(bar, "set_postfix"):
             bar.set_postfix(loss=f"{total / len(y):.4f}", val=f"{val_acc:.2f}%")
+        if checkpoint and checkpoint.due(epoch, epochs):
+            checkpoint.save({
+                "model": model.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
+                "batch_rng": gen.get_state(), "torch_rng": torch.get_rng_state(), "epoch": epoch,
+                "history": result.history, "final_val": result.final_val,
+            })
     model.eval()
     result.seconds_per_step = step_time / max(1, steps)
     return result

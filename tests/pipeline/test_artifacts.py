@@ -27,10 +27,10 @@ def test_atomic_write_leaves_no_temp_files(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["m.json"]
 
 
-def test_corrupt_manifest_is_a_clear_error(tmp_path):
+def test_corrupt_manifest_is_set_aside_and_trusted_for_nothing(tmp_path):
     (tmp_path / "manifest.json").write_text("{trunc")
-    with pytest.raises(RunFolderError, match="manifest is unreadable"):
-        RunStore(tmp_path).manifest()
+    assert RunStore(tmp_path).manifest() == {"stages": {}}
+    assert (tmp_path / "manifest.json.corrupt").read_text() == "{trunc"
 
 
 def _hold(path, ready, release):

@@ -1,0 +1,100 @@
+"""Kill `kdpipe all` (SIGKILL) at several points, restart it each time, and get the same results as a
+run that was never interrupted. Ctrl-C stops cleanly and keeps the checkpoint."""
+
+import json
+import signal
+import subprocess
+import sys
+import time
+
+from tests.conftest import write_config
+
+SLOWER = {"data.limit": 1000, "teacher.train.epochs": 6, "distill.epochs": 6, "prune.finetune.epochs": 6,
+          "benchmark.min_seconds": 0.2, "benchmark.providers": ["cpu"]}
+
+KILL_POINTS = [
+    ("teacher training", "distill", ".checkpoints/distill/teacher.pt"),
+    ("student training", "distill", ".checkpoints/distill/student.pt"),
+    ("pruning recovery", "prune", ".checkpoints/prune/pruned.pt"),
+    ("quantization", "quantize", ".staging/quantize"),
+    ("export", "export", ".staging/export"),
+    ("benchmark", "benchmark", ".staging/benchmark"),
+]
+
+
+def _start(cfg, *extra):
+    return subprocess.Popen([sys.executable, "-m", "kdpipe", "all", str(cfg), "-q", *extra],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def _signal_when(proc, path, sig=signal.SIGKILL, timeout=120) -> bool:
+    end = time.time() + timeout
+    while time.time() < end:
+        if path.exists():
+            proc.send_signal(sig)
+            proc.wait(30)
+            return True
+        if proc.poll() is not None:
+            return False
+        time.sleep(0.002)
+    proc.kill()
+    raise AssertionError(f"{path} never appeared")
+
+
+def _metrics(run_dir):
+    report = json.loads((run_dir / "report" / "report.json").read_text())
+    return {(r["variant"], r["format"]): (r["metric"]["val"], r["metric"]["value"], r["params"]) for r in report["rows"]}
+
+
+def _stages_done(run_dir):
+    path = run_dir / "manifest.json"
+    return set(json.loads(path.read_text())["stages"]) if path.exists() else set()
+
+
+def test_sigkill_anywhere_then_restart_gives_the_uninterrupted_result(tmp_path):
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    reference = write_config(tmp_path / "a", SLOWER)
+    proc = _start(reference)
+    assert proc.wait(300) == 0, proc.stderr.read()
+
+    cfg = write_config(tmp_path / "b", SLOWER)
+    run_dir = tmp_path / "b" / "run"
+    killed_in = []
+    for label, stage, marker in KILL_POINTS:
+        proc = _start(cfg)
+        if _signal_when(proc, run_dir / marker):
+            assert stage not in _stages_done(run_dir), f"killed after {stage} had finished"
+            killed_in.append(label)
+        else:
+            assert proc.returncode == 0
+            break
+    assert killed_in == [k[0] for k in KILL_POINTS]
+    proc = _start(cfg)
+    out, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, err
+    assert _metrics(run_dir) == _metrics(tmp_path / "a" / "run")
+    assert not (run_dir / ".checkpoints" / "distill").exists()  # cleared once the stage is recorded
+
+
+def test_ctrl_c_stops_cleanly_and_keeps_the_checkpoint(tmp_path):
+    cfg = write_config(tmp_path, SLOWER)
+    proc = _start(cfg)
+    assert _signal_when(proc, tmp_path / "run" / ".checkpoints" / "distill" / "teacher.pt", signal.SIGINT)
+    err = proc.stderr.read()
+    assert proc.returncode == 130 and "rerun the same command to continue" in err and "Traceback" not in err
+    assert (tmp_path / "run" / ".checkpoints" / "distill" / "teacher.pt").exists()
+    proc = _start(cfg)
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, err
+
+
+def test_divergence_names_the_step_and_keeps_the_last_good_checkpoint(tmp_path, capsys):
+    from tests.conftest import run_cli
+
+    cfg = write_config(tmp_path, {"student.model": "python:tests.helpers:exploding", "student.params": {"after": 10}})
+    assert run_cli("distill", str(cfg), "-q") == 2
+    err = capsys.readouterr().err
+    assert "baseline: loss became nan at epoch 2, step 4" in err
+    assert "the last good checkpoint (epoch 1) is kept" in err
+    assert (tmp_path / "run" / ".checkpoints" / "distill" / "baseline.pt").exists()
