@@ -89,6 +89,21 @@ def test_ctrl_c_stops_cleanly_and_keeps_the_checkpoint(tmp_path):
     assert proc.returncode == 0, err
 
 
+def test_a_second_process_on_the_same_run_folder_is_refused(tmp_path):
+    cfg = write_config(tmp_path, SLOWER)
+    first = _start(cfg)
+    try:
+        end = time.time() + 60
+        while not (tmp_path / "run" / ".staging" / "distill").exists() and time.time() < end:
+            time.sleep(0.01)
+        second = subprocess.run([sys.executable, "-m", "kdpipe", "distill", str(cfg)], capture_output=True, text=True)
+        assert second.returncode == 2
+        assert "is in use by another kdpipe process" in second.stderr and "Traceback" not in second.stderr
+    finally:
+        first.kill()
+        first.wait()
+
+
 def test_divergence_names_the_step_and_keeps_the_last_good_checkpoint(tmp_path, capsys):
     from tests.conftest import run_cli
 
