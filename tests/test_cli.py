@@ -33,6 +33,7 @@ def test_show_config_prints_resolved_defaults(tiny_config):
     ({"distll": {}}, "did you mean 'distill'"),
     ({"teacher.model": "builtin:nope"}, "teacher.model 'builtin:nope'"),
     ({"teacher.weights": "nothere.safetensors"}, "nothere.safetensors"),
+    *([({"device": "cuda"}, "device: cuda was asked for")] if not __import__("torch").cuda.is_available() else []),
 ])
 def test_bad_input_is_one_line_exit_2_no_traceback_nothing_written(tmp_path, overrides, text):
     cfg = write_config(tmp_path, overrides)

@@ -122,6 +122,7 @@ class Config(Section):
     checkpoint_every: int = Field(1, ge=0, description="training checkpoint interval in epochs (0: none)")
     task: Literal["classification"] = "classification"
     device: Literal["auto", "cpu", "cuda"] = "cpu"
+    precision: Literal["fp32", "bf16"] = Field("fp32", description="training precision; bf16 = autocast mixed precision")
     data: DataConfig = Field(default_factory=DataConfig)
     teacher: TeacherConfig = Field(default_factory=TeacherConfig)
     student: StudentConfig = Field(default_factory=StudentConfig)

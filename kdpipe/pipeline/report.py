@@ -75,6 +75,8 @@ def _latency_cell(res: dict | None, status: dict | None, fmt: str) -> dict:
     if res.get("fallback"):
         return {"available": False, "fallback": True, "note": res.get("note")}
     cell = {"available": True, "runtime": res["runtime"], "threads": res.get("threads")}
+    if res.get("placement"):
+        cell["placement"] = res["placement"]
     for b, m in res.get("batches", {}).items():
         cell[b] = {k: round(m[k], 4) for k in ("p50_ms", "p90_ms", "p99_ms", "throughput_per_s")} | {"runs": m["runs"]}
     return cell
@@ -210,6 +212,15 @@ def render_markdown(report: dict) -> str:
             qi = r["quantization"]
             ops = ", ".join(f"{k} {v}" for k, v in sorted(qi["ops"].items()))
             lines.append(f"| {r['variant']} | {qi['method']} | {qi['calibration'] or '-'} | {qi['per_channel']} | {ops} |")
+    placed = [(r, p, r["latency"][p]["placement"]) for r in report["rows"] for p in report["providers"]
+              if r["latency"][p].get("placement")]
+    if placed:
+        lines += ["", "## Where the nodes ran (one profiled run per session)", "",
+                  "| variant | session provider | ops per execution provider | Memcpy nodes |", "|---|---|---|---:|"]
+        for r, p, pl in placed:
+            ops = "; ".join(f"{ep}: " + ", ".join(f"{op} {n}" for op, n in sorted(c.items()))
+                            for ep, c in pl["ops_by_provider"].items())
+            lines.append(f"| {r['variant']} ({r['format']}) | {p} | {ops} | {pl['memcpy_nodes']} |")
     lines += ["", "## Stage timings", "", "| stage | seconds |", "|---|---:|"]
     lines += [f"| {s} | {v['seconds'] if v['seconds'] is not None else '-'} |" for s, v in report["stages"].items()]
     return "\n".join(lines) + "\n"

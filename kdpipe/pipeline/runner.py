@@ -22,6 +22,7 @@ from kdpipe.pipeline.config import Config, section_dict
 from kdpipe.pipeline.context import StageContext
 from kdpipe.progress import say
 from kdpipe.stages import ORDER, STAGES
+from kdpipe.training.loop import resolve_device
 
 
 def library_versions() -> dict:
@@ -103,6 +104,7 @@ def preflight(cfg: Config, root: Path) -> None:
     from kdpipe.models.factory import build_model
 
     check_output_dir(root)
+    resolve_device(cfg.device, cfg.precision)
     splits = load_splits(cfg)
     sample = torch.from_numpy(splits.train.x[:2])
     for role in ("teacher", "student"):

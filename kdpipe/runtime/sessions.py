@@ -88,3 +88,57 @@ def _installed(name: str) -> bool:
         return True
     except metadata.PackageNotFoundError:
         return False
+
+
+def timed_call(sess, x, provider: str, bind: bool | None = None):
+    """The call the benchmark times. On CUDA, inputs and outputs stay on the device through IO
+    binding, so host-device copies are not counted as model latency; onnxruntime synchronises the
+    CUDA stream at the end of each run, and synchronize_outputs makes sure of it."""
+    name = sess.get_inputs()[0].name
+    if not (provider != "cpu" if bind is None else bind):
+        return lambda: sess.run(None, {name: x})
+    rt = ort()
+    binding = sess.io_binding()
+    binding.bind_ortvalue_input(name, rt.OrtValue.ortvalue_from_numpy(x, provider, 0))
+    for out in sess.get_outputs():
+        binding.bind_output(out.name, provider)
+
+    def call():
+        sess.run_with_iobinding(binding)
+        binding.synchronize_outputs()
+
+    call.binding = binding  # outputs stay on the device: binding.copy_outputs_to_cpu() to read them
+    return call
+
+
+def node_placement(path, provider: str, x, threads: int = 0) -> dict:
+    """Which execution provider really ran each node, from one profiled run: CUDA sessions can
+    leave unsupported ops (many int8 ones) on the CPU, with Memcpy nodes between them."""
+    import json
+    import os
+    import tempfile
+    from collections import Counter
+
+    rt = ort()
+    opts = rt.SessionOptions()
+    opts.enable_profiling = True
+    opts.log_severity_level = 3
+    if threads:
+        opts.intra_op_num_threads = threads
+    with tempfile.TemporaryDirectory() as tmp:
+        opts.profile_file_prefix = os.path.join(tmp, "placement")
+        chain = [PROVIDERS[provider]] + ([PROVIDERS["cpu"]] if provider != "cpu" else [])
+        sess = rt.InferenceSession(str(path), sess_options=opts, providers=chain)
+        sess.run(None, {sess.get_inputs()[0].name: x})
+        with open(sess.end_profiling()) as f:
+            events = json.load(f)
+    ops: dict[str, Counter] = {}
+    for e in events:
+        args = e.get("args", {})
+        if e.get("cat") == "Node" and e.get("name", "").endswith("_kernel_time") and "provider" in args:
+            ops.setdefault(args["provider"].replace("ExecutionProvider", ""), Counter())[args.get("op_name", "?")] += 1
+    return {
+        "nodes_by_provider": {p: sum(c.values()) for p, c in ops.items()},
+        "ops_by_provider": {p: dict(c) for p, c in ops.items()},
+        "memcpy_nodes": sum(n for c in ops.values() for op, n in c.items() if op.startswith("Memcpy")),
+    }

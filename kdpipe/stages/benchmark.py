@@ -16,8 +16,7 @@ import torch
 from kdpipe.models.checkpoint import load_model
 from kdpipe.pipeline.artifacts import atomic_write_json
 from kdpipe.progress import progress, say
-from kdpipe.runtime.onnx_convert import INPUT_NAME
-from kdpipe.runtime.sessions import make_session, provider_status
+from kdpipe.runtime.sessions import make_session, node_placement, provider_status, timed_call
 from kdpipe.runtime.timing import measure
 
 NAME = "benchmark"
@@ -38,11 +37,12 @@ def run(ctx) -> dict:
         entry.update(available=sess is not None, actual_provider=info.provider, fallback=info.fallback,
                      note=info.reason, threads=bc.threads or f"default ({_default_threads()})")
         if sess is not None and not info.fallback:
-            entry["batches"] = {str(b): measure(lambda: sess.run(None, {INPUT_NAME: x}), batch=b, **timing)
+            entry["batches"] = {str(b): measure(timed_call(sess, x, provider), batch=b, **timing)
                                 for b, x in inputs.items()}
+            entry["placement"] = node_placement(ctx.file(row["path"]), provider, inputs[min(inputs)], bc.threads)
         results.append(entry)
     if bc.torch_teacher:
-        results.append(_torch_teacher(ctx, inputs, timing))
+        results += _torch_teacher(ctx, inputs, timing)
     for r in results:
         if r.get("batches"):
             b1 = r["batches"].get("1") or next(iter(r["batches"].values()))
@@ -53,22 +53,32 @@ def run(ctx) -> dict:
     return outputs
 
 
-def _torch_teacher(ctx, inputs: dict, timing: dict) -> dict:
+def _torch_teacher(ctx, inputs: dict, timing: dict) -> list[dict]:
+    """The teacher in PyTorch eager, on the CPU and, when asked for and present, on the GPU."""
     row = next(r for r in ctx.upstream("distill")["variants"] if r["variant"] == "teacher")
     model, _ = load_model(ctx.file(row["path"]), "distill/teacher")
-    model.eval()
+    out = []
+    for provider in ctx.cfg.benchmark.providers:
+        entry = {"variant": "teacher", "format": "torch", "runtime": "torch-eager", "provider": provider,
+                 "fallback": False, "note": "", "threads": torch.get_num_threads()}
+        if provider == "cuda" and not torch.cuda.is_available():
+            out.append({**entry, "available": False, "note": "not available: torch sees no CUDA device"})
+            continue
+        device = torch.device(provider)
+        model.to(device).eval()
+        sync = torch.cuda.synchronize if provider == "cuda" else (lambda: None)
 
-    def call(x):
-        with torch.inference_mode():
-            return model(x)
+        def call(x):
+            with torch.inference_mode():
+                model(x)
+            sync()  # CUDA kernels run asynchronously: time until they are done
 
-    batches = {}
-    for b, x in inputs.items():
-        t = torch.from_numpy(x)
-        batches[str(b)] = measure(lambda: call(t), batch=b, **timing)
-    return {"variant": "teacher", "format": "torch", "runtime": "torch-eager", "provider": "cpu", "available": True,
-            "actual_provider": "cpu", "fallback": False, "note": "", "threads": torch.get_num_threads(),
-            "batches": batches}
+        batches = {}
+        for b, x in inputs.items():
+            t = torch.from_numpy(x).to(device)
+            batches[str(b)] = measure(lambda: call(t), batch=b, **timing)
+        out.append({**entry, "available": True, "actual_provider": provider, "batches": batches})
+    return out
 
 
 def _batch(x: np.ndarray, b: int) -> np.ndarray:
@@ -103,4 +113,17 @@ def machine_info() -> dict:
     info = {"cpu": model, "cores": _default_threads(), "simd": simd, "system": platform.platform()}
     if torch.cuda.is_available():
         info["gpu"] = torch.cuda.get_device_name(0)
+        info["cuda_runtime"] = torch.version.cuda
+        info["gpu_driver"] = _nvidia_driver()
     return info
+
+
+def _nvidia_driver() -> str | None:
+    import subprocess
+
+    try:
+        out = subprocess.run(["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"],
+                             capture_output=True, text=True, timeout=10)
+        return out.stdout.strip().splitlines()[0] if out.returncode == 0 and out.stdout.strip() else None
+    except (OSError, subprocess.SubprocessError):
+        return None

@@ -17,14 +17,14 @@ from kdpipe.variants import model_spec, variant_row
 
 NAME = "distill"
 REQUIRES: tuple[str, ...] = ()
-SECTIONS = ("seed", "task", "device", "data", "teacher", "student", "distill")
+SECTIONS = ("seed", "task", "device", "precision", "data", "teacher", "student", "distill")
 
 
 def run(ctx) -> dict:
     cfg, splits = ctx.cfg, ctx.splits
-    device = resolve_device(cfg.device)
+    device = resolve_device(cfg.device, cfg.precision)
     dc = cfg.distill
-    common = dict(batch_size=cfg.data.batch_size, device=device, quiet=ctx.quiet)
+    common = dict(batch_size=cfg.data.batch_size, device=device, precision=cfg.precision, quiet=ctx.quiet)
     rows, training = [], {}
 
     seed_everything(cfg.seed)

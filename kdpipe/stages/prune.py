@@ -15,7 +15,7 @@ from kdpipe.variants import variant_row
 
 NAME = "prune"
 REQUIRES = ("distill",)
-SECTIONS = ("seed", "device", "prune")
+SECTIONS = ("seed", "device", "precision", "prune")
 
 
 def run(ctx) -> dict:
@@ -40,7 +40,8 @@ def run(ctx) -> dict:
     loss = kd_loss_fn(dc.temperature, dc.alpha)
     r = fit(student, splits.train, splits.val, epochs=pc.finetune.epochs, lr=pc.finetune.lr,
             weight_decay=pc.finetune.weight_decay, batch_size=cfg.data.batch_size, seed=cfg.seed + 4,
-            loss_fn=loss, teacher=teacher, cache_teacher=dc.cache_teacher, device=resolve_device(cfg.device),
+            loss_fn=loss, teacher=teacher, cache_teacher=dc.cache_teacher,
+            device=resolve_device(cfg.device, cfg.precision), precision=cfg.precision,
             desc="prune recovery (KD)", quiet=ctx.quiet, checkpoint=ctx.checkpoint("pruned"))
     student.cpu()
     path = ctx.out / "pruned.safetensors"

@@ -28,14 +28,16 @@ class FitResult:
     seconds_per_step: float = 0.0
 
 
-def resolve_device(setting: str) -> str:
-    if setting == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if setting == "cuda" and not torch.cuda.is_available():
-        from kdpipe.errors import ConfigError
+def resolve_device(setting: str, precision: str = "fp32") -> str:
+    from kdpipe.errors import ConfigError
 
-        raise ConfigError("device: cuda was asked for, but torch sees no CUDA device (CPU build of torch, or no GPU)")
-    return setting
+    device = ("cuda" if torch.cuda.is_available() else "cpu") if setting == "auto" else setting
+    if device == "cuda" and not torch.cuda.is_available():
+        build = "this torch is a CPU build" if torch.version.cuda is None else "no GPU is visible (CUDA_VISIBLE_DEVICES? driver?)"
+        raise ConfigError(f"device: cuda was asked for, but torch sees no CUDA device ({build}); use device: auto or cpu")
+    if precision == "bf16" and device == "cuda" and not torch.cuda.is_bf16_supported():
+        raise ConfigError(f"precision: bf16 is not supported by {torch.cuda.get_device_name(0)}; use fp32")
+    return device
 
 
 def seed_everything(seed: int) -> None:
@@ -63,6 +65,7 @@ def fit(
     teacher: nn.Module | None = None,
     cache_teacher: bool = True,
     device: str = "cpu",
+    precision: str = "fp32",
     desc: str = "train",
     quiet: bool = False,
     checkpoint: TrainCheckpoint | None = None,
@@ -88,6 +91,8 @@ def fit(
         if cache_teacher:  # inputs never change between epochs: run the teacher once
             cached = batched_logits(teacher, x).clone()  # clone: a normal tensor, usable in autograd
 
+    # bf16 mixed precision: forward and loss under autocast, weights and optimiser state in fp32.
+    autocast = torch.autocast(device_type=torch.device(device).type, dtype=torch.bfloat16, enabled=precision == "bf16")
     opt = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
     steps_per_epoch = max(1, math.ceil(len(y) / batch_size))
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(1, epochs * steps_per_epoch))
@@ -113,7 +118,8 @@ def fit(
         for i in range(0, len(y), batch_size):
             t0 = time.perf_counter()
             idx = perm[i : i + batch_size]
-            out = model(x[idx])
+            with autocast:
+                out = model(x[idx])
             if cached is not None:
                 t_out = cached[idx]
             elif teacher is not None:
@@ -122,7 +128,8 @@ def fit(
                 t_out = t_out.clone()
             else:
                 t_out = None
-            loss = loss_fn(out, t_out, y[idx])
+            with autocast:
+                loss = loss_fn(out, t_out, y[idx])
             if not torch.isfinite(loss):
                 from kdpipe.errors import KdpipeError
 

@@ -51,3 +51,31 @@ def test_truncated_onnx_is_a_clear_error(model_path, tmp_path):
 def test_measure_reports_percentiles_in_order():
     r = measure(lambda: sum(range(1000)), warmup=2, min_seconds=0.01, min_runs=5, batch=4)
     assert r["runs"] >= 5 and r["p50_ms"] <= r["p90_ms"] <= r["p99_ms"] and r["throughput_per_s"] > 0
+
+
+def test_io_binding_path_gives_the_same_outputs(model_path):
+    sess, _ = sessions.make_session(model_path, "cpu")
+    x = np.random.default_rng(0).random((3, 4)).astype(np.float32)
+    call = sessions.timed_call(sess, x, "cpu", bind=True)  # the CUDA code path, run on the CPU device
+    call()
+    assert np.allclose(call.binding.copy_outputs_to_cpu()[0], sess.run(None, {"input": x})[0])
+
+
+def test_node_placement_counts_what_ran_where(model_path):
+    placement = sessions.node_placement(model_path, "cpu", np.zeros((2, 4), np.float32))
+    assert set(placement["nodes_by_provider"]) == {"CPU"} and placement["memcpy_nodes"] == 0
+    assert sum(placement["ops_by_provider"]["CPU"].values()) == placement["nodes_by_provider"]["CPU"]
+
+
+cuda_torch = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+
+
+@cuda_torch
+def test_cuda_session_really_runs_on_cuda(model_path):
+    if "CUDAExecutionProvider" not in sessions.ort().get_available_providers():
+        pytest.skip("onnxruntime has no CUDA provider (install kdpipe[gpu])")
+    sess, info = sessions.make_session(model_path, "cuda")
+    assert info.provider == "CUDAExecutionProvider" and not info.fallback
+    call = sessions.timed_call(sess, np.ones((2, 4), np.float32), "cuda")
+    call()
+    assert call.binding.copy_outputs_to_cpu()[0].shape == (2, 3)

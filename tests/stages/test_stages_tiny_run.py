@@ -48,6 +48,9 @@ def test_quantize_variants_are_smaller_and_measured_in_onnxruntime(tiny_run, man
         assert r["size_bytes"] < fp32 and 0 <= r["metric"]["test"] <= 100
         onnx.checker.check_model(str(tiny_run / r["path"]))
     assert rows["pruned-int8-static-minmax"]["quantization"]["ops"].get("QuantizeLinear")
+    # fp16 keeps fp32 inputs/outputs and, run on the CPU provider here, the fp32 model's accuracy
+    fp32_acc = _rows(manifest, "export")["pruned"]["metric"]["test"]
+    assert abs(rows["pruned-fp16"]["metric"]["test"] - fp32_acc) <= 1.0
 
 
 def test_export_parity_and_dynamic_batch(tiny_run, manifest):
@@ -68,7 +71,9 @@ def test_benchmark_measures_cpu_and_reports_cuda_honestly(manifest):
     cpu = [r for r in out["results"] if r["provider"] == "cpu" and r["runtime"] == "onnxruntime"]
     assert cpu and all(set(r["batches"]) == {"1", "8"} for r in cpu)
     assert all(r["batches"]["1"]["p50_ms"] > 0 for r in cpu)
-    assert any(r["runtime"] == "torch-eager" for r in out["results"])
+    assert any(r["runtime"] == "torch-eager" and r["available"] for r in out["results"])
+    assert all(r["placement"]["nodes_by_provider"] == {"CPU": sum(r["placement"]["ops_by_provider"]["CPU"].values())}
+               for r in cpu)
     cuda = [r for r in out["results"] if r["provider"] == "cuda"]
     if not out["providers"]["cuda"]["available"]:
         assert cuda and all(not r["available"] and "batches" not in r for r in cuda)

@@ -1,0 +1,42 @@
+import numpy as np
+import pytest
+import torch
+
+from kdpipe.data.splits import Split
+from kdpipe.errors import ConfigError
+from kdpipe.models.builtin import MLP
+from kdpipe.training.kd_loss import hard_loss
+from kdpipe.training.loop import fit, resolve_device
+
+
+def _data(n=300, seed=0):
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(n, 6)).astype(np.float32)
+    y = (x[:, 0] + x[:, 1] > 0).astype(np.int64)
+    return Split(x, y)
+
+
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_fit_learns_in_both_precisions(precision):
+    torch.manual_seed(0)
+    model = MLP((6,), 2, hidden=(16,))
+    r = fit(model, _data(), _data(100, 1), epochs=15, lr=0.01, weight_decay=0.0, batch_size=32, seed=0,
+            loss_fn=hard_loss, precision=precision, quiet=True)
+    assert r.final_val > 85 and len(r.history) == 15
+    assert next(model.parameters()).dtype == torch.float32  # mixed precision keeps fp32 weights
+
+
+def test_device_resolution():
+    assert resolve_device("cpu") == "cpu"
+    assert resolve_device("auto") == ("cuda" if torch.cuda.is_available() else "cpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(ConfigError, match="device: cuda was asked for, but torch sees no CUDA device"):
+            resolve_device("cuda")
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_fit_on_cuda():
+    model = MLP((6,), 2, hidden=(16,))
+    r = fit(model, _data(), _data(100, 1), epochs=5, lr=0.01, weight_decay=0.0, batch_size=32, seed=0,
+            loss_fn=hard_loss, device="cuda", precision="bf16", quiet=True)
+    assert r.final_val > 70
