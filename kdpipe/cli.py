@@ -41,12 +41,14 @@ def cli():
 
 
 def _run(config: Path, overrides, force: bool, quiet: bool, stages: list[str]):
+    from kdpipe import distributed
     from kdpipe.pipeline import runner
     from kdpipe.pipeline.config import load_config
     from kdpipe.progress import set_quiet
 
     set_quiet(quiet)
     cfg = load_config(config, overrides)
+    distributed.init()  # no-op unless launched by torchrun / accelerate launch
     return cfg, runner.run(cfg, stages, force=force, config_hint=str(config), quiet=quiet)
 
 
@@ -58,6 +60,8 @@ def all_cmd(config, overrides, force, quiet):
     from kdpipe.stages import ORDER
 
     cfg, store = _run(config, overrides, force, quiet, ORDER)
+    if not _is_main():
+        return
     report = json.loads((store.root / "report" / "report.json").read_text())
     render_terminal(report)
     click.echo(f"Report: {store.root / 'report' / 'report.html'} (also report.md, report.json)")
@@ -67,6 +71,8 @@ def _stage_command(name: str):
     @_common
     def command(config, overrides, force, quiet):
         cfg, store = _run(config, overrides, force, quiet, [name])
+        if not _is_main():
+            return
         if name == "report":
             from kdpipe.pipeline.report import render_terminal
 
@@ -79,6 +85,12 @@ def _stage_command(name: str):
 
 for _name in STAGE_HELP:
     _stage_command(_name)
+
+
+def _is_main() -> bool:
+    from kdpipe import distributed
+
+    return distributed.is_main()
 
 
 @cli.command("show-config")
@@ -126,6 +138,10 @@ def main(argv=None) -> int:
     except click.ClickException as e:
         e.show()
         return e.exit_code
+    finally:
+        from kdpipe import distributed
+
+        distributed.shutdown()
     return 0
 
 

@@ -23,5 +23,7 @@ def progress(iterable, desc: str, quiet: bool = False, **kw):
 
 
 def say(msg: str) -> None:
-    if not _quiet:
+    from kdpipe import distributed
+
+    if not _quiet and distributed.is_main():
         print(msg, file=sys.stderr, flush=True)

@@ -30,7 +30,8 @@ class DataConfig(Section):
     image_size: tuple[int, int] | None = None
     channels: Literal[1, 3] = 1
     split: tuple[float, float, float] = (0.7, 0.1, 0.2)
-    batch_size: int = Field(64, ge=1)
+    batch_size: int = Field(64, ge=1, description="global batch, whatever the number of processes")
+    micro_batch_size: int | None = Field(None, ge=1, description="max samples per forward pass per process")
     limit: int | None = Field(None, ge=10, description="use only this many samples (quick runs)")
 
     @field_validator("split")

@@ -21,6 +21,13 @@ class StageContext:
     _splits: object = field(default=None, repr=False)
 
     @property
+    def is_main(self) -> bool:
+        """False on the extra processes of a torchrun launch: they train, rank 0 evaluates and records."""
+        from kdpipe import distributed
+
+        return distributed.is_main()
+
+    @property
     def splits(self):
         if self._splits is None:
             from kdpipe.data.splits import load_splits

@@ -7,15 +7,18 @@ altered, or with --force; a rerun gives it a new run id, which makes every later
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import platform
+import shutil
+import tempfile
 import time
 import uuid
 from datetime import datetime, timezone
 from pathlib import Path
 
-from kdpipe import __version__
+from kdpipe import __version__, distributed
 from kdpipe.errors import KdpipeError, RunFolderError
 from kdpipe.pipeline.artifacts import MANIFEST, RunLock, RunStore, atomic_write_json, sha256_file
 from kdpipe.pipeline.config import Config, section_dict
@@ -136,40 +139,57 @@ def check_output_dir(root: Path) -> None:
 
 def run(cfg: Config, stages: list[str], *, force: bool = False, config_hint: str = "CONFIG",
         quiet: bool = False, base: Path | None = None) -> RunStore:
+    """Under torchrun, rank 0 decides what runs, holds the lock and writes; the other ranks join the
+    training stages (DISTRIBUTED = True) and wait at a barrier after every stage."""
     store = RunStore(cfg.run_dir(base))
-    first = ORDER.index(stages[0])
-    # A single stage runs on what earlier stages left: they must be there and current.
-    for up in ORDER[:first]:
+    main = distributed.is_main()
+    if main:
+        check_upstream(cfg, store, stages[0], config_hint)
+        preflight(cfg, store.root)
+    with RunLock(store.root) if main else contextlib.nullcontext():
+        for name in stages:
+            reason = distributed.broadcast(("--force" if force else why_stale(name, cfg, store)) if main else None)
+            if reason is None:
+                say(f"[{name}] up to date, skipped (use --force to rerun)")
+            elif main or getattr(STAGES[name], "DISTRIBUTED", False):
+                say(f"[{name}] running: {reason}")
+                _run_stage(name, cfg, store, quiet)
+            distributed.barrier()
+    return store
+
+
+def check_upstream(cfg: Config, store: RunStore, stage: str, config_hint: str) -> None:
+    """A single stage runs on what earlier stages left: they must be there and current."""
+    for up in ORDER[: ORDER.index(stage)]:
         reason = why_stale(up, cfg, store)
         if reason:
             what = "has not run" if reason == "not run yet" else f"is out of date ({reason})"
             raise RunFolderError(
-                f"stage {stages[0]!r} needs {up!r}, which {what} in {store.root}: "
+                f"stage {stage!r} needs {up!r}, which {what} in {store.root}: "
                 f"run `kdpipe {up} {config_hint}` first (or `kdpipe all {config_hint}`)"
             )
-    preflight(cfg, store.root)
-    with RunLock(store.root):
-        for name in stages:
-            reason = "--force" if force else why_stale(name, cfg, store)
-            if reason is None:
-                say(f"[{name}] up to date, skipped (use --force to rerun)")
-                continue
-            say(f"[{name}] running: {reason}")
-            _run_stage(name, cfg, store, quiet)
-    return store
 
 
-def _run_stage(name: str, cfg: Config, store: RunStore, quiet: bool) -> dict:
+def _run_stage(name: str, cfg: Config, store: RunStore, quiet: bool) -> dict | None:
     module = STAGES[name]
-    store.forget([name])  # until it finishes again, the old entry is not to be trusted
-    staging = store.staging_dir(name)
+    main = distributed.is_main()
+    if main:
+        store.forget([name])  # until it finishes again, the old entry is not to be trusted
+    # Other ranks write into a private scratch folder that is thrown away: rank 0 alone records.
+    staging = store.staging_dir(name) if main else Path(tempfile.mkdtemp(prefix=f"kdpipe-rank{distributed.rank()}-"))
     manifest = store.manifest()
     inputs = {up: manifest["stages"][up]["run_id"] for up in module.REQUIRES if up in manifest["stages"]}
     resume_key = fingerprint(name, cfg) + json.dumps(inputs, sort_keys=True)
     ctx = StageContext(cfg=cfg, store=store, out=staging, stage=name, quiet=quiet, resume_key=resume_key)
     started = datetime.now(timezone.utc).isoformat(timespec="seconds")
     t0 = time.perf_counter()
-    outputs = module.run(ctx)
+    try:
+        outputs = module.run(ctx)
+    finally:
+        if not main:
+            shutil.rmtree(staging, ignore_errors=True)
+    if not main:
+        return None
     seconds = time.perf_counter() - t0
     entry = {
         "run_id": uuid.uuid4().hex,
@@ -178,6 +198,7 @@ def _run_stage(name: str, cfg: Config, store: RunStore, quiet: bool) -> dict:
         "started": started,
         "seconds": round(seconds, 3),
         "seed": cfg.seed,
+        "processes": distributed.world() if getattr(module, "DISTRIBUTED", False) else 1,
         "config": section_dict(cfg, module.SECTIONS),
         "input_files": input_digests(cfg, module.SECTIONS),
         "versions": library_versions(),

@@ -16,6 +16,7 @@ from kdpipe.training.loop import fit, resolve_device, seed_everything
 from kdpipe.variants import model_spec, variant_row
 
 NAME = "distill"
+DISTRIBUTED = True  # every torchrun process trains; rank 0 evaluates and writes
 REQUIRES: tuple[str, ...] = ()
 SECTIONS = ("seed", "task", "device", "precision", "data", "teacher", "student", "distill")
 
@@ -24,7 +25,8 @@ def run(ctx) -> dict:
     cfg, splits = ctx.cfg, ctx.splits
     device = resolve_device(cfg.device, cfg.precision)
     dc = cfg.distill
-    common = dict(batch_size=cfg.data.batch_size, device=device, precision=cfg.precision, quiet=ctx.quiet)
+    common = dict(batch_size=cfg.data.batch_size, micro_batch_size=cfg.data.micro_batch_size, device=device,
+                  precision=cfg.precision, quiet=ctx.quiet)
     rows, training = [], {}
 
     seed_everything(cfg.seed)
@@ -59,6 +61,8 @@ def run(ctx) -> dict:
     training["student"] = _history(r)
     rows.append(_save(ctx, "student", student, s_spec, splits))
 
+    if not ctx.is_main:  # extra torchrun processes only help train
+        return {}
     by = {row["variant"]: row for row in rows}
     say(
         "[distill] test accuracy: teacher {:.2f}%, student {:.2f}%{}".format(
@@ -83,7 +87,9 @@ def _history(r) -> dict:
     return {"final_val": r.final_val, "seconds_per_step": r.seconds_per_step, "history": r.history}
 
 
-def _save(ctx, name, model, spec, splits) -> dict:
+def _save(ctx, name, model, spec, splits) -> dict | None:
+    if not ctx.is_main:
+        return None
     path = ctx.out / f"{name}.safetensors"
     model.cpu()
     save_model(model, path, spec)

@@ -14,6 +14,7 @@ from kdpipe.training.loop import fit, resolve_device, seed_everything
 from kdpipe.variants import variant_row
 
 NAME = "prune"
+DISTRIBUTED = True  # every torchrun process trains the recovery; rank 0 evaluates and writes
 REQUIRES = ("distill",)
 SECTIONS = ("seed", "device", "precision", "prune")
 
@@ -33,16 +34,20 @@ def run(ctx) -> dict:
     seed_everything(cfg.seed + 3)
     prune_structured(student, splits.input_shape, splits.num_classes, pc.ratio)
     params_after = count_params(student)
-    predict = torch_predictor(student)
-    before_recovery = {"val": evaluate(predict, splits.val), "test": evaluate(predict, splits.test)}
+    if ctx.is_main:
+        predict = torch_predictor(student)
+        before_recovery = {"val": evaluate(predict, splits.val), "test": evaluate(predict, splits.test)}
 
     dc = cfg.distill
     loss = kd_loss_fn(dc.temperature, dc.alpha)
     r = fit(student, splits.train, splits.val, epochs=pc.finetune.epochs, lr=pc.finetune.lr,
-            weight_decay=pc.finetune.weight_decay, batch_size=cfg.data.batch_size, seed=cfg.seed + 4,
+            weight_decay=pc.finetune.weight_decay, batch_size=cfg.data.batch_size,
+            micro_batch_size=cfg.data.micro_batch_size, seed=cfg.seed + 4,
             loss_fn=loss, teacher=teacher, cache_teacher=dc.cache_teacher,
             device=resolve_device(cfg.device, cfg.precision), precision=cfg.precision,
             desc="prune recovery (KD)", quiet=ctx.quiet, checkpoint=ctx.checkpoint("pruned"))
+    if not ctx.is_main:  # extra torchrun processes only help train
+        return {}
     student.cpu()
     path = ctx.out / "pruned.safetensors"
     save_model(student, path, spec)

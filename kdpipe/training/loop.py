@@ -8,6 +8,7 @@ epoch; the test split is never touched here.
 
 from __future__ import annotations
 
+import contextlib
 import math
 from dataclasses import dataclass, field
 from typing import Callable
@@ -16,7 +17,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from kdpipe.evaluation import accuracy
+from kdpipe import distributed
+from kdpipe.errors import KdpipeError
 from kdpipe.progress import progress, say
 from kdpipe.training.resume import TrainCheckpoint
 
@@ -66,22 +68,26 @@ def fit(
     cache_teacher: bool = True,
     device: str = "cpu",
     precision: str = "fp32",
+    micro_batch_size: int | None = None,
     desc: str = "train",
     quiet: bool = False,
     checkpoint: TrainCheckpoint | None = None,
 ) -> FitResult:
     """Train `model` in place with loss_fn(student_logits, teacher_logits_or_None, labels).
 
+    `batch_size` is the global batch: under torchrun each process takes its share of every batch
+    (and splits it further into micro-batches of at most `micro_batch_size`, accumulating
+    gradients), so the optimiser sees the same mean gradient whatever the number of processes.
     With a checkpoint, training resumes after the last saved epoch, RNG states included, so a
     resumed run ends exactly where an uninterrupted one would (on the CPU, same threads).
     """
     import time
 
-    gen = torch.Generator().manual_seed(seed)
+    gen = torch.Generator().manual_seed(seed)  # the same on every process: one global batch order
     model.to(device)
     x = torch.from_numpy(train.x).to(device)
     y = torch.from_numpy(train.y).to(device)
-    xv = torch.from_numpy(val.x).to(device)
+    xv, yv = torch.from_numpy(val.x).to(device), torch.from_numpy(val.y).to(device)
 
     cached = None
     if teacher is not None:
@@ -93,11 +99,21 @@ def fit(
 
     # bf16 mixed precision: forward and loss under autocast, weights and optimiser state in fp32.
     autocast = torch.autocast(device_type=torch.device(device).type, dtype=torch.bfloat16, enabled=precision == "bf16")
+    ddp = distributed.wrap(model, device)
     opt = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
     steps_per_epoch = max(1, math.ceil(len(y) / batch_size))
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(1, epochs * steps_per_epoch))
 
-    result = FitResult(final_val=accuracy(batched_logits(model, xv).cpu().numpy(), val.y))
+    def teacher_out(idx):
+        if cached is not None:
+            return cached[idx]
+        if teacher is None:
+            return None
+        with torch.inference_mode():
+            out = teacher(x[idx]).float()
+        return out.clone()
+
+    result = FitResult(final_val=_val_accuracy(model, xv, yv))
     start = 1
     state = checkpoint.load() if checkpoint else None
     if state is not None:
@@ -110,47 +126,47 @@ def fit(
         start = state["epoch"] + 1
         say(f"[resume] {desc}: continuing after epoch {state['epoch']} of {epochs}")
     step_time, steps = 0.0, 0
-    bar = progress(range(start, epochs + 1), desc=desc, quiet=quiet, unit="epoch")
+    world = distributed.world()
+    bar = progress(range(start, epochs + 1), desc=desc, quiet=quiet or not distributed.is_main(), unit="epoch")
     for epoch in bar:
         model.train()
         perm = torch.randperm(len(y), generator=gen).to(device)
         total = 0.0
         for i in range(0, len(y), batch_size):
             t0 = time.perf_counter()
-            idx = perm[i : i + batch_size]
-            with autocast:
-                out = model(x[idx])
-            if cached is not None:
-                t_out = cached[idx]
-            elif teacher is not None:
-                with torch.inference_mode():
-                    t_out = teacher(x[idx]).float()
-                t_out = t_out.clone()
-            else:
-                t_out = None
-            with autocast:
-                loss = loss_fn(out, t_out, y[idx])
-            if not torch.isfinite(loss):
-                from kdpipe.errors import KdpipeError
-
-                kept = f"; the last good checkpoint (epoch {epoch - 1}) is kept" if checkpoint and epoch > 1 else ""
-                raise KdpipeError(
-                    f"{desc}: loss became {loss.item()} at epoch {epoch}, step {i // batch_size + 1}; "
-                    f"the learning rate is likely too high for this model (or the data holds extreme values){kept}"
-                )
+            batch = perm[i : i + batch_size]
+            mine = batch[distributed.shard(len(batch))]
+            chunks = list(mine.split(micro_batch_size or max(1, len(mine)))) or [batch[:1]]
             opt.zero_grad(set_to_none=True)
-            loss.backward()
+            for c, idx in enumerate(chunks):
+                # Weight each chunk by its share of the global batch: DDP averages over processes,
+                # so sum over chunks and processes gives the mean over the whole batch.
+                weight = len(idx) * world / len(batch) if len(mine) else 0.0
+                sync = contextlib.nullcontext() if c == len(chunks) - 1 or ddp is model else ddp.no_sync()
+                with sync:
+                    with autocast:
+                        loss = loss_fn(ddp(x[idx]), teacher_out(idx), y[idx])
+                    if not torch.isfinite(loss):
+                        kept = f"; the last good checkpoint (epoch {epoch - 1}) is kept" if checkpoint and epoch > 1 else ""
+                        raise KdpipeError(
+                            f"{desc}: loss became {loss.item()} at epoch {epoch}, step {i // batch_size + 1}; "
+                            "the learning rate is likely too high for this model (or the data holds extreme values)"
+                            f"{kept}"
+                        )
+                    (loss * weight).backward()
+                if len(mine):
+                    total += loss.item() * len(idx)
             opt.step()
             sched.step()
             step_time += time.perf_counter() - t0
             steps += 1
-            total += loss.item() * len(idx)
-        val_acc = accuracy(batched_logits(model, xv).cpu().numpy(), val.y)
+        total = distributed.all_sum([total], device)[0]
+        val_acc = _val_accuracy(model, xv, yv)
         result.history.append({"epoch": epoch, "loss": total / len(y), "val_accuracy": val_acc})
         result.final_val = val_acc
         if hasattr(bar, "set_postfix"):
             bar.set_postfix(loss=f"{total / len(y):.4f}", val=f"{val_acc:.2f}%")
-        if checkpoint and checkpoint.due(epoch, epochs):
+        if checkpoint and checkpoint.due(epoch, epochs) and distributed.is_main():
             checkpoint.save({
                 "model": model.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
                 "batch_rng": gen.get_state(), "torch_rng": torch.get_rng_state(), "epoch": epoch,
@@ -159,3 +175,11 @@ def fit(
     model.eval()
     result.seconds_per_step = step_time / max(1, steps)
     return result
+
+
+def _val_accuracy(model: nn.Module, xv: torch.Tensor, yv: torch.Tensor) -> float:
+    """Whole-split accuracy, each process scoring its share once (counts summed across processes)."""
+    part = distributed.shard(len(yv))
+    correct = (batched_logits(model, xv[part]).argmax(1) == yv[part]).sum().item() if len(yv[part]) else 0
+    correct, n = distributed.all_sum([float(correct), float(len(yv[part]))], str(xv.device))
+    return correct / max(n, 1.0) * 100.0

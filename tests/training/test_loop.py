@@ -40,3 +40,14 @@ def test_fit_on_cuda():
     r = fit(model, _data(), _data(100, 1), epochs=5, lr=0.01, weight_decay=0.0, batch_size=32, seed=0,
             loss_fn=hard_loss, device="cuda", precision="bf16", quiet=True)
     assert r.final_val > 70
+
+
+def test_micro_batches_accumulate_to_the_same_training():
+    results = []
+    for micro in (None, 7):
+        torch.manual_seed(0)
+        model = MLP((6,), 2, hidden=(16,))
+        fit(model, _data(), _data(100, 1), epochs=3, lr=0.01, weight_decay=0.0, batch_size=32, seed=0,
+            loss_fn=hard_loss, micro_batch_size=micro, quiet=True)
+        results.append(torch.cat([p.detach().flatten() for p in model.parameters()]))
+    assert torch.allclose(results[0], results[1], atol=1e-5)
