@@ -59,7 +59,8 @@ def build_report(manifest: dict, providers: list[str], batch_sizes: list[int]) -
         "bundle": out("export").get("bundle"),
         "machine": bench.get("machine"),
         "provider_status": bench.get("providers"),
-        "stages": {name: {"seconds": e.get("seconds"), "started": e.get("started")} for name, e in stages.items()},
+        "stages": {name: {"seconds": e.get("seconds"), "started": e.get("started"), "peak_rss_mb": e.get("peak_rss_mb")}
+                   for name, e in stages.items()},
         "versions": manifest.get("versions"),
         "seed": manifest.get("config", {}).get("seed"),
     }
@@ -221,9 +222,15 @@ def render_markdown(report: dict) -> str:
             ops = "; ".join(f"{ep}: " + ", ".join(f"{op} {n}" for op, n in sorted(c.items()))
                             for ep, c in pl["ops_by_provider"].items())
             lines.append(f"| {r['variant']} ({r['format']}) | {p} | {ops} | {pl['memcpy_nodes']} |")
-    lines += ["", "## Stage timings", "", "| stage | seconds |", "|---|---:|"]
-    lines += [f"| {s} | {v['seconds'] if v['seconds'] is not None else '-'} |" for s, v in report["stages"].items()]
+    lines += ["", "## Stages", "", "| stage | seconds | peak memory of the process so far (MiB) |", "|---|---:|---:|"]
+    lines += [f"| {s} | {_or_dash(v['seconds'])} | {_or_dash(v.get('peak_rss_mb'))} |" for s, v in report["stages"].items()]
+    total = sum(v["seconds"] or 0 for v in report["stages"].values())
+    lines += [f"| all (sum, this report's run) | {total:.1f} | |"]
     return "\n".join(lines) + "\n"
+
+
+def _or_dash(v) -> str:
+    return "-" if v is None else str(v)
 
 
 def render_html(report: dict, plots: dict[str, str]) -> str:

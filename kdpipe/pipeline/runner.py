@@ -197,6 +197,7 @@ def _run_stage(name: str, cfg: Config, store: RunStore, quiet: bool) -> dict | N
         "inputs": inputs,
         "started": started,
         "seconds": round(seconds, 3),
+        "peak_rss_mb": _peak_rss_mb(),
         "seed": cfg.seed,
         "processes": distributed.world() if getattr(module, "DISTRIBUTED", False) else 1,
         "config": section_dict(cfg, module.SECTIONS),
@@ -208,6 +209,16 @@ def _run_stage(name: str, cfg: Config, store: RunStore, quiet: bool) -> dict | N
     _write_run_info(store, cfg)
     say(f"[{name}] done in {seconds:.1f} s")
     return entry
+
+
+def _peak_rss_mb() -> float | None:
+    """The process's peak resident memory so far (by the end of the stage), in MiB."""
+    try:
+        import resource
+
+        return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)  # Linux reports KiB
+    except (ImportError, OSError):
+        return None
 
 
 def _write_run_info(store: RunStore, cfg: Config) -> None:
