@@ -76,6 +76,7 @@ class PruneConfig(Section):
     enabled: bool = True
     method: Literal["structured"] = "structured"
     ratio: float = Field(0.3, gt=0, lt=1)
+    round_to: int | None = Field(None, ge=1, description="keep widths that are multiples of this (e.g. 8)")
     finetune: TrainConfig = Field(default_factory=lambda: TrainConfig(epochs=5, lr=5e-4))
 
 

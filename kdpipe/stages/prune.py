@@ -32,7 +32,7 @@ def run(ctx) -> dict:
     params_before = count_params(student)
 
     seed_everything(cfg.seed + 3)
-    prune_structured(student, splits.input_shape, splits.num_classes, pc.ratio)
+    prune_structured(student, splits.input_shape, splits.num_classes, pc.ratio, pc.round_to)
     params_after = count_params(student)
     if ctx.is_main:
         predict = torch_predictor(student)
@@ -68,8 +68,9 @@ def run(ctx) -> dict:
     }
 
 
-def prune_structured(model: nn.Module, input_shape, num_classes: int, ratio: float) -> None:
-    """Remove `ratio` of the channels/neurons of every prunable layer except the classifier."""
+def prune_structured(model: nn.Module, input_shape, num_classes: int, ratio: float, round_to: int | None = None) -> None:
+    """Remove `ratio` of the channels/neurons of every prunable layer except the classifier; with
+    round_to, the widths kept are multiples of it (SIMD kernels run odd widths slowly)."""
     import torch_pruning as tp
 
     model.cpu().eval()
@@ -78,7 +79,7 @@ def prune_structured(model: nn.Module, input_shape, num_classes: int, ratio: flo
     ignored = [m for m in model.modules() if isinstance(m, nn.Linear) and m.out_features == num_classes]
     pruner = tp.pruner.MetaPruner(
         model, example, importance=tp.importance.GroupMagnitudeImportance(p=2), pruning_ratio=ratio,
-        ignored_layers=ignored,
+        ignored_layers=ignored, round_to=round_to,
     )
     pruner.step()
 

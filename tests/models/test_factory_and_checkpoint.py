@@ -75,3 +75,9 @@ def test_checkpoints_never_unpickle_objects(tmp_path):
     (tmp_path / "trunc.safetensors").write_bytes(b"\x00\x01")
     with pytest.raises(ModelError, match="cannot read checkpoint"):
         read_state_dict(tmp_path / "trunc.safetensors", "teacher.weights")
+
+
+def test_pruning_can_keep_widths_multiples_of_round_to():
+    m = build_model("builtin:mlp", {"hidden": [128]}, (1, 8, 8), 10, "student")
+    prune_structured(m, (1, 8, 8), 10, 0.3, round_to=8)
+    assert m.net[1].out_features % 8 == 0 and m.net[1].out_features < 128
