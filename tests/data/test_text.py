@@ -1,0 +1,59 @@
+import json
+
+import numpy as np
+import pytest
+
+from kdpipe.data.text import IGNORE, load_texts, mask_tokens, pack, train_tokenizer
+from kdpipe.errors import DataError
+
+
+@pytest.fixture(scope="module")
+def pydoc():
+    return load_texts("builtin:pydoc-topics")
+
+
+def test_pydoc_topics_ship_with_python(pydoc):
+    assert len(pydoc) > 50 and sum(map(len, pydoc)) > 100_000
+
+
+@pytest.mark.parametrize("kind", ["causal", "masked"])
+def test_locally_trained_tokenizer_round_trips_and_saves(pydoc, kind, tmp_path):
+    from transformers import AutoTokenizer
+
+    tok = train_tokenizer(pydoc[:20], kind, vocab_size=500)
+    assert 200 < len(tok) <= 500
+    text = "def f(x): return x + 1"
+    ids = tok(text, add_special_tokens=False)["input_ids"]
+    decoded = tok.decode(ids)
+    assert decoded == text if kind == "causal" else decoded.replace(" ", "") == text.lower().replace(" ", "")
+    tok.save_pretrained(tmp_path)
+    again = AutoTokenizer.from_pretrained(tmp_path)
+    assert again(text, add_special_tokens=False)["input_ids"] == ids
+
+
+def test_pack_makes_full_blocks_of_real_tokens(pydoc):
+    tok = train_tokenizer(pydoc[:20], "causal", vocab_size=400)
+    blocks = pack(pydoc[:5], tok, 32, tok.eos_token_id)
+    assert blocks.shape[1] == 32 and blocks.dtype == np.int64 and (blocks < len(tok)).all()
+    with pytest.raises(DataError, match="fewer than one block"):
+        pack(["hi"], tok, 4096, None)
+
+
+def test_masking_targets_only_chosen_non_special_positions(pydoc):
+    tok = train_tokenizer(pydoc[:20], "masked", vocab_size=400)
+    ids = pack(pydoc[:10], tok, 64, tok.sep_token_id)
+    inputs, labels = mask_tokens(ids, tok, 0.15, np.random.default_rng(0))
+    chosen = labels != IGNORE
+    assert 0.10 < chosen.mean() < 0.20
+    assert (labels[chosen] == ids[chosen]).all() and (inputs[~chosen] == ids[~chosen]).all()
+    assert 0.7 < (inputs[chosen] == tok.mask_token_id).mean() < 0.9
+    assert not chosen[np.isin(ids, tok.all_special_ids)].any()
+
+
+def test_jsonl_and_csv_text_columns(tmp_path):
+    (tmp_path / "a.jsonl").write_text("\n".join(json.dumps({"body": f"line {i}"}) for i in range(3)))
+    assert load_texts(f"jsonl:{tmp_path / 'a.jsonl'}", "body") == ["line 0", "line 1", "line 2"]
+    with pytest.raises(DataError, match="no string field 'text'"):
+        load_texts(f"jsonl:{tmp_path / 'a.jsonl'}")
+    (tmp_path / "b.csv").write_text("text,label\nhello,1\nworld,0\n")
+    assert load_texts(f"csv:{tmp_path / 'b.csv'}") == ["hello", "world"]

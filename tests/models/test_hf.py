@@ -1,0 +1,43 @@
+"""Transformers models built from configs (no downloads) and students derived from them."""
+
+import pytest
+import torch
+
+from kdpipe.errors import ModelError
+from kdpipe.models.hf import build_hf, derive_student, layer_list
+
+TINY = {
+    "causal-lm": ("gpt2", {"n_layer": 4, "n_embd": 32, "n_head": 2, "vocab_size": 100, "n_positions": 64}),
+    "masked-lm": ("bert", {"num_hidden_layers": 4, "hidden_size": 32, "num_attention_heads": 2,
+                           "intermediate_size": 64, "vocab_size": 100, "max_position_embeddings": 64}),
+}
+
+
+@pytest.mark.parametrize("task", sorted(TINY))
+def test_derived_student_keeps_every_other_layer_and_reloads(task, tmp_path):
+    from transformers import AutoModelForCausalLM, AutoModelForMaskedLM
+
+    model_type, params = TINY[task]
+    teacher = build_hf(f"hf-config:{model_type}", params, task, "teacher.model").eval()
+    student, chosen = derive_student(teacher)
+    assert chosen == [0, 2] and student.config.num_hidden_layers == 2
+    _, t_layers = layer_list(teacher)
+    _, s_layers = layer_list(student)
+    for s_i, t_i in enumerate(chosen):
+        for (name, a), (_, b) in zip(s_layers[s_i].state_dict().items(), t_layers[t_i].state_dict().items()):
+            assert torch.equal(a, b), name
+    student.save_pretrained(tmp_path)
+    auto = AutoModelForCausalLM if task == "causal-lm" else AutoModelForMaskedLM
+    again = auto.from_pretrained(tmp_path).eval()
+    ids = torch.randint(0, 100, (2, 10))
+    assert torch.allclose(again(input_ids=ids).logits, student.eval()(input_ids=ids).logits, atol=1e-6)
+
+
+def test_explicit_layer_choice_and_errors():
+    teacher = build_hf("hf-config:gpt2", TINY["causal-lm"][1], "causal-lm", "teacher.model")
+    student, chosen = derive_student(teacher, [1, 3])
+    assert chosen == [1, 3]
+    with pytest.raises(ModelError, match="distinct teacher layer indices in 0..3"):
+        derive_student(teacher, [0, 7])
+    with pytest.raises(ModelError, match="cannot load"):
+        build_hf("hf:/no/such/folder", {}, "causal-lm", "teacher.model")
