@@ -17,6 +17,7 @@ import time
 
 from kdpipe.data.splits import load_splits
 from kdpipe.evaluation import evaluate, torch_predictor
+from kdpipe.tasks.base import ACCURACY
 from kdpipe.models.factory import build_model
 from kdpipe.pipeline.config import load_config
 from kdpipe.training.kd_loss import hard_loss, kd_loss_fn
@@ -79,7 +80,7 @@ def main() -> None:
 
 def _record(results, name, model, splits):
     p = torch_predictor(model)
-    results.setdefault(name, []).append((evaluate(p, splits.val), evaluate(p, splits.test)))
+    results.setdefault(name, []).append((evaluate(p, splits.val, ACCURACY), evaluate(p, splits.test, ACCURACY)))
 
 
 def _ms(xs, sign=False) -> str:

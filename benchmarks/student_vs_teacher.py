@@ -54,7 +54,7 @@ def main() -> None:
         for label, path in [("teacher", run / "export" / "teacher.onnx"), (source, run / "export" / f"{source}.onnx"),
                             (bundle["variant"], run / "export" / "bundle" / "model.onnx")]:
             sess, _ = make_session(path, "cpu", args.threads)
-            results[(label, "onnxruntime", batch)] = measure(timed_call(sess, xb, "cpu"), batch=batch, **timing)
+            results[(label, "onnxruntime", batch)] = measure(timed_call(sess, {sess.get_inputs()[0].name: xb}, "cpu"), batch=batch, **timing)
 
     teacher_acc = rows[("teacher", "torch")]["metric"]["test"]
     print(f"\ntest accuracy: teacher {teacher_acc:.2f}%, bundle ({bundle['variant']}) {bundle['metric']['test']:.2f}% "
@@ -83,7 +83,7 @@ def honesty(path, x, threads: int, calls: int = 3000) -> None:
         sess.run(None, {name: xb})
     ours, bare = [], []
     for _ in range(5):  # interleaved rounds, so drift in machine speed hits both alike
-        ours.append(measure(timed_call(sess, xb, "cpu"), warmup=0, min_seconds=0.0, min_runs=calls, batch=1)["p50_ms"])
+        ours.append(measure(timed_call(sess, {name: xb}, "cpu"), warmup=0, min_seconds=0.0, min_runs=calls, batch=1)["p50_ms"])
         t = []
         for _ in range(calls):
             t0 = time.perf_counter()

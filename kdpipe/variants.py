@@ -4,28 +4,20 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from kdpipe.evaluation import METRIC
 
 
 def variant_row(variant: str, fmt: str, path: Path, rel: str, params: int, val: float, test: float,
-                made_by: str, **extra) -> dict:
+                made_by: str, metric: str = "accuracy", **extra) -> dict:
+    path = Path(path)
     return {
         "variant": variant,
         "format": fmt,  # torch | onnx-fp32 | onnx-int8 | onnx-fp16
         "path": rel,
         "params": int(params),
-        "size_bytes": Path(path).stat().st_size,
-        "metric": {"name": METRIC, "val": round(val, 4), "test": round(test, 4)},
+        # a model folder (transformers) counts its files, e.g. weights, config and tokenizer
+        "size_bytes": sum(f.stat().st_size for f in path.rglob("*") if f.is_file()) if path.is_dir() else path.stat().st_size,
+        "metric": {"name": metric, "val": round(val, 4), "test": round(test, 4)},
         "made_by": made_by,
         **extra,
     }
 
-
-def model_spec(section, splits) -> dict:
-    """How to rebuild a model: its config entry plus what the data says (input shape, classes)."""
-    return {
-        "model": section.model,
-        "params": dict(section.params),
-        "input_shape": list(splits.input_shape),
-        "num_classes": splits.num_classes,
-    }

@@ -13,9 +13,22 @@ TINY = ["data.limit=400", "teacher.train.epochs=1", "distill.epochs=1", "prune.f
         "benchmark.batch_sizes=[1,4]"]
 
 
+# Language-model examples: shorter blocks, a small vocabulary and a narrow teacher of the same family.
+TINY_LM = ["data.limit=40", "data.sequence_length=32", "data.vocab_size=300", "quantize.calibration_samples=8"]
+TINY_TEACHER = {
+    "hf-config:gpt2": ["teacher.params={n_layer: 2, n_embd: 32, n_head: 2}"],
+    "hf-config:bert": ["teacher.params={num_hidden_layers: 2, hidden_size: 32, num_attention_heads: 2, "
+                       "intermediate_size: 64}"],
+}
+
+
 @pytest.mark.parametrize("config", CONFIGS, ids=[c.stem for c in CONFIGS])
 def test_example_config_runs_end_to_end(config, tmp_path):
-    sets = [a for kv in TINY + [f"output_dir={tmp_path / 'run'}"] for a in ("--set", kv)]
+    import yaml
+
+    raw = yaml.safe_load(config.read_text())
+    extra = TINY_LM + TINY_TEACHER.get(raw["teacher"]["model"], []) if raw.get("task", "classification") != "classification" else []
+    sets = [a for kv in TINY + extra + [f"output_dir={tmp_path / 'run'}"] for a in ("--set", kv)]
     assert run_cli("all", str(config), "-q", *sets) == 0
     report = json.loads((tmp_path / "run" / "report" / "report.json").read_text())
     assert {"teacher", "student"} <= {r["variant"] for r in report["rows"]}

@@ -33,6 +33,10 @@ class DataConfig(Section):
     batch_size: int = Field(64, ge=1, description="global batch, whatever the number of processes")
     micro_batch_size: int | None = Field(None, ge=1, description="max samples per forward pass per process")
     limit: int | None = Field(None, ge=10, description="use only this many samples (quick runs)")
+    text_column: str = Field("text", description="language models: the text field of JSONL/CSV sources")
+    sequence_length: int = Field(128, ge=8, le=8192, description="language models: tokens per block")
+    vocab_size: int = Field(2000, ge=100, description="language models: size of a tokenizer trained here")
+    mask_prob: float = Field(0.15, gt=0, lt=1, description="masked LM: fraction of tokens to predict")
 
     @field_validator("split")
     @classmethod
@@ -48,26 +52,32 @@ class TrainConfig(Section):
     epochs: int = Field(10, ge=0)
     lr: float = Field(1e-3, gt=0)
     weight_decay: float = Field(0.0, ge=0)
+    warmup: float = Field(0.0, ge=0, lt=1, description="fraction of steps with a linear learning-rate warm-up")
 
 
 class TeacherConfig(Section):
     model: str = "builtin:cnn"
     params: dict[str, Any] = Field(default_factory=dict)
     weights: str | None = Field(None, description="checkpoint (.safetensors, or .pt/.pth loaded weights_only)")
+    trust_remote_code: bool = Field(False, description="hf: models only; runs the model repository's code")
     train: TrainConfig = Field(default_factory=lambda: TrainConfig(epochs=15))
 
 
 class StudentConfig(Section):
     model: str = "builtin:mlp"
     params: dict[str, Any] = Field(default_factory=lambda: {"hidden": [128]})
+    trust_remote_code: bool = False
 
 
 class DistillConfig(Section):
     epochs: int = Field(30, ge=1)
     lr: float = Field(1e-3, gt=0)
     weight_decay: float = Field(0.0, ge=0)
+    warmup: float = Field(0.0, ge=0, lt=1, description="fraction of steps with a linear learning-rate warm-up")
     temperature: float = Field(8.0, gt=0)
     alpha: float = Field(0.9, ge=0, le=1)
+    divergence: Literal["forward_kl", "reverse_kl", "jsd"] = "forward_kl"
+    beta: float = Field(0.5, gt=0, lt=1, description="generalized JSD's beta (divergence: jsd)")
     baseline: bool = True
     cache_teacher: bool = Field(True, description="compute teacher logits once; the inputs do not change")
 
@@ -122,7 +132,7 @@ class Config(Section):
     output_dir: str | None = None
     seed: int = 0
     checkpoint_every: int = Field(1, ge=0, description="training checkpoint interval in epochs (0: none)")
-    task: Literal["classification"] = "classification"
+    task: Literal["classification", "causal-lm", "masked-lm"] = "classification"
     device: Literal["auto", "cpu", "cuda"] = "cpu"
     precision: Literal["fp32", "bf16"] = Field("fp32", description="training precision; bf16 = autocast mixed precision")
     data: DataConfig = Field(default_factory=DataConfig)

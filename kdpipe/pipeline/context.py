@@ -28,11 +28,18 @@ class StageContext:
         return distributed.is_main()
 
     @property
-    def splits(self):
-        if self._splits is None:
-            from kdpipe.data.splits import load_splits
+    def task(self):
+        from kdpipe.tasks import get_task
 
-            self._splits = load_splits(self.cfg)
+        return get_task(self.cfg.task)
+
+    @property
+    def splits(self):
+        """The task's data (train/val/test and what the bundle needs), loaded once per process."""
+        if self._splits is None:
+            from kdpipe.tasks import load_data
+
+            self._splits = load_data(self.cfg)
         return self._splits
 
     def checkpoint(self, role: str):

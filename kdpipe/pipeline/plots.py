@@ -1,4 +1,4 @@
-"""Report plots: accuracy against file size and against latency, one point per variant."""
+"""Report plots: the task's metric against file size and against latency, one point per variant."""
 
 from __future__ import annotations
 
@@ -37,7 +37,9 @@ def make_plots(report: dict, folder: Path) -> dict[str, str]:
         ax.xaxis.set_minor_formatter(NullFormatter())
         ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5))
         ax.set_xlabel(xlabel)
-        ax.set_ylabel("test accuracy (%)")
+        m = report["metric"]
+        ax.set_ylabel(f"test {m['name']}" + (f" ({m['unit']})" if m["unit"] else "") +
+                      ("" if m["higher_is_better"] else ", lower is better"))
         ax.grid(True, alpha=0.3)
         ax.set_title(name.replace("_", " "))
         fig.tight_layout()

@@ -23,6 +23,8 @@ def build_report(manifest: dict, providers: list[str], batch_sizes: list[int]) -
     bench = out("benchmark")
     teacher = next(r for r in rows if r["variant"] == "teacher" and r["format"] == "torch")
     t_size, t_metric = teacher["size_bytes"], teacher["metric"]["test"]
+    m = out("distill").get("metric") or {"name": "accuracy", "unit": "%", "higher_is_better": True}
+    worse_by = (lambda ref, v: ref - v) if m["higher_is_better"] else (lambda ref, v: v - ref)
 
     table = []
     for r in rows:
@@ -40,8 +42,8 @@ def build_report(manifest: dict, providers: list[str], batch_sizes: list[int]) -
             "size_bytes": r["size_bytes"],
             "size_reduction": round(t_size / r["size_bytes"], 3),
             "metric": {"name": r["metric"]["name"], "value": r["metric"]["test"], "val": r["metric"]["val"],
-                       "split": "test", "unit": "%"},
-            "metric_drop_points": round(t_metric - r["metric"]["test"], 4),
+                       "split": "test", "unit": m["unit"], "higher_is_better": m["higher_is_better"]},
+            "metric_drop_points": round(worse_by(t_metric, r["metric"]["test"]), 4),
             "latency": latency,
             **({"quantization": r["quantization"]} if "quantization" in r else {}),
             **({"parity": r["parity"]} if "parity" in r else {}),
@@ -54,7 +56,8 @@ def build_report(manifest: dict, providers: list[str], batch_sizes: list[int]) -
         "providers": providers,
         "batch_sizes": batch_sizes,
         "rows": table,
-        "kd": _kd_summary(rows),
+        "metric": m,
+        "kd": _kd_summary(rows, m, worse_by),
         "prune": _prune_summary(out("prune")),
         "bundle": out("export").get("bundle"),
         "machine": bench.get("machine"),
@@ -83,7 +86,7 @@ def _latency_cell(res: dict | None, status: dict | None, fmt: str) -> dict:
     return cell
 
 
-def _kd_summary(rows: list[dict]) -> dict | None:
+def _kd_summary(rows: list[dict], m: dict, worse_by) -> dict | None:
     by = {r["variant"]: r for r in rows if r["format"] == "torch"}
     if "student" not in by:
         return None
@@ -93,14 +96,16 @@ def _kd_summary(rows: list[dict]) -> dict | None:
         summary["verdict"] = "no baseline was trained (distill.baseline: false), so the gain from KD is unknown"
         return summary
     base = by["baseline"]["metric"]["test"]
-    gain = round(student - base, 4)
+    gain = round(worse_by(student, base), 4)  # how much worse the no-KD baseline is: what KD bought
     summary.update(baseline=base, gain_points=gain)
+    units = "points" if m["unit"] == "%" else f"{m['name']}"
     if gain > 0:
-        summary["verdict"] = f"KD helped: the student scores {gain:+.2f} points over the same model trained without KD"
+        summary["verdict"] = (f"KD helped: the student is {gain:.2f} {units} better than the same model trained "
+                              f"without KD")
     elif gain == 0:
         summary["verdict"] = "KD made no difference on the test split: student and baseline score the same"
     else:
-        summary["verdict"] = (f"KD did not help here: the student scores {gain:+.2f} points against the same model "
+        summary["verdict"] = (f"KD did not help here: the student is {-gain:.2f} {units} worse than the same model "
                               "trained without KD; try another temperature/alpha or a larger student")
     return summary
 
@@ -135,7 +140,10 @@ def _lat(cell: dict, batch: int, what: str) -> str:
 
 def table_columns(report: dict) -> tuple[list[str], list[list[str]]]:
     b_small, b_large = min(report["batch_sizes"]), max(report["batch_sizes"])
-    head = ["variant", "format", "params", "size", "x smaller", "test acc %", "drop (pts)"]
+    m = report.get("metric") or {"name": "accuracy", "unit": "%"}
+    short = {"accuracy": "acc", "masked-token accuracy": "masked acc"}.get(m["name"], m["name"])
+    head = ["variant", "format", "params", "size", "x smaller", f"test {short} {m['unit']}".rstrip(),
+            "drop (pts)" if m["unit"] == "%" else "worse by"]
     for p in report["providers"]:
         head += [f"{p} p50 ms (b{b_small})", f"{p} /s (b{b_large})"]
     body = []
@@ -153,14 +161,15 @@ def notes(report: dict) -> list[str]:
     if report.get("kd"):
         kd = report["kd"]
         line = f"Knowledge distillation: {kd['verdict']}"
+        u = report["metric"]["unit"]
         if "baseline" in kd:
-            line += f" (student {kd['student']:.2f}%, baseline {kd['baseline']:.2f}%, teacher {kd['teacher']:.2f}%)."
+            line += f" (student {kd['student']:.2f}{u}, baseline {kd['baseline']:.2f}{u}, teacher {kd['teacher']:.2f}{u})."
         out.append(line)
     if report.get("prune"):
         p = report["prune"]
         out.append(
             f"Pruning: {p['ratio']:.0%} of channels/neurons removed, params {p['params_before']:,} -> "
-            f"{p['params_after']:,}; test accuracy {p['student_accuracy']['test']:.2f}% before pruning, "
+            f"{p['params_after']:,}; test {report['metric']['name']} {p['student_accuracy']['test']:.2f} before pruning, "
             f"{p['accuracy_before_recovery']['test']:.2f}% right after, {p['accuracy_after_recovery']['test']:.2f}% "
             "after the KD recovery fine-tune."
         )
@@ -172,8 +181,8 @@ def notes(report: dict) -> list[str]:
     m = report.get("machine")
     if m:
         out.append(f"Measured on {m['cpu']} ({m['cores']} cores; SIMD: {', '.join(m['simd']) or 'none listed'}).")
-    out.append("Accuracy is on the test split; latency is p50 per call, throughput is samples per second; "
-               "the torch teacher row is PyTorch eager, the others onnxruntime.")
+    out.append(f"The metric ({report['metric']['name']}) is on the test split; latency is p50 per call, throughput "
+               "is samples per second; the torch teacher row is PyTorch eager, the others onnxruntime.")
     return out
 
 

@@ -101,30 +101,13 @@ def _changed_keys(old, new, prefix="") -> list[str]:
 
 def preflight(cfg: Config, root: Path) -> None:
     """Checks that need no run folder, so bad data or models fail before anything is written."""
-    import torch
-
-    from kdpipe.data.splits import load_splits
-    from kdpipe.models.factory import build_model
+    from kdpipe.tasks import get_task, load_data
 
     check_output_dir(root)
     resolve_device(cfg.device, cfg.precision)
-    splits = load_splits(cfg)
-    sample = torch.from_numpy(splits.train.x[:2])
-    for role in ("teacher", "student"):
-        section = getattr(cfg, role)
-        model = build_model(section.model, section.params, splits.input_shape, splits.num_classes, f"{role}.model")
-        try:
-            with torch.inference_mode():
-                out = model.eval()(sample)
-        except Exception as e:  # the model cannot take this data's inputs
-            raise KdpipeError(f"{role}.model {section.model!r}: fails on inputs of shape "
-                              f"{tuple(sample.shape)}: {type(e).__name__}: {' '.join(str(e).split())[:200]}") from None
-        if not isinstance(out, torch.Tensor) or tuple(out.shape) != (2, splits.num_classes):
-            shape = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
-            raise KdpipeError(f"{role}.model {section.model!r}: outputs {shape} for 2 samples, but the data has "
-                              f"{splits.num_classes} classes, so teacher and student outputs must be (2, {splits.num_classes})")
     if cfg.teacher.weights and not Path(cfg.teacher.weights).is_file():
         raise KdpipeError(f"teacher.weights: checkpoint not found: {cfg.teacher.weights}")
+    get_task(cfg.task).preflight(cfg, load_data(cfg))
 
 
 def check_output_dir(root: Path) -> None:

@@ -90,16 +90,16 @@ def _installed(name: str) -> bool:
         return False
 
 
-def timed_call(sess, x, provider: str, bind: bool | None = None):
+def timed_call(sess, feeds: dict, provider: str, bind: bool | None = None):
     """The call the benchmark times. On CUDA, inputs and outputs stay on the device through IO
     binding, so host-device copies are not counted as model latency; onnxruntime synchronises the
     CUDA stream at the end of each run, and synchronize_outputs makes sure of it."""
-    name = sess.get_inputs()[0].name
     if not (provider != "cpu" if bind is None else bind):
-        return lambda: sess.run(None, {name: x})
+        return lambda: sess.run(None, feeds)
     rt = ort()
     binding = sess.io_binding()
-    binding.bind_ortvalue_input(name, rt.OrtValue.ortvalue_from_numpy(x, provider, 0))
+    for name, x in feeds.items():
+        binding.bind_ortvalue_input(name, rt.OrtValue.ortvalue_from_numpy(x, provider, 0))
     for out in sess.get_outputs():
         binding.bind_output(out.name, provider)
 
@@ -111,7 +111,7 @@ def timed_call(sess, x, provider: str, bind: bool | None = None):
     return call
 
 
-def node_placement(path, provider: str, x, threads: int = 0) -> dict:
+def node_placement(path, provider: str, feeds: dict, threads: int = 0) -> dict:
     """Which execution provider really ran each node, from one profiled run: CUDA sessions can
     leave unsupported ops (many int8 ones) on the CPU, with Memcpy nodes between them."""
     import json
@@ -129,7 +129,7 @@ def node_placement(path, provider: str, x, threads: int = 0) -> dict:
         opts.profile_file_prefix = os.path.join(tmp, "placement")
         chain = [PROVIDERS[provider]] + ([PROVIDERS["cpu"]] if provider != "cpu" else [])
         sess = rt.InferenceSession(str(path), sess_options=opts, providers=chain)
-        sess.run(None, {sess.get_inputs()[0].name: x})
+        sess.run(None, feeds)
         with open(sess.end_profiling()) as f:
             events = json.load(f)
     ops: dict[str, Counter] = {}

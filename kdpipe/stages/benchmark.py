@@ -13,7 +13,6 @@ import platform
 import numpy as np
 import torch
 
-from kdpipe.models.checkpoint import load_model
 from kdpipe.pipeline.artifacts import atomic_write_json
 from kdpipe.progress import progress, say
 from kdpipe.runtime.sessions import make_session, node_placement, provider_status, timed_call
@@ -25,7 +24,7 @@ SECTIONS = ("benchmark",)
 
 
 def run(ctx) -> dict:
-    bc, splits = ctx.cfg.benchmark, ctx.splits
+    bc, splits, task = ctx.cfg.benchmark, ctx.splits, ctx.task
     variants = ctx.upstream("export")["variants"] + ctx.upstream("quantize")["variants"]
     inputs = {b: _batch(splits.test.x, b) for b in bc.batch_sizes}
     timing = dict(warmup=bc.warmup, min_seconds=bc.min_seconds, min_runs=bc.min_runs)
@@ -37,9 +36,11 @@ def run(ctx) -> dict:
         entry.update(available=sess is not None, actual_provider=info.provider, fallback=info.fallback,
                      note=info.reason, threads=bc.threads or f"default ({_default_threads()})")
         if sess is not None and not info.fallback:
-            entry["batches"] = {str(b): measure(timed_call(sess, x, provider), batch=b, **timing)
+            names = [i.name for i in sess.get_inputs()]
+            entry["batches"] = {str(b): measure(timed_call(sess, task.feeds(names, x), provider), batch=b, **timing)
                                 for b, x in inputs.items()}
-            entry["placement"] = node_placement(ctx.file(row["path"]), provider, inputs[min(inputs)], bc.threads)
+            entry["placement"] = node_placement(ctx.file(row["path"]), provider, task.feeds(names, inputs[min(inputs)]),
+                                                bc.threads)
         results.append(entry)
     if bc.torch_teacher:
         results += _torch_teacher(ctx, inputs, timing)
@@ -56,7 +57,7 @@ def run(ctx) -> dict:
 def _torch_teacher(ctx, inputs: dict, timing: dict) -> list[dict]:
     """The teacher in PyTorch eager, on the CPU and, when asked for and present, on the GPU."""
     row = next(r for r in ctx.upstream("distill")["variants"] if r["variant"] == "teacher")
-    model, _ = load_model(ctx.file(row["path"]), "distill/teacher")
+    model, _ = ctx.task.load(ctx.file(row["path"]), "distill/teacher")
     out = []
     for provider in ctx.cfg.benchmark.providers:
         entry = {"variant": "teacher", "format": "torch", "runtime": "torch-eager", "provider": provider,

@@ -7,9 +7,8 @@ import torch
 from torch import nn
 
 from kdpipe.evaluation import evaluate, torch_predictor
-from kdpipe.models.checkpoint import count_params, load_model, save_model
+from kdpipe.models.checkpoint import count_params
 from kdpipe.progress import say
-from kdpipe.training.kd_loss import kd_loss_fn
 from kdpipe.training.loop import fit, resolve_device, seed_everything
 from kdpipe.variants import variant_row
 
@@ -24,11 +23,16 @@ def run(ctx) -> dict:
     if not pc.enabled:
         say("[prune] disabled in the config (prune.enabled: false)")
         return {"skipped": "prune.enabled is false", "variants": []}
+    task = ctx.task
+    if task.name != "classification":
+        why = f"structured pruning is implemented for classification models, not yet for {task.name} transformers"
+        say(f"[prune] skipped: {why}")
+        return {"skipped": why, "variants": []}
     distilled = ctx.upstream("distill")
     rows = {r["variant"]: r for r in distilled["variants"]}
     splits = ctx.splits
-    student, spec = load_model(ctx.file(rows["student"]["path"]), "distill/student")
-    teacher, _ = load_model(ctx.file(rows["teacher"]["path"]), "distill/teacher")
+    student, spec = task.load(ctx.file(rows["student"]["path"]), "distill/student")
+    teacher, _ = task.load(ctx.file(rows["teacher"]["path"]), "distill/teacher")
     params_before = count_params(student)
 
     seed_everything(cfg.seed + 3)
@@ -36,24 +40,23 @@ def run(ctx) -> dict:
     params_after = count_params(student)
     if ctx.is_main:
         predict = torch_predictor(student)
-        before_recovery = {"val": evaluate(predict, splits.val), "test": evaluate(predict, splits.test)}
+        before_recovery = {"val": evaluate(predict, splits.val, task.metric),
+                           "test": evaluate(predict, splits.test, task.metric)}
 
     dc = cfg.distill
-    loss = kd_loss_fn(dc.temperature, dc.alpha)
+    _, loss = task.losses(cfg)
     r = fit(student, splits.train, splits.val, epochs=pc.finetune.epochs, lr=pc.finetune.lr,
-            weight_decay=pc.finetune.weight_decay, batch_size=cfg.data.batch_size,
+            weight_decay=pc.finetune.weight_decay, warmup=pc.finetune.warmup, batch_size=cfg.data.batch_size,
             micro_batch_size=cfg.data.micro_batch_size, seed=cfg.seed + 4,
             loss_fn=loss, teacher=teacher, cache_teacher=dc.cache_teacher,
             device=resolve_device(cfg.device, cfg.precision), precision=cfg.precision,
-            desc="prune recovery (KD)", quiet=ctx.quiet, checkpoint=ctx.checkpoint("pruned"))
+            desc="prune recovery (KD)", quiet=ctx.quiet, checkpoint=ctx.checkpoint("pruned"), metric=task.metric)
     if not ctx.is_main:  # extra torchrun processes only help train
         return {}
-    student.cpu()
-    path = ctx.out / "pruned.safetensors"
-    save_model(student, path, spec)
+    path = task.save(student.cpu(), ctx.out, "pruned", spec, splits)
     predict = torch_predictor(student)
-    row = variant_row("pruned", "torch", path, ctx.rel(path), params_after, evaluate(predict, splits.val),
-                      evaluate(predict, splits.test), NAME)
+    row = variant_row("pruned", "torch", path, ctx.rel(path), params_after, evaluate(predict, splits.val, task.metric),
+                      evaluate(predict, splits.test, task.metric), NAME, metric=task.metric.name)
     say(f"[prune] params {params_before} -> {params_after}; test accuracy {before_recovery['test']:.2f}% "
         f"after pruning, {row['metric']['test']:.2f}% after recovery")
     return {

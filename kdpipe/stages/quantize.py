@@ -14,9 +14,7 @@ import numpy as np
 import onnx
 
 from kdpipe.evaluation import evaluate, onnx_predictor
-from kdpipe.models.checkpoint import load_model
 from kdpipe.progress import progress, say
-from kdpipe.runtime.onnx_convert import INPUT_NAME, export_onnx
 from kdpipe.runtime.sessions import make_session, ort
 from kdpipe.variants import variant_row
 
@@ -31,10 +29,10 @@ def run(ctx) -> dict:
         say("[quantize] disabled in the config (quantize.enabled: false)")
         return {"skipped": "quantize.enabled is false", "variants": []}
     source = _source_name(ctx)
+    task, splits = ctx.task, ctx.splits
     upstream = ctx.upstream("prune" if source == "pruned" else "distill")
     src_row = next(r for r in upstream["variants"] if r["variant"] == source)
-    model, _ = load_model(ctx.file(src_row["path"]), f"{source} model")
-    splits = ctx.splits
+    model, _ = task.load(ctx.file(src_row["path"]), f"{source} model")
     calib = _calibration_batches(splits.train.x, qc.calibration_samples, ctx.cfg.seed)
 
     ort()  # clear error if the onnxruntime install is broken
@@ -44,31 +42,34 @@ def run(ctx) -> dict:
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         fp32 = Path(tmp) / "fp32.onnx"
-        export_onnx(model, splits.input_shape, fp32, ctx.cfg.export.opset)
+        task.export_onnx(model, ctx.file(src_row["path"]), fp32, ctx.cfg.export.opset, splits)
         prepared = Path(tmp) / "prepared.onnx"
         quant_pre_process(str(fp32), str(prepared), skip_symbolic_shape=True)
+        names = [i.name for i in onnx.load(str(prepared)).graph.input]
+        calib_feeds = [task.feeds(names, b) for b in calib]
         for kind, calibration in progress(jobs, desc="quantize", quiet=ctx.quiet, unit="variant"):
             name = f"{source}-" + ("fp16" if kind == "fp16" else f"int8-{kind}" + (f"-{calibration}" if calibration else ""))
             out = ctx.out / f"{name}.onnx"
             if kind == "dynamic":
-                _dynamic(prepared, out, qc)
+                _dynamic(prepared, out, qc, task.quantize_op_types)
             elif kind == "static":
-                _static(prepared, out, qc, calibration, calib)
+                _static(prepared, out, qc, calibration, calib_feeds, task.quantize_op_types)
             else:
                 _fp16(fp32, out)
             sess, _ = make_session(out, "cpu")
-            predict = onnx_predictor(sess)
+            predict = onnx_predictor(sess, task.feeds)
             rows.append(
                 variant_row(
                     name, "onnx-fp16" if kind == "fp16" else "onnx-int8", out, ctx.rel(out), src_row["params"],
-                    evaluate(predict, splits.val), evaluate(predict, splits.test), NAME,
-                    source=source,
+                    evaluate(predict, splits.val, task.metric), evaluate(predict, splits.test, task.metric), NAME,
+                    metric=task.metric.name, source=source,
                     quantization={"method": kind, "calibration": calibration, "per_channel": qc.per_channel,
                                   "reduce_range": qc.reduce_range, "ops": op_counts(out)},
                 )
             )
     for r in rows:
-        say(f"[quantize] {r['variant']}: {r['size_bytes']} bytes, test accuracy {r['metric']['test']:.2f}%")
+        say(f"[quantize] {r['variant']}: {r['size_bytes']} bytes, test {task.metric.name} "
+            f"{r['metric']['test']:.2f}{task.metric.unit}")
     return {"source": source, "source_metric": src_row["metric"], "variants": rows}
 
 
@@ -98,14 +99,14 @@ def _calibration_batches(x: np.ndarray, samples: int, seed: int, batch: int = 32
     return [x[idx[i : i + batch]] for i in range(0, len(idx), batch)]
 
 
-def _dynamic(src: Path, out: Path, qc) -> None:
+def _dynamic(src: Path, out: Path, qc, op_types) -> None:
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     quantize_dynamic(str(src), str(out), per_channel=qc.per_channel, reduce_range=qc.reduce_range,
-                     weight_type=QuantType.QInt8)
+                     weight_type=QuantType.QInt8, op_types_to_quantize=op_types)
 
 
-def _static(src: Path, out: Path, qc, calibration: str, batches: list[np.ndarray]) -> None:
+def _static(src: Path, out: Path, qc, calibration: str, batches: list[dict], op_types) -> None:
     from onnxruntime.quantization import (CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType,
                                           quantize_static)
 
@@ -114,8 +115,7 @@ def _static(src: Path, out: Path, qc, calibration: str, batches: list[np.ndarray
             self._it = iter(batches)
 
         def get_next(self):
-            b = next(self._it, None)
-            return None if b is None else {INPUT_NAME: b}
+            return next(self._it, None)
 
     methods = {"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy,
                "percentile": CalibrationMethod.Percentile}
@@ -124,7 +124,8 @@ def _static(src: Path, out: Path, qc, calibration: str, batches: list[np.ndarray
     with contextlib.redirect_stdout(io.StringIO()):
         quantize_static(str(src), str(out), Reader(), quant_format=QuantFormat.QDQ, per_channel=qc.per_channel,
                         reduce_range=qc.reduce_range, activation_type=QuantType.QUInt8,
-                        weight_type=QuantType.QInt8, calibrate_method=methods[calibration])
+                        weight_type=QuantType.QInt8, calibrate_method=methods[calibration],
+                        op_types_to_quantize=op_types)
 
 
 def _fp16(src: Path, out: Path) -> None:

@@ -19,8 +19,12 @@ from torch import nn
 
 from kdpipe import distributed
 from kdpipe.errors import KdpipeError
+from kdpipe.tasks.base import ACCURACY, Metric
 from kdpipe.progress import progress, say
 from kdpipe.training.resume import TrainCheckpoint
+
+
+CACHE_BUDGET = 1 << 30  # bytes of cached teacher outputs; beyond that the teacher runs live
 
 
 @dataclass
@@ -72,6 +76,8 @@ def fit(
     desc: str = "train",
     quiet: bool = False,
     checkpoint: TrainCheckpoint | None = None,
+    metric: Metric = ACCURACY,
+    warmup: float = 0.0,
 ) -> FitResult:
     """Train `model` in place with loss_fn(student_logits, teacher_logits_or_None, labels).
 
@@ -95,14 +101,27 @@ def fit(
         for p in teacher.parameters():
             p.requires_grad_(False)
         if cache_teacher:  # inputs never change between epochs: run the teacher once
-            cached = batched_logits(teacher, x).clone()  # clone: a normal tensor, usable in autograd
+            per_sample = batched_logits(teacher, x[:1])[0].numel() * 4
+            if len(x) * per_sample <= CACHE_BUDGET:
+                cached = batched_logits(teacher, x).clone()  # clone: a normal tensor, usable in autograd
+            else:
+                say(f"[{desc}] teacher outputs for the training split need {len(x) * per_sample / 2**30:.1f} GiB: "
+                    "running the teacher live instead of caching")
 
     # bf16 mixed precision: forward and loss under autocast, weights and optimiser state in fp32.
     autocast = torch.autocast(device_type=torch.device(device).type, dtype=torch.bfloat16, enabled=precision == "bf16")
     ddp = distributed.wrap(model, device)
     opt = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
     steps_per_epoch = max(1, math.ceil(len(y) / batch_size))
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(1, epochs * steps_per_epoch))
+    total_steps = max(1, epochs * steps_per_epoch)
+    warm = int(warmup * total_steps)
+
+    def lr_factor(step: int) -> float:  # linear warm-up (transformers need it with Adam), then cosine decay
+        if step < warm:
+            return (step + 1) / warm
+        return 0.5 * (1 + math.cos(math.pi * min(1.0, (step - warm) / max(1, total_steps - warm))))
+
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_factor)
 
     def teacher_out(idx):
         if cached is not None:
@@ -113,7 +132,7 @@ def fit(
             out = teacher(x[idx]).float()
         return out.clone()
 
-    result = FitResult(final_val=_val_accuracy(model, xv, yv))
+    result = FitResult(final_val=_val_score(model, xv, yv, metric))
     start = 1
     state = checkpoint.load() if checkpoint else None
     if state is not None:
@@ -161,11 +180,11 @@ def fit(
             step_time += time.perf_counter() - t0
             steps += 1
         total = distributed.all_sum([total], device)[0]
-        val_acc = _val_accuracy(model, xv, yv)
-        result.history.append({"epoch": epoch, "loss": total / len(y), "val_accuracy": val_acc})
-        result.final_val = val_acc
+        val = _val_score(model, xv, yv, metric)
+        result.history.append({"epoch": epoch, "loss": total / len(y), f"val_{metric.name}": val})
+        result.final_val = val
         if hasattr(bar, "set_postfix"):
-            bar.set_postfix(loss=f"{total / len(y):.4f}", val=f"{val_acc:.2f}%")
+            bar.set_postfix(loss=f"{total / len(y):.4f}", val=f"{val:.2f}{metric.unit}")
         if checkpoint and checkpoint.due(epoch, epochs) and distributed.is_main():
             checkpoint.save({
                 "model": model.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
@@ -177,9 +196,14 @@ def fit(
     return result
 
 
-def _val_accuracy(model: nn.Module, xv: torch.Tensor, yv: torch.Tensor) -> float:
-    """Whole-split accuracy, each process scoring its share once (counts summed across processes)."""
+def _val_score(model: nn.Module, xv: torch.Tensor, yv: torch.Tensor, metric: Metric) -> float:
+    """The metric on the whole validation split, each process scoring its share once (sums added
+    across processes)."""
     part = distributed.shard(len(yv))
-    correct = (batched_logits(model, xv[part]).argmax(1) == yv[part]).sum().item() if len(yv[part]) else 0
-    correct, n = distributed.all_sum([float(correct), float(len(yv[part]))], str(xv.device))
-    return correct / max(n, 1.0) * 100.0
+    num = den = 0.0
+    xs, ys = xv[part], yv[part].cpu().numpy()
+    for i in range(0, len(xs), 64):
+        n, d = metric.partial(batched_logits(model, xs[i : i + 64]).cpu().numpy(), ys[i : i + 64])
+        num, den = num + n, den + d
+    num, den = distributed.all_sum([num, den], str(xv.device))
+    return metric.finish(num, den)

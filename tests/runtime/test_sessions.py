@@ -56,13 +56,13 @@ def test_measure_reports_percentiles_in_order():
 def test_io_binding_path_gives_the_same_outputs(model_path):
     sess, _ = sessions.make_session(model_path, "cpu")
     x = np.random.default_rng(0).random((3, 4)).astype(np.float32)
-    call = sessions.timed_call(sess, x, "cpu", bind=True)  # the CUDA code path, run on the CPU device
+    call = sessions.timed_call(sess, {"input": x}, "cpu", bind=True)  # the CUDA code path, run on the CPU device
     call()
     assert np.allclose(call.binding.copy_outputs_to_cpu()[0], sess.run(None, {"input": x})[0])
 
 
 def test_node_placement_counts_what_ran_where(model_path):
-    placement = sessions.node_placement(model_path, "cpu", np.zeros((2, 4), np.float32))
+    placement = sessions.node_placement(model_path, "cpu", {"input": np.zeros((2, 4), np.float32)})
     assert set(placement["nodes_by_provider"]) == {"CPU"} and placement["memcpy_nodes"] == 0
     assert sum(placement["ops_by_provider"]["CPU"].values()) == placement["nodes_by_provider"]["CPU"]
 
@@ -76,6 +76,6 @@ def test_cuda_session_really_runs_on_cuda(model_path):
         pytest.skip("onnxruntime has no CUDA provider (install kdpipe[gpu])")
     sess, info = sessions.make_session(model_path, "cuda")
     assert info.provider == "CUDAExecutionProvider" and not info.fallback
-    call = sessions.timed_call(sess, np.ones((2, 4), np.float32), "cuda")
+    call = sessions.timed_call(sess, {"input": np.ones((2, 4), np.float32)}, "cuda")
     call()
     assert call.binding.copy_outputs_to_cpu()[0].shape == (2, 3)

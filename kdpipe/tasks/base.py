@@ -1,0 +1,109 @@
+"""What a task (classification, causal LM, masked LM) tells the stages.
+
+The stages are task-agnostic: they ask the task for data, models, losses, the metric, model files,
+the ONNX export and the session inputs. A task's models map one input tensor (pixels, token ids)
+to logits, so one training loop and one evaluation path serve every task.
+"""
+
+from __future__ import annotations
+
+import math
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+from torch import nn
+
+IGNORE = -100
+
+
+@dataclass(frozen=True)
+class Metric:
+    """A metric computed from (numerator, denominator) sums, so that batches, processes and
+    runtimes all add up the same way before `finish` turns the sums into the value."""
+
+    name: str
+    unit: str
+    higher_is_better: bool
+    partial: Callable[[np.ndarray, np.ndarray], tuple[float, float]]
+    finish: Callable[[float, float], float]
+
+    def worse_by(self, reference: float, value: float) -> float:
+        """How much worse `value` is than `reference` (positive = worse), in the metric's units."""
+        return reference - value if self.higher_is_better else value - reference
+
+
+def _accuracy_partial(logits: np.ndarray, y: np.ndarray) -> tuple[float, float]:
+    real = y != IGNORE
+    return float(((logits.argmax(-1) == y) & real).sum() * 100.0), float(real.sum())
+
+
+def _ratio(num: float, den: float) -> float:
+    return num / max(den, 1.0)
+
+
+ACCURACY = Metric("accuracy", "%", True, _accuracy_partial, _ratio)
+MASKED_ACCURACY = Metric("masked-token accuracy", "%", True, _accuracy_partial, _ratio)
+
+
+def _next_token_nll(logits: np.ndarray, y: np.ndarray) -> tuple[float, float]:
+    """Summed negative log-likelihood of each next token (position t predicts token t+1)."""
+    lg, tgt = logits[:, :-1].astype(np.float64), y[:, 1:]
+    real = tgt != IGNORE
+    m = lg.max(-1, keepdims=True)
+    logz = (m + np.log(np.exp(lg - m).sum(-1, keepdims=True)))[..., 0]
+    picked = np.take_along_axis(lg, np.where(real, tgt, 0)[..., None], -1)[..., 0]
+    return float(((logz - picked) * real).sum()), float(real.sum())
+
+
+PERPLEXITY = Metric("perplexity", "", False, _next_token_nll, lambda num, den: float(math.exp(num / max(den, 1.0))))
+
+
+class Task(ABC):
+    name: str
+    metric: Metric
+    quantize_op_types: list[str] | None = None  # None: every op onnxruntime's quantizer supports
+
+    @abstractmethod
+    def load_data(self, cfg):
+        """Train/val/test splits (each with .x model inputs and .y targets as numpy) plus what the
+        bundle needs; loaded once per process."""
+
+    @abstractmethod
+    def preflight(self, cfg, data) -> None:
+        """Checks before any run folder is touched (models build, outputs line up with the data)."""
+
+    @abstractmethod
+    def build(self, role: str, cfg, data, teacher: nn.Module | None = None) -> tuple[nn.Module, dict]:
+        """The teacher or the student (possibly derived from the teacher) and a spec to rebuild it."""
+
+    @abstractmethod
+    def losses(self, cfg) -> tuple[Callable, Callable]:
+        """(hard loss, KD loss), each called as loss(student_logits, teacher_logits, targets)."""
+
+    @abstractmethod
+    def save(self, model: nn.Module, folder: Path, name: str, spec: dict, data) -> Path:
+        """Write a model under `folder`; returns the file or folder that holds it."""
+
+    @abstractmethod
+    def load(self, path: Path, where: str) -> tuple[nn.Module, dict]:
+        """A model written by `save`, ready for inference."""
+
+    @abstractmethod
+    def export_onnx(self, model: nn.Module, saved: Path, out: Path, opset: int, data) -> None:
+        """fp32 ONNX at `out` with dynamic batch (and sequence) axes."""
+
+    @abstractmethod
+    def feeds(self, input_names: list[str], x: np.ndarray) -> dict:
+        """The onnxruntime inputs (by the graph's input names) for a batch of model inputs."""
+
+    @abstractmethod
+    def write_bundle(self, folder: Path, onnx_model: Path, variant: str, saved_source: Path, data, metric: dict,
+                     cfg) -> dict:
+        """The deployable folder: the model and what an app needs to use it."""
+
+    def file_size(self, path: Path) -> int:
+        path = Path(path)
+        return sum(f.stat().st_size for f in path.rglob("*") if f.is_file()) if path.is_dir() else path.stat().st_size

@@ -1,0 +1,77 @@
+"""Classification of arrays (images, feature vectors): built-in/torchvision/python models,
+safetensors files, torch.onnx export, and a bundle with labels and preprocessing."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from kdpipe.errors import KdpipeError
+from kdpipe.models.checkpoint import load_model, load_weights_into, read_state_dict, save_model
+from kdpipe.models.factory import build_model
+from kdpipe.tasks.base import ACCURACY, Task
+from kdpipe.training.kd_loss import hard_loss, kd_loss_fn
+
+
+class Classification(Task):
+    name = "classification"
+    metric = ACCURACY
+
+    def load_data(self, cfg):
+        from kdpipe.data.splits import load_splits
+
+        return load_splits(cfg)
+
+    def preflight(self, cfg, data) -> None:
+        sample = torch.from_numpy(data.train.x[:2])
+        for role in ("teacher", "student"):
+            section = getattr(cfg, role)
+            model = build_model(section.model, section.params, data.input_shape, data.num_classes, f"{role}.model")
+            try:
+                with torch.inference_mode():
+                    out = model.eval()(sample)
+            except Exception as e:  # the model cannot take this data's inputs
+                raise KdpipeError(f"{role}.model {section.model!r}: fails on inputs of shape "
+                                  f"{tuple(sample.shape)}: {type(e).__name__}: {' '.join(str(e).split())[:200]}") from None
+            if not isinstance(out, torch.Tensor) or tuple(out.shape) != (2, data.num_classes):
+                shape = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+                raise KdpipeError(f"{role}.model {section.model!r}: outputs {shape} for 2 samples, but the data has "
+                                  f"{data.num_classes} classes, so teacher and student outputs must be "
+                                  f"(2, {data.num_classes})")
+
+    def build(self, role, cfg, data, teacher=None):
+        section = getattr(cfg, role)
+        spec = {"model": section.model, "params": dict(section.params), "input_shape": list(data.input_shape),
+                "num_classes": data.num_classes}
+        model = build_model(section.model, section.params, data.input_shape, data.num_classes, f"{role}.model")
+        if role == "teacher" and cfg.teacher.weights:
+            load_weights_into(model, read_state_dict(cfg.teacher.weights, "teacher.weights"), "teacher.weights")
+        return model, spec
+
+    def losses(self, cfg):
+        return hard_loss, kd_loss_fn(cfg.distill.temperature, cfg.distill.alpha)
+
+    def save(self, model, folder, name, spec, data) -> Path:
+        path = folder / f"{name}.safetensors"
+        save_model(model.cpu(), path, spec)
+        return path
+
+    def load(self, path, where):
+        return load_model(path, where)
+
+    def export_onnx(self, model, saved, out, opset, data) -> None:
+        from kdpipe.runtime.onnx_convert import export_onnx
+
+        export_onnx(model, data.input_shape, out, opset, {"kdpipe_task": self.name})
+
+    def feeds(self, input_names, x: np.ndarray) -> dict:
+        return {input_names[0]: x}
+
+    def write_bundle(self, folder, onnx_model, variant, saved_source, data, metric, cfg) -> dict:
+        from kdpipe.bundle import write_bundle
+
+        return write_bundle(folder, onnx_model, variant=variant, labels=data.labels, input_shape=data.input_shape,
+                            preprocessing=data.preprocessing, metric=metric, task=self.name)

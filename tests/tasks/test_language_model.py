@@ -1,0 +1,100 @@
+"""causal-lm and masked-lm through every stage, on tiny transformers built from configs (no downloads)."""
+
+import json
+
+import numpy as np
+import pytest
+
+from tests.conftest import run_cli, write_config
+
+TINY_LM = {
+    "causal-lm": {"teacher.model": "hf-config:gpt2", "teacher.params": {"n_layer": 2, "n_embd": 32, "n_head": 2}},
+    "masked-lm": {"teacher.model": "hf-config:bert",
+                  "teacher.params": {"num_hidden_layers": 2, "hidden_size": 32, "num_attention_heads": 2,
+                                     "intermediate_size": 64}},
+}
+
+
+def lm_config(folder, task, **extra):
+    return write_config(folder, {
+        "task": task, "data.source": "builtin:pydoc-topics", "data.sequence_length": 32, "data.vocab_size": 300,
+        "data.limit": 80, "data.batch_size": 8, "teacher.train": {"epochs": 1, "lr": 0.003},
+        "student.model": "derive:teacher", "student.params": {"layers": [1]}, "distill.epochs": 1,
+        "distill.temperature": 1.0, "distill.alpha": 0.5, "prune.enabled": False,
+        "quantize.variants": ["dynamic", "static"], "quantize.calibration_samples": 8,
+        "benchmark.batch_sizes": [1, 2], "export.max_drop": 1000.0, **TINY_LM[task], **extra})
+
+
+@pytest.fixture(scope="module", params=sorted(TINY_LM))
+def lm_run(request, tmp_path_factory):
+    folder = tmp_path_factory.mktemp(request.param)
+    assert run_cli("all", str(lm_config(folder, request.param)), "-q") == 0
+    return request.param, folder / "run"
+
+
+def test_every_stage_runs_and_the_report_uses_the_task_metric(lm_run):
+    task, run = lm_run
+    report = json.loads((run / "report" / "report.json").read_text())
+    name = {"causal-lm": "perplexity", "masked-lm": "masked-token accuracy"}[task]
+    assert report["metric"]["name"] == name and report["metric"]["higher_is_better"] == (task == "masked-lm")
+    rows = {(r["variant"], r["format"]): r for r in report["rows"]}
+    assert {("teacher", "torch"), ("baseline", "torch"), ("student", "torch"), ("student", "onnx-fp32"),
+            ("student-int8-dynamic", "onnx-int8"), ("student-int8-static-minmax", "onnx-int8")} <= set(rows)
+    assert rows[("student", "torch")]["params"] < rows[("teacher", "torch")]["params"]
+    assert "gain_points" in report["kd"]
+    assert json.loads((run / "manifest.json").read_text())["stages"]["prune"]["outputs"]["skipped"]
+
+
+def test_onnx_export_matches_torch_on_real_inputs(lm_run):
+    task, run = lm_run
+    out = json.loads((run / "manifest.json").read_text())["stages"]["export"]["outputs"]
+    for name, p in out["parity"].items():
+        assert p["max_abs_diff"] < 1e-3 and p["agreement"] > 99.0, (name, p)
+    rows = {r["variant"]: r["metric"]["test"] for r in out["variants"]}
+    torch_rows = {r["variant"]: r["metric"]["test"]
+                  for r in json.loads((run / "manifest.json").read_text())["stages"]["distill"]["outputs"]["variants"]}
+    for name in rows:
+        assert rows[name] == pytest.approx(torch_rows[name], rel=1e-3)
+
+
+def test_bundle_has_model_tokenizer_and_config_and_runs(lm_run):
+    import onnxruntime as ort
+    from transformers import AutoTokenizer
+
+    task, run = lm_run
+    bundle = run / "export" / "bundle"
+    info = json.loads((bundle / "kdpipe.json").read_text())
+    assert info["task"] == task and {"model.onnx", "tokenizer.json", "config.json"} <= {p.name for p in bundle.iterdir()}
+    tok = AutoTokenizer.from_pretrained(bundle)
+    ids = np.asarray([tok("def f(x): return x", add_special_tokens=False)["input_ids"]], dtype=np.int64)
+    sess = ort.InferenceSession(str(bundle / "model.onnx"), providers=["CPUExecutionProvider"])
+    feeds = {i.name: (ids if i.name == "input_ids" else np.zeros_like(ids) if i.name == "token_type_ids"
+                      else np.ones_like(ids)) for i in sess.get_inputs()}
+    assert sess.run(None, feeds)[0].shape == (1, ids.shape[1], len(tok))
+
+
+def test_causal_bundle_loads_with_optimum(lm_run):
+    task, run = lm_run
+    if task != "causal-lm":
+        pytest.skip("causal only")
+    import torch
+    from optimum.onnxruntime import ORTModelForCausalLM
+
+    model = ORTModelForCausalLM.from_pretrained(run / "export" / "bundle", use_cache=False, use_io_binding=False)
+    out = model(input_ids=torch.tensor([[1, 2, 3]]), attention_mask=torch.ones(1, 3, dtype=torch.long))
+    assert out.logits.shape[:2] == (1, 3)
+
+
+@pytest.mark.parametrize("divergence", ["reverse_kl", "jsd"])
+def test_other_divergences_train(tmp_path, divergence):
+    cfg = lm_config(tmp_path, "causal-lm", **{"distill.divergence": divergence, "distill.beta": 0.3})
+    assert run_cli("distill", str(cfg), "-q") == 0
+
+
+def test_vocabulary_mismatch_is_refused_before_training(tmp_path, capsys):
+    cfg = lm_config(tmp_path, "causal-lm", **{"student.model": "hf-config:gpt2",
+                                              "student.params": {"n_layer": 1, "n_embd": 32, "n_head": 2,
+                                                                 "vocab_size": 999}})
+    assert run_cli("all", str(cfg)) == 2
+    assert "teacher and student vocabularies differ" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()
