@@ -169,7 +169,7 @@ def notes(report: dict) -> list[str]:
         p = report["prune"]
         out.append(
             f"Pruning: {p['ratio']:.0%} of channels/neurons removed, params {p['params_before']:,} -> "
-            f"{p['params_after']:,}; test {report['metric']['name']} {p['student_accuracy']['test']:.2f} before pruning, "
+            f"{p['params_after']:,}; test {report['metric']['name']} {p['student_accuracy']['test']:.2f}% before pruning, "
             f"{p['accuracy_before_recovery']['test']:.2f}% right after, {p['accuracy_after_recovery']['test']:.2f}% "
             "after the KD recovery fine-tune."
         )
