@@ -15,8 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from kdpipe.errors import DataError
-
-IGNORE = -100
+from kdpipe.training.lm_losses import IGNORE
 
 
 def load_texts(source: str, text_column: str = "text") -> list[str]:

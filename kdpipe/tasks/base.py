@@ -16,7 +16,7 @@ from typing import Callable
 import numpy as np
 from torch import nn
 
-IGNORE = -100
+from kdpipe.training.lm_losses import IGNORE
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ import math
 import torch
 import torch.nn.functional as F
 
-IGNORE = -100
+IGNORE = -100  # the label of positions that do not count (padding; unmasked tokens in masked LM)
 DIVERGENCES = ("forward_kl", "reverse_kl", "jsd")
 
 
