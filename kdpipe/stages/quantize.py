@@ -39,38 +39,52 @@ def run(ctx) -> dict:
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
     jobs = _jobs(qc)
-    rows = []
+    rows: list[dict] = []
     with tempfile.TemporaryDirectory() as tmp:
         fp32 = Path(tmp) / "fp32.onnx"
         task.export_onnx(model, ctx.file(src_row["path"]), fp32, ctx.cfg.export.opset, splits)
+        fused_path = ctx.out / f"{source}-fp32-fused.onnx"
+        fusions = task.fuse(fp32, fused_path, model)  # fused graphs are quantized, where there are any
+        if fusions:
+            rows.append(_row(ctx, task, splits, fused_path, f"{source}-fp32-fused", "onnx-fp32", src_row, source,
+                             {"method": "fusion", "calibration": None, "per_channel": False, "reduce_range": False,
+                              "fusions": fusions, "ops": op_counts(fused_path)}))
+            say(f"[quantize] fused operators: {', '.join(f'{k} {v}' for k, v in fusions.items())}")
         prepared = Path(tmp) / "prepared.onnx"
         quant_pre_process(str(fp32), str(prepared), skip_symbolic_shape=True)
+        # Dynamic int8 starts from the fused graph; static QDQ from the plain one (its calibrators
+        # cannot type the fused contrib ops), and onnxruntime fuses the QDQ graph when it loads it.
+        dyn_source = fused_path if fusions else prepared
         names = [i.name for i in onnx.load(str(prepared)).graph.input]
         calib_feeds = [task.feeds(names, b) for b in calib]
         for kind, calibration in progress(jobs, desc="quantize", quiet=ctx.quiet, unit="variant"):
             name = f"{source}-" + ("fp16" if kind == "fp16" else f"int8-{kind}" + (f"-{calibration}" if calibration else ""))
             out = ctx.out / f"{name}.onnx"
             if kind == "dynamic":
-                _dynamic(prepared, out, qc, task.quantize_op_types)
+                # a fused Attention node holds the Q/K/V weights: dynamic int8 can quantize it
+                ops = task.quantize_op_types and task.quantize_op_types + (["Attention"] if fusions else [])
+                _dynamic(dyn_source, out, qc, ops)
             elif kind == "static":
                 _static(prepared, out, qc, calibration, calib_feeds, task.quantize_op_types)
             else:
                 _fp16(fp32, out)
-            sess, _ = make_session(out, "cpu")
-            predict = onnx_predictor(sess, task.feeds)
-            rows.append(
-                variant_row(
-                    name, "onnx-fp16" if kind == "fp16" else "onnx-int8", out, ctx.rel(out), src_row["params"],
-                    evaluate(predict, splits.val, task.metric), evaluate(predict, splits.test, task.metric), NAME,
-                    metric=task.metric.name, source=source,
-                    quantization={"method": kind, "calibration": calibration, "per_channel": qc.per_channel,
-                                  "reduce_range": qc.reduce_range, "ops": op_counts(out)},
-                )
-            )
+            rows.append(_row(ctx, task, splits, out, name, "onnx-fp16" if kind == "fp16" else "onnx-int8", src_row,
+                             source, {"method": kind, "calibration": calibration, "per_channel": qc.per_channel,
+                                      "reduce_range": qc.reduce_range, "fused": bool(fusions) and kind == "dynamic",
+                                      "ops": op_counts(out)}))
     for r in rows:
         say(f"[quantize] {r['variant']}: {r['size_bytes']} bytes, test {task.metric.name} "
             f"{r['metric']['test']:.2f}{task.metric.unit}")
     return {"source": source, "source_metric": src_row["metric"], "variants": rows}
+
+
+def _row(ctx, task, splits, path: Path, name: str, fmt: str, src_row: dict, source: str, info: dict) -> dict:
+    """A variant measured in onnxruntime on the validation and test splits."""
+    sess, _ = make_session(path, "cpu")
+    predict = onnx_predictor(sess, task.feeds)
+    return variant_row(name, fmt, path, ctx.rel(path), src_row["params"], evaluate(predict, splits.val, task.metric),
+                       evaluate(predict, splits.test, task.metric), NAME, metric=task.metric.name, source=source,
+                       quantization=info)
 
 
 def _source_name(ctx) -> str:
@@ -99,11 +113,15 @@ def _calibration_batches(x: np.ndarray, samples: int, seed: int, batch: int = 32
     return [x[idx[i : i + batch]] for i in range(0, len(idx), batch)]
 
 
+# Fused graphs hold contrib ops (com.microsoft) whose outputs shape inference cannot type: they are fp32.
+_EXTRA = {"DefaultTensorType": onnx.TensorProto.FLOAT}
+
+
 def _dynamic(src: Path, out: Path, qc, op_types) -> None:
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     quantize_dynamic(str(src), str(out), per_channel=qc.per_channel, reduce_range=qc.reduce_range,
-                     weight_type=QuantType.QInt8, op_types_to_quantize=op_types)
+                     weight_type=QuantType.QInt8, op_types_to_quantize=op_types, extra_options=_EXTRA)
 
 
 def _static(src: Path, out: Path, qc, calibration: str, batches: list[dict], op_types) -> None:
@@ -125,7 +143,7 @@ def _static(src: Path, out: Path, qc, calibration: str, batches: list[dict], op_
         quantize_static(str(src), str(out), Reader(), quant_format=QuantFormat.QDQ, per_channel=qc.per_channel,
                         reduce_range=qc.reduce_range, activation_type=QuantType.QUInt8,
                         weight_type=QuantType.QInt8, calibrate_method=methods[calibration],
-                        op_types_to_quantize=op_types)
+                        op_types_to_quantize=op_types, extra_options=_EXTRA)
 
 
 def _fp16(src: Path, out: Path) -> None:

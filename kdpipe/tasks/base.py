@@ -104,6 +104,11 @@ class Task(ABC):
                      cfg) -> dict:
         """The deployable folder: the model and what an app needs to use it."""
 
+    def fuse(self, onnx_path: Path, out: Path, model: nn.Module) -> dict | None:
+        """onnxruntime's transformer graph fusions, where the model type allows: writes `out` and
+        returns the fused-operator counts, or None when there is nothing to fuse."""
+        return None
+
     def file_size(self, path: Path) -> int:
         path = Path(path)
         return sum(f.stat().st_size for f in path.rglob("*") if f.is_file()) if path.is_dir() else path.stat().st_size

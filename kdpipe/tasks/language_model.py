@@ -27,6 +27,7 @@ from kdpipe.errors import ConfigError, DataError, ModelError
 from kdpipe.tasks.base import MASKED_ACCURACY, PERPLEXITY, Task
 
 OPTIMUM_TASKS = {"causal-lm": "text-generation", "masked-lm": "fill-mask"}
+FUSABLE = {"gpt2": "gpt2", "bert": "bert", "roberta": "bert", "distilbert": "bert"}  # transformers -> ORT names
 
 
 class LMLogits(nn.Module):
@@ -205,6 +206,23 @@ class LanguageModel(Task):
             main_export(str(saved), tmp, task=OPTIMUM_TASKS[self.name], opset=opset, device="cpu",
                         do_validation=False, library_name="transformers")
             shutil.move(str(Path(tmp) / "model.onnx"), out)
+
+    def fuse(self, onnx_path, out, model) -> dict | None:
+        """Attention, SkipLayerNormalization, Gelu ... fusions of onnxruntime.transformers for the model
+        types it knows; counted per fused operator for the report."""
+        from onnxruntime.transformers.optimizer import optimize_model
+
+        config = model.hf.config
+        if config.model_type not in FUSABLE:
+            return None
+        with contextlib.redirect_stdout(io.StringIO()):
+            fused = optimize_model(str(onnx_path), model_type=FUSABLE[config.model_type],
+                                   num_heads=config.num_attention_heads, hidden_size=config.hidden_size, opt_level=1)
+        stats = {k: v for k, v in fused.get_fused_operator_statistics().items() if v}
+        if not stats:
+            return None
+        fused.save_model_to_file(str(out))
+        return stats
 
     def feeds(self, input_names, x: np.ndarray) -> dict:
         fill = {
