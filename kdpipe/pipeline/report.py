@@ -221,7 +221,10 @@ def render_markdown(report: dict) -> str:
         for r in q:
             qi = r["quantization"]
             ops = ", ".join(f"{k} {v}" for k, v in sorted(qi["ops"].items()))
-            lines.append(f"| {r['variant']} | {qi['method']} | {qi['calibration'] or '-'} | {qi['per_channel']} | {ops} |")
+            method = qi["method"] + (" (from the fused graph)" if qi.get("fused") else "")
+            if qi.get("fusions"):
+                method += ": " + ", ".join(f"{k} {v}" for k, v in qi["fusions"].items())
+            lines.append(f"| {r['variant']} | {method} | {qi['calibration'] or '-'} | {qi['per_channel']} | {ops} |")
     placed = [(r, p, r["latency"][p]["placement"]) for r in report["rows"] for p in report["providers"]
               if r["latency"][p].get("placement")]
     if placed:

@@ -41,6 +41,9 @@ def test_every_stage_runs_and_the_report_uses_the_task_metric(lm_run):
     assert {("teacher", "torch"), ("baseline", "torch"), ("student", "torch"), ("student", "onnx-fp32"),
             ("student-int8-dynamic", "onnx-int8"), ("student-int8-static-minmax", "onnx-int8")} <= set(rows)
     assert rows[("student", "torch")]["params"] < rows[("teacher", "torch")]["params"]
+    fused = rows[("student-fp32-fused", "onnx-fp32")]["quantization"]
+    assert fused["fusions"].get("SkipLayerNormalization")  # onnxruntime's transformer fusions ran
+    assert rows[("student-int8-dynamic", "onnx-int8")]["quantization"]["fused"]
     assert "gain_points" in report["kd"]
     assert json.loads((run / "manifest.json").read_text())["stages"]["prune"]["outputs"]["skipped"]
 
