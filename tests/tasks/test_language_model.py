@@ -43,7 +43,7 @@ def test_every_stage_runs_and_the_report_uses_the_task_metric(lm_run):
     assert rows[("student", "torch")]["params"] < rows[("teacher", "torch")]["params"]
     fused = rows[("student-fp32-fused", "onnx-fp32")]["quantization"]
     assert fused["fusions"].get("SkipLayerNormalization")  # onnxruntime's transformer fusions ran
-    assert rows[("student-int8-dynamic", "onnx-int8")]["quantization"]["fused"]
+    assert rows[("student-int8-dynamic-fused", "onnx-int8")]["quantization"]["fused"]
     assert "gain_points" in report["kd"]
     assert json.loads((run / "manifest.json").read_text())["stages"]["prune"]["outputs"]["skipped"]
 
