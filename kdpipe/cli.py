@@ -112,6 +112,9 @@ def predict_cmd(bundle, inputs, as_json):
     from kdpipe.bundle import load_bundle, predict, read_inputs
 
     sess, info = load_bundle(bundle)
+    if info.get("task", "classification") != "classification":
+        raise KdpipeError(f"{bundle}: a {info['task']} bundle; `kdpipe predict` runs classification bundles. Load this "
+                          "one with optimum's ORTModelFor... classes or onnxruntime plus its tokenizer (README)")
     for path in inputs:
         raw = read_inputs(path, info)
         classes, probs = predict(sess, info, raw)

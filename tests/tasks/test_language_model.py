@@ -101,3 +101,9 @@ def test_vocabulary_mismatch_is_refused_before_training(tmp_path, capsys):
     assert run_cli("all", str(cfg)) == 2
     assert "teacher and student vocabularies differ" in capsys.readouterr().err
     assert not (tmp_path / "run").exists()
+
+
+def test_predict_refuses_a_language_model_bundle_clearly(lm_run, capsys):
+    task, run = lm_run
+    assert run_cli("predict", str(run / "export" / "bundle"), "whatever.txt") == 2
+    assert f"a {task} bundle; `kdpipe predict` runs classification bundles" in capsys.readouterr().err
