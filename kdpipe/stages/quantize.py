@@ -62,11 +62,12 @@ def run(ctx) -> dict:
         for kind, calibration in progress(jobs, desc="quantize", quiet=ctx.quiet, unit="variant"):
             name = f"{source}-" + ("fp16" if kind == "fp16" else f"int8-{kind}" + (f"-{calibration}" if calibration else ""))
             out = ctx.out / f"{name}.onnx"
+            dyn_ops = task.quantize_op_types and task.quantize_op_types + task.dynamic_extra_ops
             if kind == "dynamic":
-                _dynamic(prepared, out, qc, task.quantize_op_types)
+                _dynamic(prepared, out, qc, dyn_ops)
             elif kind == "dynamic-fused":
                 # a fused Attention node holds the Q/K/V weights: dynamic int8 can quantize it
-                _dynamic(fused_path, out, qc, task.quantize_op_types and task.quantize_op_types + ["Attention"])
+                _dynamic(fused_path, out, qc, dyn_ops and dyn_ops + ["Attention"])
             elif kind == "static":
                 _static(prepared, out, qc, calibration, calib_feeds, task.quantize_op_types)
             else:

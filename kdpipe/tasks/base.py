@@ -65,6 +65,7 @@ class Task(ABC):
     name: str
     metric: Metric
     quantize_op_types: list[str] | None = None  # None: every op onnxruntime's quantizer supports
+    dynamic_extra_ops: list[str] = []  # more op types for dynamic int8 only
 
     @abstractmethod
     def load_data(self, cfg):

@@ -62,6 +62,8 @@ class LanguageModel(Task):
     # The matrix multiplications hold the weights and the time; the attention-mask arithmetic
     # (-inf fills) cannot be calibrated and gains nothing from int8.
     quantize_op_types = ["MatMul", "Gemm"]
+    # Token embeddings (Gather) are a large share of a small LM's bytes: int8 in dynamic mode.
+    dynamic_extra_ops = ["Gather"]
 
     # --- data ----------------------------------------------------------------------------
     def load_data(self, cfg) -> LMData:
