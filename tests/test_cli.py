@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tests.conftest import run_cli, write_config
+from tests.conftest import write_config
 
 
 def _kdpipe(*args, cwd=None):

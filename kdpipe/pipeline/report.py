@@ -9,6 +9,8 @@ from __future__ import annotations
 import html
 from datetime import datetime, timezone
 
+from kdpipe.tasks import get_task
+
 SCHEMA_VERSION = 1
 NOT_AVAILABLE = "not available"
 _NOT_MEASURED = ("not measured", "torch variants: teacher only")
@@ -23,8 +25,8 @@ def build_report(manifest: dict, providers: list[str], batch_sizes: list[int]) -
     bench = out("benchmark")
     teacher = next(r for r in rows if r["variant"] == "teacher" and r["format"] == "torch")
     t_size, t_metric = teacher["size_bytes"], teacher["metric"]["test"]
-    m = out("distill").get("metric") or {"name": "accuracy", "unit": "%", "higher_is_better": True}
-    worse_by = (lambda ref, v: ref - v) if m["higher_is_better"] else (lambda ref, v: v - ref)
+    metric = get_task(out("distill")["task"]).metric
+    m = {"name": metric.name, "unit": metric.unit, "higher_is_better": metric.higher_is_better}
 
     table = []
     for r in rows:
@@ -43,7 +45,7 @@ def build_report(manifest: dict, providers: list[str], batch_sizes: list[int]) -
             "size_reduction": round(t_size / r["size_bytes"], 3),
             "metric": {"name": r["metric"]["name"], "value": r["metric"]["test"], "val": r["metric"]["val"],
                        "split": "test", "unit": m["unit"], "higher_is_better": m["higher_is_better"]},
-            "metric_drop_points": round(worse_by(t_metric, r["metric"]["test"]), 4),
+            "metric_drop_points": round(metric.worse_by(t_metric, r["metric"]["test"]), 4),
             "latency": latency,
             **({"quantization": r["quantization"]} if "quantization" in r else {}),
             **({"parity": r["parity"]} if "parity" in r else {}),
@@ -57,7 +59,7 @@ def build_report(manifest: dict, providers: list[str], batch_sizes: list[int]) -
         "batch_sizes": batch_sizes,
         "rows": table,
         "metric": m,
-        "kd": _kd_summary(rows, m, worse_by),
+        "kd": _kd_summary(rows, metric),
         "prune": _prune_summary(out("prune")),
         "bundle": out("export").get("bundle"),
         "machine": bench.get("machine"),
@@ -86,7 +88,7 @@ def _latency_cell(res: dict | None, status: dict | None, fmt: str) -> dict:
     return cell
 
 
-def _kd_summary(rows: list[dict], m: dict, worse_by) -> dict | None:
+def _kd_summary(rows: list[dict], metric) -> dict | None:
     by = {r["variant"]: r for r in rows if r["format"] == "torch"}
     if "student" not in by:
         return None
@@ -96,9 +98,9 @@ def _kd_summary(rows: list[dict], m: dict, worse_by) -> dict | None:
         summary["verdict"] = "no baseline was trained (distill.baseline: false), so the gain from KD is unknown"
         return summary
     base = by["baseline"]["metric"]["test"]
-    gain = round(worse_by(student, base), 4)  # how much worse the no-KD baseline is: what KD bought
+    gain = round(metric.worse_by(student, base), 4)  # how much worse the no-KD baseline is: what KD bought
     summary.update(baseline=base, gain_points=gain)
-    units = "points" if m["unit"] == "%" else f"{m['name']}"
+    units = "points" if metric.unit == "%" else metric.name
     if gain > 0:
         summary["verdict"] = (f"KD helped: the student is {gain:.2f} {units} better than the same model trained "
                               f"without KD")
@@ -140,7 +142,7 @@ def _lat(cell: dict, batch: int, what: str) -> str:
 
 def table_columns(report: dict) -> tuple[list[str], list[list[str]]]:
     b_small, b_large = min(report["batch_sizes"]), max(report["batch_sizes"])
-    m = report.get("metric") or {"name": "accuracy", "unit": "%"}
+    m = report["metric"]
     short = {"accuracy": "acc", "masked-token accuracy": "masked acc"}.get(m["name"], m["name"])
     head = ["variant", "format", "params", "size", "x smaller", f"test {short} {m['unit']}".rstrip(),
             "drop (pts)" if m["unit"] == "%" else "worse by"]

@@ -38,7 +38,8 @@ def run(ctx) -> dict:
     else:
         tc = cfg.teacher.train
         r = fit(teacher, data.train, data.val, epochs=tc.epochs, lr=tc.lr, weight_decay=tc.weight_decay,
-                warmup=tc.warmup, seed=cfg.seed, loss_fn=hard_loss, desc="teacher", checkpoint=ctx.checkpoint("teacher"), **common)
+                warmup=tc.warmup, seed=cfg.seed, loss_fn=hard_loss, desc="teacher",
+                checkpoint=ctx.checkpoint("teacher"), **common)
         training["teacher"] = _history(r)
     rows.append(_save(ctx, "teacher", teacher, t_spec))
 

@@ -44,7 +44,7 @@ def run(ctx) -> dict:
         fp32 = Path(tmp) / "fp32.onnx"
         task.export_onnx(model, ctx.file(src_row["path"]), fp32, ctx.cfg.export.opset, splits)
         fused_path = ctx.out / f"{source}-fp32-fused.onnx"
-        fusions = task.fuse(fp32, fused_path, model)  # fused graphs are quantized, where there are any
+        fusions = task.fuse(fp32, fused_path, model)  # None where the model type has nothing to fuse
         if fusions:
             rows.append(_row(ctx, task, splits, fused_path, f"{source}-fp32-fused", "onnx-fp32", src_row, source,
                              {"method": "fusion", "calibration": None, "per_channel": False, "reduce_range": False,
@@ -57,12 +57,12 @@ def run(ctx) -> dict:
         # graph only (its calibrators cannot type the fused contrib ops).
         if fusions:
             jobs = [j for job in jobs for j in ([job, ("dynamic-fused", None)] if job[0] == "dynamic" else [job])]
+        dyn_ops = task.quantize_op_types and task.quantize_op_types + task.dynamic_extra_ops
         names = [i.name for i in onnx.load(str(prepared)).graph.input]
         calib_feeds = [task.feeds(names, b) for b in calib]
         for kind, calibration in progress(jobs, desc="quantize", quiet=ctx.quiet, unit="variant"):
             name = f"{source}-" + ("fp16" if kind == "fp16" else f"int8-{kind}" + (f"-{calibration}" if calibration else ""))
             out = ctx.out / f"{name}.onnx"
-            dyn_ops = task.quantize_op_types and task.quantize_op_types + task.dynamic_extra_ops
             if kind == "dynamic":
                 _dynamic(prepared, out, qc, dyn_ops)
             elif kind == "dynamic-fused":

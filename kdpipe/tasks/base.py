@@ -110,6 +110,3 @@ class Task(ABC):
         returns the fused-operator counts, or None when there is nothing to fuse."""
         return None
 
-    def file_size(self, path: Path) -> int:
-        path = Path(path)
-        return sum(f.stat().st_size for f in path.rglob("*") if f.is_file()) if path.is_dir() else path.stat().st_size

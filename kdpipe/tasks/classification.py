@@ -7,7 +7,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torch import nn
 
 from kdpipe.errors import KdpipeError
 from kdpipe.models.checkpoint import load_model, load_weights_into, read_state_dict, save_model
@@ -65,7 +64,7 @@ class Classification(Task):
     def export_onnx(self, model, saved, out, opset, data) -> None:
         from kdpipe.runtime.onnx_convert import export_onnx
 
-        export_onnx(model, data.input_shape, out, opset, {"kdpipe_task": self.name})
+        export_onnx(model, data.input_shape, out, opset)  # the export stage adds the metadata
 
     def feeds(self, input_names, x: np.ndarray) -> dict:
         return {input_names[0]: x}
