@@ -45,3 +45,24 @@ def evaluate(predict: Predict, split, metric, batch_size: int = 64) -> float:
         n, d = metric.partial(predict(split.x[i : i + batch_size]), split.y[i : i + batch_size])
         num, den = num + n, den + d
     return metric.finish(num, den)
+
+
+def score(predict: Predict, splits, metric, reference: np.ndarray | None = None, batch_size: int = 64) -> dict:
+    """The metric on the validation and test splits, plus on test: agreement (%) of the top-1
+    predictions with the teacher's (`reference`, from `collected`), and the metric's extras."""
+    out = {"name": metric.name, "val": round(evaluate(predict, splits.val, metric, batch_size), 4)}
+    num = den = 0.0
+    kept = []
+    for i in range(0, len(splits.test.x), batch_size):
+        o = predict(splits.test.x[i : i + batch_size])
+        n, d = metric.partial(o, splits.test.y[i : i + batch_size])
+        num, den = num + n, den + d
+        kept.append(metric.collect(o))
+    out["test"] = round(metric.finish(num, den), 4)
+    kept = np.concatenate(kept)
+    if reference is not None and reference.shape == kept.shape and kept.dtype.kind in "iu":
+        out["teacher_agreement"] = round(float((kept == reference).mean() * 100.0), 2)
+    if metric.extras is not None:
+        out.update(metric.extras(kept, splits.test.y))
+    out["_collected"] = kept  # taken off by variant_row; the distill stage keeps the teacher's
+    return out

@@ -6,8 +6,9 @@ from pathlib import Path
 
 
 
-def variant_row(variant: str, fmt: str, path: Path, rel: str, params: int, val: float, test: float,
-                made_by: str, metric: str = "accuracy", **extra) -> dict:
+def variant_row(variant: str, fmt: str, path: Path, rel: str, params: int, score: dict, made_by: str,
+                **extra) -> dict:
+    """`score`: evaluation.score's result (metric name, val, test and extras on test)."""
     path = Path(path)
     return {
         "variant": variant,
@@ -16,7 +17,7 @@ def variant_row(variant: str, fmt: str, path: Path, rel: str, params: int, val: 
         "params": int(params),
         # a model folder (transformers) counts its files, e.g. weights, config and tokenizer
         "size_bytes": sum(f.stat().st_size for f in path.rglob("*") if f.is_file()) if path.is_dir() else path.stat().st_size,
-        "metric": {"name": metric, "val": round(val, 4), "test": round(test, 4)},
+        "metric": {k: v for k, v in score.items() if not k.startswith("_")},
         "made_by": made_by,
         **extra,
     }

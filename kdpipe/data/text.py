@@ -1,9 +1,12 @@
 """Text for language-model distillation: sources, a tokenizer trained locally, packing and masking.
 
 Sources: `builtin:pydoc-topics` (the Python documentation text that ships with CPython, in
-pydoc_data.topics), `text:PATH` (a .txt file, or a folder of them), `jsonl:PATH` and `csv:PATH`
-with a named text column. Tokenizers are trained here with the `tokenizers` library (byte-level
-BPE for causal LMs, WordPiece for masked LMs) and wrapped as transformers fast tokenizers, so they
+pydoc_data.topics; `builtin:pydoc-paragraphs` cuts it into paragraphs, and `builtin:pydoc-sections`
+labels each paragraph with the part of the language reference it comes from), `text:PATH` (a .txt
+file, or a folder of them), `jsonl:PATH` and `csv:PATH` with named text (and label) columns, and
+Hugging Face datasets: `hf-disk:PATH` (datasets.save_to_disk output) or `hf-hub:NAME` (where a
+network is). Tokenizers are trained here with the `tokenizers` library (byte-level
+BPE for causal LMs, BERT-style for encoders) and wrapped as transformers fast tokenizers, so they
 save next to the model and load with AutoTokenizer.
 """
 
@@ -18,51 +21,136 @@ from kdpipe.errors import DataError
 from kdpipe.training.lm_losses import IGNORE
 
 
-def load_texts(source: str, text_column: str = "text") -> list[str]:
-    scheme, _, rest = source.partition(":")
-    if scheme == "builtin" and rest == "pydoc-topics":
+# builtin:pydoc-sections: each pydoc topic belongs to one part of the language reference.
+PYDOC_SECTIONS = {
+    "statements": "assert assignment async augassign break class compound continue del else for function global if "
+                  "import nonlocal pass raise return try while with yield",
+    "expressions": "atom-identifiers atom-literals attribute-references await binary bitwise booleans calls "
+                   "comparisons conversions exprlists floating formatstrings identifiers imaginary in integers "
+                   "lambda operator-summary power shifting slicings strings subscriptions unary",
+    "data-model": "attribute-access callable-types context-managers customization dynamic-features exceptions "
+                  "execmodel id-classes naming numeric-types objects sequence-types specialattrs specialnames types",
+    "built-in-types": "bltin-code-objects bltin-ellipsis-object bltin-null-object bltin-type-objects debugger dict "
+                      "lists numbers string-methods truth typesfunctions typesmapping typesmethods typesmodules "
+                      "typesseq typesseq-mutable",
+}
+
+
+def pydoc_paragraphs(min_words: int = 12) -> list[tuple[str, str]]:
+    """(paragraph, topic) pairs of the Python documentation that ships with CPython."""
+    import re
+
+    import pydoc_data.topics
+
+    topics = pydoc_data.topics.topics
+    return [(" ".join(par.split()), key) for key in sorted(topics)
+            for par in re.split(r"\n\s*\n", topics[key]) if len(par.split()) >= min_words]
+
+
+def _builtin(name: str) -> tuple[list[str], list[str] | None]:
+    if name == "pydoc-topics":
         import pydoc_data.topics
 
-        return [pydoc_data.topics.topics[k] for k in sorted(pydoc_data.topics.topics)]
-    if scheme in ("text", "jsonl", "csv"):
-        path = Path(rest)
-        if not path.exists():
-            raise DataError(f"data.source: {path} not found")
-        if scheme == "text":
-            files = sorted(path.glob("*.txt")) if path.is_dir() else [path]
-            texts = [f.read_text(encoding="utf-8", errors="replace") for f in files]
-        elif scheme == "jsonl":
-            texts = []
-            for i, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-                if not line.strip():
-                    continue
-                try:
-                    row = json.loads(line)
-                except json.JSONDecodeError as e:
-                    raise DataError(f"{path}:{i}: not valid JSON ({e.msg})") from None
-                if not isinstance(row, dict) or not isinstance(row.get(text_column), str):
-                    raise DataError(f"{path}:{i}: no string field {text_column!r} (set data.text_column)")
-                texts.append(row[text_column])
-        else:
-            import pandas as pd
+        return [pydoc_data.topics.topics[k] for k in sorted(pydoc_data.topics.topics)], None
+    if name in ("pydoc-paragraphs", "pydoc-sections"):
+        section = {t: s for s, topics in PYDOC_SECTIONS.items() for t in topics.split()}
+        pairs = [(p, section[t]) for p, t in pydoc_paragraphs() if t in section]
+        return [p for p, _ in pairs], ([s for _, s in pairs] if name == "pydoc-sections" else None)
+    raise DataError(f"data.source builtin:{name}: unknown; text sources are builtin:pydoc-topics, "
+                    "builtin:pydoc-paragraphs and builtin:pydoc-sections (labelled)")
 
+
+def _hf_dataset(scheme: str, name: str, text_column: str, label_column: str | None):
+    """Rows of a Hugging Face dataset (every split, concatenated: kdpipe splits by its own seed)."""
+    try:
+        import datasets
+    except ImportError:
+        raise DataError(f"data.source {scheme}:{name}: needs the datasets package (pip install 'kdpipe[datasets]')") \
+            from None
+    try:
+        ds = datasets.load_from_disk(name) if scheme == "hf-disk" else datasets.load_dataset(name)
+    except Exception as e:  # FileNotFoundError, ConnectionError, ValueError ... all mean "cannot read it"
+        raise DataError(f"data.source {scheme}:{name}: cannot load ({type(e).__name__}: "
+                        f"{' '.join(str(e).split())[:200]})") from None
+    if isinstance(ds, datasets.DatasetDict):
+        ds = datasets.concatenate_datasets([ds[k] for k in sorted(ds)])
+    for col in (text_column, label_column):
+        if col is not None and col not in ds.column_names:
+            raise DataError(f"data.source {scheme}:{name}: no column {col!r} (columns: {', '.join(ds.column_names)})")
+    texts = [str(t) for t in ds[text_column]]
+    if label_column is None:
+        return texts, None
+    feature = ds.features[label_column]
+    names = getattr(feature, "names", None)  # a ClassLabel: ints with names
+    labels = [names[v] if names else str(v) for v in ds[label_column]]
+    return texts, labels
+
+
+def load_labelled_texts(source: str, text_column: str = "text",
+                        label_column: str | None = None) -> tuple[list[str], list[str] | None]:
+    """Texts, and their labels (as strings) when `label_column` is given."""
+    scheme, _, rest = source.partition(":")
+    if scheme == "builtin":
+        texts, labels = _builtin(rest)
+        if label_column is not None and labels is None:
+            raise DataError(f"data.source {source}: has no labels; builtin:pydoc-sections has")
+        return texts, labels if label_column is not None else None
+    if scheme in ("hf-disk", "hf-hub"):
+        return _hf_dataset(scheme, rest, text_column, label_column)
+    if scheme not in ("text", "jsonl", "csv"):
+        raise DataError(f"data.source {source!r}: expected builtin:pydoc-topics|pydoc-paragraphs|pydoc-sections, "
+                        "text:PATH, jsonl:PATH, csv:PATH, hf-disk:PATH or hf-hub:NAME")
+    path = Path(rest)
+    if not path.exists():
+        raise DataError(f"data.source: {path} not found")
+    if scheme == "text":
+        if label_column is not None:
+            raise DataError(f"data.source {source}: plain text has no labels; use jsonl:, csv: or hf-disk:")
+        files = sorted(path.glob("*.txt")) if path.is_dir() else [path]
+        rows = [{"t": f.read_text(encoding="utf-8", errors="replace")} for f in files]
+        text_column = "t"
+    elif scheme == "jsonl":
+        rows = []
+        for i, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+            if not line.strip():
+                continue
             try:
-                df = pd.read_csv(path)
-            except Exception as e:
-                raise DataError(f"{path}: not a readable CSV file ({e})") from None
-            if text_column not in df.columns:
-                raise DataError(f"{path}: no text column {text_column!r} (columns: {', '.join(map(str, df.columns))})")
-            texts = df[text_column].astype(str).tolist()
-        texts = [t for t in texts if t.strip()]
-        if not texts:
-            raise DataError(f"{path}: no text found")
-        return texts
-    raise DataError(f"data.source {source!r}: expected builtin:pydoc-topics, text:PATH, jsonl:PATH or csv:PATH")
+                row = json.loads(line)
+            except json.JSONDecodeError as e:
+                raise DataError(f"{path}:{i}: not valid JSON ({e.msg})") from None
+            if not isinstance(row, dict) or not isinstance(row.get(text_column), str):
+                raise DataError(f"{path}:{i}: no string field {text_column!r} (set data.text_column)")
+            if label_column is not None and row.get(label_column) is None:
+                raise DataError(f"{path}:{i}: no field {label_column!r} (set data.label_column)")
+            rows.append(row)
+    else:
+        import pandas as pd
+
+        try:
+            df = pd.read_csv(path)
+        except Exception as e:
+            raise DataError(f"{path}: not a readable CSV file ({e})") from None
+        for col, key in ((text_column, "text_column"), (label_column, "label_column")):
+            if col is not None and col not in df.columns:
+                raise DataError(f"{path}: no column {col!r} (columns: {', '.join(map(str, df.columns))}; "
+                                f"set data.{key})")
+        if label_column is not None and df[label_column].isna().any():
+            raise DataError(f"{path}: row {int(df[label_column].isna().values.argmax()) + 2}: empty {label_column!r}")
+        rows = df.astype({text_column: str}).to_dict("records")
+    rows = [r for r in rows if str(r[text_column]).strip()]
+    if not rows:
+        raise DataError(f"{path}: no text found")
+    texts = [str(r[text_column]) for r in rows]
+    return texts, ([str(r[label_column]) for r in rows] if label_column is not None else None)
+
+
+def load_texts(source: str, text_column: str = "text") -> list[str]:
+    return load_labelled_texts(source, text_column)[0]
 
 
 def train_tokenizer(texts: list[str], kind: str, vocab_size: int):
-    """A fast tokenizer trained on `texts`: kind "causal" (byte-level BPE, <|endoftext|> as BOS/EOS/PAD)
-    or "masked" (WordPiece with [CLS] [SEP] [MASK] [PAD] [UNK])."""
+    """A fast tokenizer trained on `texts`, the same on every run: kind "causal" (byte-level BPE,
+    <|endoftext|> as BOS/EOS/PAD) or "masked" (BERT-style, with [CLS] [SEP] [MASK] [PAD] [UNK])."""
     from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
     from transformers import PreTrainedTokenizerFast
 
@@ -77,12 +165,15 @@ def train_tokenizer(texts: list[str], kind: str, vocab_size: int):
         return PreTrainedTokenizerFast(tokenizer_object=tok, bos_token=special[0], eos_token=special[0],
                                        pad_token=special[0])
     if kind == "masked":
+        # BERT's normalisation, pre-tokenisation and special tokens over a BPE vocabulary: tokenizers'
+        # WordPieceTrainer assigns its "##" tokens in hash-map order, so two trainings on the same
+        # text give different vocabularies (huggingface/tokenizers#1794); BPE without a subword
+        # prefix is reproducible, and the encoder does not care how pieces are marked.
         special = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
-        tok = Tokenizer(models.WordPiece(unk_token="[UNK]"))
+        tok = Tokenizer(models.BPE(unk_token="[UNK]"))
         tok.normalizer = normalizers.BertNormalizer(lowercase=True)
         tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
-        tok.decoder = decoders.WordPiece()
-        tok.train_from_iterator(texts, trainers.WordPieceTrainer(vocab_size=vocab_size, special_tokens=special))
+        tok.train_from_iterator(texts, trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=special))
         cls, sep = tok.token_to_id("[CLS]"), tok.token_to_id("[SEP]")
         tok.post_processor = processors.TemplateProcessing(
             single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B [SEP]", special_tokens=[("[CLS]", cls), ("[SEP]", sep)])

@@ -1,6 +1,7 @@
 """Hugging Face transformers models: from a folder or hub id, from a config (tiny models built here),
 and students derived from a teacher by keeping a subset of its layers (DistilBERT's recipe: every
-other layer, weights copied from the teacher).
+other layer, weights copied from the teacher), optionally narrower (hidden size, heads, FFN size;
+those weights start fresh or as a slice of the teacher's).
 
 `hf:PATH_OR_ID` loads with the Auto class of the task; remote code runs only with
 trust_remote_code set in the config. `hf-config:MODEL_TYPE` builds a fresh model from
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import copy
 
+import torch
 from torch import nn
 
 from kdpipe.errors import ModelError
@@ -21,6 +23,40 @@ AUTO_CLASSES = {
     "classification": "AutoModelForSequenceClassification",
     "embedding": "AutoModel",
 }
+
+
+class HFModule(nn.Module):
+    """A transformers model as a module from one input tensor to one output tensor, which is what the
+    training loop, evaluation and export expect: logits, or (pool=True) the mean-pooled sentence
+    embedding, mapped by a learned projection into the teacher's embedding size when widths differ.
+
+    Inputs are token ids [batch, sequence] (packed LM blocks: every position attends) or, for padded
+    texts, ids and attention mask stacked as [batch, 2, sequence], exactly what an app feeds. With
+    `capture` set, the hidden states and attention maps of the last call are kept for
+    intermediate-layer matching.
+    """
+
+    def __init__(self, hf: nn.Module, pool: bool = False, project_to: int | None = None):
+        super().__init__()
+        self.hf, self.pool = hf, pool
+        width = hf.config.hidden_size
+        self.proj = nn.Linear(width, project_to) if pool and project_to and project_to != width else None
+        self.capture = False
+        self.hidden = self.attentions = self.mask = None
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
+        if input_ids.dim() == 3:  # ids and mask stacked
+            input_ids, attention_mask = input_ids[:, 0], input_ids[:, 1]
+        mask = torch.ones_like(input_ids) if attention_mask is None else attention_mask
+        extra = {"output_hidden_states": True, "output_attentions": True} if self.capture else {}
+        out = self.hf(input_ids=input_ids, attention_mask=mask, **extra)
+        if self.capture:
+            self.hidden, self.attentions, self.mask = out.hidden_states, out.attentions, mask
+        if not self.pool:
+            return out.logits
+        w = mask.unsqueeze(-1).to(out.last_hidden_state.dtype)
+        emb = (out.last_hidden_state * w).sum(1) / w.sum(1).clamp(min=1.0)  # mean over real tokens
+        return emb if self.proj is None else self.proj(emb)
 
 
 def _auto(task: str):
@@ -62,22 +98,51 @@ def choose_layers(n_teacher: int, layers) -> list[int]:
     return chosen
 
 
-def derive_student(teacher: nn.Module, layers="every_other") -> tuple[nn.Module, list[int]]:
+# Config attributes for the widths, where a model type names them differently (transformers maps
+# hidden_size and num_attention_heads itself for most types; gpt2's FFN width is n_inner).
+WIDTH_ALIASES = {"intermediate_size": ("n_inner", "ffn_dim", "hidden_dim")}
+
+
+def _narrow(config, widths: dict) -> None:
+    keys = config.to_dict()
+    for key, value in widths.items():
+        attr = key if hasattr(config, key) else next((a for a in WIDTH_ALIASES.get(key, ()) if a in keys), None)
+        if attr is None:
+            raise ModelError(f"student.params.{key}: {config.model_type} configs have no such width")
+        setattr(config, attr, int(value))
+    heads = getattr(config, "num_attention_heads", None)
+    if heads and config.hidden_size % heads:
+        raise ModelError(f"student.params: hidden_size {config.hidden_size} is not a multiple of "
+                         f"num_attention_heads {heads}")
+
+
+def derive_student(teacher: nn.Module, layers="every_other", widths: dict | None = None,
+                   init: str = "slice") -> tuple[nn.Module, list[int]]:
     """Same architecture, fewer layers, initialised from the chosen teacher layers and all of the
-    teacher's other weights (embeddings, final norm, head). Returns (student, teacher layer indices)."""
+    teacher's other weights (embeddings, final norm, head). Narrower `widths` (hidden_size,
+    num_attention_heads, intermediate_size) change the shapes: each such tensor then starts as the
+    leading slice of the teacher's (init "slice") or fresh (init "fresh"); tensors whose shape is
+    unchanged are still copied. Returns (student, teacher layer indices)."""
     stack_name, stack = layer_list(teacher)
     chosen = choose_layers(len(stack), layers)
     config = copy.deepcopy(teacher.config)
     config.num_hidden_layers = len(chosen)
+    if widths:
+        _narrow(config, widths)
     student = type(teacher)(config)
     t_state = teacher.state_dict()
     prefix = f"{stack_name}."
-    state = {}
-    for key in student.state_dict():
+    state = student.state_dict()
+    for key, target in state.items():
         if key.startswith(prefix):
             i, rest = key[len(prefix):].split(".", 1)
-            state[key] = t_state[f"{prefix}{chosen[int(i)]}.{rest}"]
+            source = t_state[f"{prefix}{chosen[int(i)]}.{rest}"]
         else:
-            state[key] = t_state[key]
+            source = t_state[key]
+        if source.shape == target.shape:
+            state[key] = source.clone()
+        elif init == "slice" and source.dim() == target.dim():
+            state[key] = source[tuple(slice(0, n) for n in target.shape)].clone()
+        # else: keep the fresh initialisation of the narrower student
     student.load_state_dict(state)
     return student, chosen

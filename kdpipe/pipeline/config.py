@@ -24,7 +24,8 @@ class Section(BaseModel):
 
 
 class DataConfig(Section):
-    source: str = Field("builtin:mnist-5k", description="builtin:NAME, npz:PATH, csv:PATH or folder:PATH")
+    source: str = Field("builtin:mnist-5k", description="builtin:NAME, npz:PATH, csv:PATH, folder:PATH; text: "
+                        "text:PATH, jsonl:PATH, csv:PATH, hf-disk:PATH (datasets.load_from_disk), hf-hub:NAME")
     label_column: str = "label"
     labels: list[str] | None = None
     image_size: tuple[int, int] | None = None
@@ -33,8 +34,8 @@ class DataConfig(Section):
     batch_size: int = Field(64, ge=1, description="global batch, whatever the number of processes")
     micro_batch_size: int | None = Field(None, ge=1, description="max samples per forward pass per process")
     limit: int | None = Field(None, ge=10, description="use only this many samples (quick runs)")
-    text_column: str = Field("text", description="language models: the text field of JSONL/CSV sources")
-    sequence_length: int = Field(128, ge=8, le=8192, description="language models: tokens per block")
+    text_column: str = Field("text", description="text tasks: the text field of JSONL/CSV/datasets sources")
+    sequence_length: int = Field(128, ge=8, le=8192, description="text tasks: tokens per block (LM) or per text")
     vocab_size: int = Field(2000, ge=100, description="language models: size of a tokenizer trained here")
     mask_prob: float = Field(0.15, gt=0, lt=1, description="masked LM: fraction of tokens to predict")
 
@@ -60,6 +61,8 @@ class TeacherConfig(Section):
     params: dict[str, Any] = Field(default_factory=dict)
     weights: str | None = Field(None, description="checkpoint (.safetensors, or .pt/.pth loaded weights_only)")
     trust_remote_code: bool = Field(False, description="hf: models only; runs the model repository's code")
+    finetune: bool = Field(False, description="train a given teacher (hf: or weights) on the data first, "
+                                              "with teacher.train")
     train: TrainConfig = Field(default_factory=lambda: TrainConfig(epochs=15))
 
 
@@ -67,6 +70,24 @@ class StudentConfig(Section):
     model: str = "builtin:mlp"
     params: dict[str, Any] = Field(default_factory=lambda: {"hidden": [128]})
     trust_remote_code: bool = False
+
+
+LayerMap = list[tuple[int, int]]
+
+
+class IntermediateConfig(Section):
+    """Matching of intermediate layers (transformers): [student_layer, teacher_layer] pairs, layer 0
+    being the embeddings' output and i the output of block i; "auto" maps the student's blocks
+    evenly onto the teacher's (or onto the teacher layers a derived student came from)."""
+
+    hidden: LayerMap | Literal["auto"] | None = None
+    attention: LayerMap | Literal["auto"] | None = None
+    hidden_weight: float = Field(1.0, ge=0)
+    attention_weight: float = Field(1.0, ge=0)
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.hidden or self.attention)
 
 
 class DistillConfig(Section):
@@ -80,6 +101,8 @@ class DistillConfig(Section):
     beta: float = Field(0.5, gt=0, lt=1, description="generalized JSD's beta (divergence: jsd)")
     baseline: bool = True
     cache_teacher: bool = Field(True, description="compute teacher logits once; the inputs do not change")
+    embedding_loss: Literal["cosine", "mse", "cosine+mse"] = Field("cosine+mse", description="embedding task")
+    intermediate: IntermediateConfig = Field(default_factory=IntermediateConfig)
 
 
 class PruneConfig(Section):
@@ -113,6 +136,8 @@ class ExportConfig(Section):
 class BenchmarkConfig(Section):
     providers: list[Literal["cpu", "cuda"]] = Field(default_factory=lambda: ["cpu", "cuda"])
     batch_sizes: list[int] = Field(default_factory=lambda: [1, 64])
+    sequence_lengths: list[int] | None = Field(None, description="text tasks: also time these input lengths "
+                                                                  "(at most data.sequence_length)")
     warmup: int = Field(10, ge=0)
     min_seconds: float = Field(1.0, gt=0)
     min_runs: int = Field(20, ge=1)
@@ -132,7 +157,9 @@ class Config(Section):
     output_dir: str | None = None
     seed: int = 0
     checkpoint_every: int = Field(1, ge=0, description="training checkpoint interval in epochs (0: none)")
-    task: Literal["classification", "causal-lm", "masked-lm"] = "classification"
+    task: Literal["classification", "causal-lm", "masked-lm", "embedding"] = Field(
+        "classification", description="classification (images, features or, with hf models, text), causal-lm, "
+                                      "masked-lm, embedding")
     device: Literal["auto", "cpu", "cuda"] = "cpu"
     precision: Literal["fp32", "bf16"] = Field("fp32", description="training precision; bf16 = autocast mixed precision")
     data: DataConfig = Field(default_factory=DataConfig)

@@ -29,9 +29,9 @@ class StageContext:
 
     @property
     def task(self):
-        from kdpipe.tasks import get_task
+        from kdpipe.tasks import task_for
 
-        return get_task(self.cfg.task)
+        return task_for(self.cfg)
 
     @property
     def splits(self):
@@ -55,6 +55,13 @@ class StageContext:
         if entry is None:
             raise RunFolderError(f"stage {self.stage!r} needs the results of {stage!r}, which are not in {self.store.root}")
         return entry["outputs"]
+
+    def teacher_reference(self):
+        """The teacher's top-1 predictions on the test split (written by distill), or None."""
+        import numpy as np
+
+        rel = self.upstream("distill").get("teacher_reference")
+        return None if rel is None else np.load(self.file(rel))
 
     def has(self, stage: str) -> bool:
         entry = self.store.entry(stage)

@@ -45,6 +45,8 @@ def build_report(manifest: dict, providers: list[str], batch_sizes: list[int]) -
             "size_reduction": round(t_size / r["size_bytes"], 3),
             "metric": {"name": r["metric"]["name"], "value": r["metric"]["test"], "val": r["metric"]["val"],
                        "split": "test", "unit": m["unit"], "higher_is_better": m["higher_is_better"]},
+            # on test: agreement of top-1 predictions with the teacher's, and task extras
+            "also": {k: v for k, v in r["metric"].items() if k not in ("name", "val", "test")},
             "metric_drop_points": round(metric.worse_by(t_metric, r["metric"]["test"]), 4),
             "latency": latency,
             **({"quantization": r["quantization"]} if "quantization" in r else {}),
@@ -95,7 +97,9 @@ def _kd_summary(rows: list[dict], metric) -> dict | None:
     student = by["student"]["metric"]["test"]
     summary = {"student": student, "teacher": by["teacher"]["metric"]["test"]}
     if "baseline" not in by:
-        summary["verdict"] = "no baseline was trained (distill.baseline: false), so the gain from KD is unknown"
+        summary["verdict"] = ("no baseline: an embedding student has no labels to learn from without the teacher"
+                              if metric.name.startswith("cosine") else
+                              "no baseline was trained (distill.baseline: false), so the gain from KD is unknown")
         return summary
     base = by["baseline"]["metric"]["test"]
     gain = round(metric.worse_by(student, base), 4)  # how much worse the no-KD baseline is: what KD bought
@@ -140,18 +144,24 @@ def _lat(cell: dict, batch: int, what: str) -> str:
     return f"{m['p50_ms']:.3f}" if what == "p50" else f"{m['throughput_per_s']:.0f}"
 
 
+ALSO = {"teacher_agreement": "agrees w/ teacher %", "top10_neighbour_overlap": "top-10 overlap %"}
+
+
 def table_columns(report: dict) -> tuple[list[str], list[list[str]]]:
     b_small, b_large = min(report["batch_sizes"]), max(report["batch_sizes"])
     m = report["metric"]
-    short = {"accuracy": "acc", "masked-token accuracy": "masked acc"}.get(m["name"], m["name"])
+    short = {"accuracy": "acc", "masked-token accuracy": "masked acc", "cosine similarity to teacher": "cosine to teacher"}.get(m["name"], m["name"])
     head = ["variant", "format", "params", "size", "x smaller", f"test {short} {m['unit']}".rstrip(),
             "drop (pts)" if m["unit"] == "%" else "worse by"]
+    also = [k for k in ALSO if any(k in r.get("also", {}) for r in report["rows"])]
+    head += [ALSO[k] for k in also]
     for p in report["providers"]:
         head += [f"{p} p50 ms (b{b_small})", f"{p} /s (b{b_large})"]
     body = []
     for r in report["rows"]:
         line = [r["variant"], r["format"], f"{r['params']:,}", _fmt_size(r["size_bytes"]), f"{r['size_reduction']:.1f}",
                 f"{r['metric']['value']:.2f}", f"{r['metric_drop_points']:+.2f}"]
+        line += [f"{r['also'][k]:.1f}" if k in r.get("also", {}) else "-" for k in also]
         for p in report["providers"]:
             line += [_lat(r["latency"][p], b_small, "p50"), _lat(r["latency"][p], b_large, "tput")]
         body.append(line)

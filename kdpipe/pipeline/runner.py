@@ -101,13 +101,13 @@ def _changed_keys(old, new, prefix="") -> list[str]:
 
 def preflight(cfg: Config, root: Path) -> None:
     """Checks that need no run folder, so bad data or models fail before anything is written."""
-    from kdpipe.tasks import get_task, load_data
+    from kdpipe.tasks import load_data, task_for
 
     check_output_dir(root)
     resolve_device(cfg.device, cfg.precision)
     if cfg.teacher.weights and not Path(cfg.teacher.weights).is_file():
         raise KdpipeError(f"teacher.weights: checkpoint not found: {cfg.teacher.weights}")
-    get_task(cfg.task).preflight(cfg, load_data(cfg))
+    task_for(cfg).preflight(cfg, load_data(cfg))
 
 
 def check_output_dir(root: Path) -> None:

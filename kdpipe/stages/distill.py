@@ -6,7 +6,9 @@ from __future__ import annotations
 import copy
 from pathlib import Path
 
-from kdpipe.evaluation import evaluate, torch_predictor
+import numpy as np
+
+from kdpipe.evaluation import score, torch_predictor
 from kdpipe.models.checkpoint import count_params
 from kdpipe.pipeline.artifacts import sha256_file
 from kdpipe.progress import say
@@ -30,36 +32,53 @@ def run(ctx) -> dict:
 
     seed_everything(cfg.seed)
     teacher, t_spec = task.build("teacher", cfg, data)
-    if cfg.teacher.weights or cfg.teacher.model.startswith("hf:"):  # given, not trained here
+    given = cfg.teacher.weights or cfg.teacher.model.startswith("hf:")
+    if given:
         source = cfg.teacher.weights or cfg.teacher.model
         training["teacher"] = {"source": source}
         if cfg.teacher.weights:
             training["teacher"]["sha256"] = sha256_file(Path(cfg.teacher.weights))
-    else:
+    # trained here, or a given one fine-tuned on this data first (an embedding teacher, with no labels to
+    # learn from, is always used as it is)
+    if (not given or cfg.teacher.finetune) and hard_loss is not None:
         tc = cfg.teacher.train
         r = fit(teacher, data.train, data.val, epochs=tc.epochs, lr=tc.lr, weight_decay=tc.weight_decay,
                 warmup=tc.warmup, seed=cfg.seed, loss_fn=hard_loss, desc="teacher",
                 checkpoint=ctx.checkpoint("teacher"), **common)
-        training["teacher"] = _history(r)
-    rows.append(_save(ctx, "teacher", teacher, t_spec))
+        training["teacher"] = {**training.get("teacher", {}), **_history(r)}
+    row, reference = _save(ctx, "teacher", teacher, t_spec)
+    rows.append(row)
 
     seed_everything(cfg.seed + 1)
     init, s_spec = task.build("student", cfg, data, teacher)
     train_args = dict(epochs=dc.epochs, lr=dc.lr, weight_decay=dc.weight_decay, warmup=dc.warmup, seed=cfg.seed + 2,
                       **common)
 
-    if dc.baseline:
+    if dc.baseline and hard_loss is not None:  # (embeddings have no labels to train a baseline on)
         baseline = copy.deepcopy(init)
         r = fit(baseline, data.train, data.val, loss_fn=hard_loss, desc="baseline",
                 checkpoint=ctx.checkpoint("baseline"), **train_args)
         training["baseline"] = _history(r)
-        rows.append(_save(ctx, "baseline", baseline, s_spec))
+        rows.append(_save(ctx, "baseline", baseline, s_spec, reference)[0])
 
     student = copy.deepcopy(init)
-    r = fit(student, data.train, data.val, loss_fn=kd_loss, teacher=teacher, cache_teacher=dc.cache_teacher,
-            desc="student (KD)", checkpoint=ctx.checkpoint("student"), **train_args)
+    live_teacher = None if getattr(task, "targets_from_teacher", False) else teacher  # y holds its outputs
+    matching = None
+    if dc.intermediate.enabled:  # the teacher runs live: its intermediates are not cached
+        from kdpipe.training.intermediate import with_matching
+
+        kd_loss, matching = with_matching(kd_loss, dc.intermediate, teacher, student, s_spec.get("teacher_layers"))
+        student.matcher, live_teacher = matching, teacher  # trained (and checkpointed) with the student
+    r = fit(student, data.train, data.val, loss_fn=kd_loss, teacher=live_teacher,
+            cache_teacher=dc.cache_teacher and matching is None, desc="student (KD)",
+            checkpoint=ctx.checkpoint("student"), **train_args)
+    if matching is not None:
+        from kdpipe.training.intermediate import release
+
+        del student.matcher  # training-only projections: not part of the model that ships
+        release(student, teacher)
     training["student"] = _history(r)
-    rows.append(_save(ctx, "student", student, s_spec))
+    rows.append(_save(ctx, "student", student, s_spec, reference)[0])
 
     if not ctx.is_main:  # extra torchrun processes only help train
         return {}
@@ -77,10 +96,13 @@ def run(ctx) -> dict:
         "task": task.name,
         "metric": {"name": m.name, "unit": m.unit, "higher_is_better": m.higher_is_better},
         "labels": data.labels,
+        "teacher_reference": ctx.rel(ctx.out / "teacher_reference.npy") if reference is not None else None,
         "split_sizes": {"train": len(data.train), "val": len(data.val), "test": len(data.test)},
         "data_sha256": data.sha256,
         "kd": {"temperature": dc.temperature, "alpha": dc.alpha, "cache_teacher": dc.cache_teacher,
-               **({"divergence": dc.divergence, "beta": dc.beta} if task.name != "classification" else {})},
+               **({"divergence": dc.divergence, "beta": dc.beta} if task.name in ("causal-lm", "masked-lm") else {}),
+               **({"embedding_loss": dc.embedding_loss} if task.name == "embedding" else {}),
+               **({"intermediate": {"hidden": matching.hidden, "attention": matching.attention}} if matching else {})},
     }
 
 
@@ -88,12 +110,17 @@ def _history(r) -> dict:
     return {"final_val": r.final_val, "seconds_per_step": r.seconds_per_step, "history": r.history}
 
 
-def _save(ctx, name, model, spec) -> dict | None:
+def _save(ctx, name, model, spec, reference=None) -> tuple[dict | None, np.ndarray | None]:
+    """Write a model and measure it; for the teacher, also keep its top-1 test predictions, which
+    every later variant's agreement is measured against."""
     if not ctx.is_main:
-        return None
+        return None, None
     task, data = ctx.task, ctx.splits
     path = task.save(model.cpu(), ctx.out, name, spec, data)
-    predict = torch_predictor(model)
-    return variant_row(name, "torch", path, ctx.rel(path), count_params(model),
-                       evaluate(predict, data.val, task.metric), evaluate(predict, data.test, task.metric), NAME,
-                       metric=task.metric.name)
+    sc = score(torch_predictor(model), data, task.metric, reference)
+    collected = sc["_collected"]
+    if name == "teacher" and collected.dtype.kind in "iu":
+        np.save(ctx.out / "teacher_reference.npy", collected.astype(np.int32))
+    else:
+        collected = None
+    return variant_row(name, "torch", path, ctx.rel(path), count_params(model), sc, NAME), collected

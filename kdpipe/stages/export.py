@@ -8,7 +8,7 @@ import os
 import numpy as np
 
 from kdpipe.errors import ConfigError
-from kdpipe.evaluation import evaluate, logits, onnx_predictor, torch_predictor
+from kdpipe.evaluation import logits, onnx_predictor, score, torch_predictor
 from kdpipe.progress import progress, say
 from kdpipe.runtime.onnx_convert import set_metadata
 from kdpipe.runtime.sessions import make_session
@@ -24,6 +24,7 @@ def run(ctx) -> dict:
     torch_rows = ctx.upstream("distill")["variants"] + ctx.upstream("prune")["variants"]
     rows, parity, written = [], {}, {}
     parity_x = splits.val.x[:256]  # real validation inputs; 256 keep LM logits small
+    reference = ctx.teacher_reference()
     for src in progress(torch_rows, desc="export", quiet=ctx.quiet, unit="model"):
         name = src["variant"]
         model, _ = task.load(ctx.file(src["path"]), f"{src['path']}")
@@ -34,8 +35,8 @@ def run(ctx) -> dict:
         onnx_pred = onnx_predictor(sess, task.feeds)
         parity[name] = check_parity(torch_predictor(model), onnx_pred, parity_x)
         rows.append(variant_row(name, "onnx-fp32", out, ctx.rel(out), src["params"],
-                                evaluate(onnx_pred, splits.val, task.metric), evaluate(onnx_pred, splits.test, task.metric),
-                                NAME, metric=task.metric.name, source=name, parity=parity[name]))
+                                score(onnx_pred, splits, task.metric, reference), NAME, source=name,
+                                parity=parity[name]))
         written[_label(rows[-1])] = out  # still in the staging folder, not yet at its recorded path
         say(f"[export] {name}: max |torch - onnx| = {parity[name]['max_abs_diff']:.2e}, "
             f"predictions agree on {parity[name]['agreement']:.2f}% of validation outputs")

@@ -6,7 +6,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from kdpipe.evaluation import evaluate, torch_predictor
+from kdpipe.evaluation import evaluate, score, torch_predictor
 from kdpipe.models.checkpoint import count_params
 from kdpipe.progress import say
 from kdpipe.training.loop import fit, resolve_device, seed_everything
@@ -24,8 +24,8 @@ def run(ctx) -> dict:
         say("[prune] disabled in the config (prune.enabled: false)")
         return {"skipped": "prune.enabled is false", "variants": []}
     task = ctx.task
-    if task.name != "classification":
-        why = f"structured pruning is implemented for classification models, not yet for {task.name} transformers"
+    if not task.prunable:
+        why = f"structured pruning is implemented for array classifiers, not yet for {task.name} transformers"
         say(f"[prune] skipped: {why}")
         return {"skipped": why, "variants": []}
     distilled = ctx.upstream("distill")
@@ -55,8 +55,8 @@ def run(ctx) -> dict:
         return {}
     path = task.save(student.cpu(), ctx.out, "pruned", spec, splits)
     predict = torch_predictor(student)
-    row = variant_row("pruned", "torch", path, ctx.rel(path), params_after, evaluate(predict, splits.val, task.metric),
-                      evaluate(predict, splits.test, task.metric), NAME, metric=task.metric.name)
+    row = variant_row("pruned", "torch", path, ctx.rel(path), params_after,
+                      score(predict, splits, task.metric, ctx.teacher_reference()), NAME)
     say(f"[prune] params {params_before} -> {params_after}; test accuracy {before_recovery['test']:.2f}% "
         f"after pruning, {row['metric']['test']:.2f}% after recovery")
     return {

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import onnx
 
-from kdpipe.evaluation import evaluate, onnx_predictor
+from kdpipe.evaluation import onnx_predictor, score
 from kdpipe.progress import progress, say
 from kdpipe.runtime.sessions import make_session, ort
 from kdpipe.variants import variant_row
@@ -101,8 +101,8 @@ def _row(ctx, task, splits, path: Path, name: str, fmt: str, src_row: dict, sour
     """A variant measured in onnxruntime on the validation and test splits."""
     sess, _ = make_session(path, "cpu")
     predict = onnx_predictor(sess, task.feeds)
-    return variant_row(name, fmt, path, ctx.rel(path), src_row["params"], evaluate(predict, splits.val, task.metric),
-                       evaluate(predict, splits.test, task.metric), NAME, metric=task.metric.name, source=source,
+    return variant_row(name, fmt, path, ctx.rel(path), src_row["params"],
+                       score(predict, splits, task.metric, ctx.teacher_reference()), NAME, source=source,
                        quantization=info)
 
 

@@ -1,4 +1,5 @@
-"""The tasks kdpipe distills for, by the config's `task` key."""
+"""The tasks kdpipe distills for, by the config's `task` key (classification of text when the models
+are transformers)."""
 
 from __future__ import annotations
 
@@ -6,13 +7,24 @@ from functools import lru_cache
 
 from kdpipe.tasks.base import Metric, Task
 from kdpipe.tasks.classification import Classification
+from kdpipe.tasks.embedding import Embedding
 from kdpipe.tasks.language_model import CausalLM, MaskedLM
+from kdpipe.tasks.text_classification import TextClassification
 
-TASKS: dict[str, Task] = {t.name: t for t in (Classification(), CausalLM(), MaskedLM())}
+TASKS: dict[str, Task] = {t.name: t for t in (Classification(), CausalLM(), MaskedLM(), Embedding())}
+TEXT_CLASSIFICATION = TextClassification()
 
 
 def get_task(name: str) -> Task:
+    """The task by name (what a report needs: its metric)."""
     return TASKS[name]
+
+
+def task_for(cfg) -> Task:
+    """The task that runs this config."""
+    if cfg.task == "classification" and cfg.teacher.model.startswith(("hf:", "hf-config:")):
+        return TEXT_CLASSIFICATION
+    return TASKS[cfg.task]
 
 
 @lru_cache(maxsize=2)
@@ -20,7 +32,7 @@ def _data(config_json: str):
     from kdpipe.pipeline.config import Config
 
     cfg = Config.model_validate_json(config_json)
-    return get_task(cfg.task).load_data(cfg)
+    return task_for(cfg).load_data(cfg)
 
 
 def load_data(cfg):
@@ -28,4 +40,4 @@ def load_data(cfg):
     return _data(cfg.model_dump_json())
 
 
-__all__ = ["TASKS", "Metric", "Task", "get_task", "load_data"]
+__all__ = ["TASKS", "Metric", "Task", "get_task", "load_data", "task_for"]

@@ -29,6 +29,10 @@ class Metric:
     higher_is_better: bool
     partial: Callable[[np.ndarray, np.ndarray], tuple[float, float]]
     finish: Callable[[float, float], float]
+    # Per batch, what is kept of the outputs on the test split (the top-1 prediction by default), for
+    # agreement with the teacher and for set-level extras (e.g. neighbour overlap of embeddings).
+    collect: Callable[[np.ndarray], np.ndarray] = lambda out: out.argmax(-1)
+    extras: Callable[[np.ndarray, np.ndarray], dict] | None = None
 
     def worse_by(self, reference: float, value: float) -> float:
         """How much worse `value` is than `reference` (positive = worse), in the metric's units."""
@@ -66,6 +70,7 @@ class Task(ABC):
     metric: Metric
     quantize_op_types: list[str] | None = None  # None: every op onnxruntime's quantizer supports
     dynamic_extra_ops: list[str] = []  # more op types for dynamic int8 only
+    prunable = False  # the prune stage's structured pruning applies to this task's models
 
     @abstractmethod
     def load_data(self, cfg):

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from kdpipe.errors import KdpipeError
+from kdpipe.errors import ConfigError, KdpipeError
 from kdpipe.models.checkpoint import load_model, load_weights_into, read_state_dict, save_model
 from kdpipe.models.factory import build_model
 from kdpipe.tasks.base import ACCURACY, Task
@@ -18,6 +18,7 @@ from kdpipe.training.kd_loss import hard_loss, kd_loss_fn
 class Classification(Task):
     name = "classification"
     metric = ACCURACY
+    prunable = True
 
     def load_data(self, cfg):
         from kdpipe.data.splits import load_splits
@@ -25,6 +26,9 @@ class Classification(Task):
         return load_splits(cfg)
 
     def preflight(self, cfg, data) -> None:
+        if cfg.distill.intermediate.enabled:
+            raise ConfigError("distill.intermediate: layer matching needs transformers models (hf:, hf-config:, "
+                              "derive:teacher); these are array models")
         sample = torch.from_numpy(data.train.x[:2])
         for role in ("teacher", "student"):
             section = getattr(cfg, role)

@@ -1,0 +1,105 @@
+"""Sentence embeddings (task: embedding): a smaller encoder that reproduces the teacher's embeddings.
+
+Embeddings are mean-pooled over real tokens, as sentence-transformers models pool; the student maps
+its own width to the teacher's through a learned projection, so it is a drop-in replacement for an
+index built with the teacher. The targets are the teacher's embeddings of the texts, computed once
+when the data loads (the teacher is given: hf:FOLDER, or built from hf-config: with the run's seed).
+Losses: MSE and/or cosine distance to the teacher's embedding. Metrics: mean cosine similarity to the
+teacher (x100) and the top-10 neighbour overlap on the held-out texts (how much of a search result
+list the student keeps).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import nn
+
+from kdpipe.data.splits import Split, split_indices
+from kdpipe.errors import ConfigError, DataError
+from kdpipe.tasks.base import Metric
+from kdpipe.tasks.hf_task import HFTask, TextData, digest, encode
+
+
+def _cosine_partial(out: np.ndarray, target: np.ndarray) -> tuple[float, float]:
+    a = out / np.maximum(np.linalg.norm(out, axis=-1, keepdims=True), 1e-12)
+    b = target / np.maximum(np.linalg.norm(target, axis=-1, keepdims=True), 1e-12)
+    return float((a * b).sum(-1).sum() * 100.0), float(len(a))
+
+
+def neighbour_overlap(out: np.ndarray, target: np.ndarray, k: int = 10) -> float:
+    """Mean share (%) of each text's k nearest neighbours (cosine) under the teacher's embeddings that
+    the student's embeddings find too."""
+    def top(e):
+        e = e / np.maximum(np.linalg.norm(e, axis=-1, keepdims=True), 1e-12)
+        sim = e @ e.T
+        np.fill_diagonal(sim, -np.inf)
+        return np.argsort(-sim, axis=1)[:, :k]
+
+    k = min(k, len(out) - 1)
+    if k < 1:
+        return float("nan")
+    a, b = top(out), top(target)
+    return float(np.mean([len(set(r) & set(s)) / k for r, s in zip(a, b)]) * 100.0)
+
+
+COSINE = Metric("cosine similarity to teacher", "%", True, _cosine_partial, lambda num, den: num / max(den, 1.0),
+                collect=lambda out: out, extras=lambda out, y: {"top10_neighbour_overlap": round(neighbour_overlap(out, y), 2)})
+
+
+class Embedding(HFTask):
+    name = "embedding"
+    optimum_task = "feature-extraction"
+    metric = COSINE
+    pool = True
+    targets_from_teacher = True  # y is the teacher's output: KD needs no teacher pass while training
+
+    def load_data(self, cfg) -> TextData:
+        from kdpipe.data.text import load_texts
+        from kdpipe.evaluation import logits
+        from kdpipe.training.loop import seed_everything
+
+        dc = cfg.data
+        if cfg.teacher.finetune:
+            raise ConfigError("teacher.finetune: an embedding teacher is used as given (there are no labels)")
+        texts = load_texts(dc.source, dc.text_column)
+        rng = np.random.default_rng(cfg.seed)
+        if dc.limit is not None and dc.limit < len(texts):
+            texts = [texts[i] for i in np.sort(rng.permutation(len(texts))[: dc.limit])]
+        tok = self.tokenizer(cfg, texts)
+        x = encode(tok, texts, dc.sequence_length)
+        data = TextData(Split(x, np.zeros(len(x))), None, None, tok, dc.sequence_length, "")
+        seed_everything(cfg.seed)  # the distill stage builds the same teacher with the same seed
+        teacher, _ = self.build("teacher", cfg, data)
+        from kdpipe.evaluation import torch_predictor
+
+        y = logits(torch_predictor(teacher), x, batch_size=32)
+        tr, va, te = split_indices(np.zeros(len(x), dtype=np.int64), dc.split, cfg.seed)
+        if min(len(tr), len(va), len(te)) < 2:
+            raise DataError(f"data: {len(x)} texts are too few to split {tuple(dc.split)}")
+        return TextData(Split(x[tr], y[tr]), Split(x[va], y[va]), Split(x[te], y[te]), tok, dc.sequence_length,
+                        digest(x), None)
+
+    def wrap(self, hf, data, teacher=None):
+        from kdpipe.models.hf import HFModule
+
+        width = teacher.hf.config.hidden_size if teacher is not None else None
+        return HFModule(hf, pool=True, project_to=width)
+
+    def losses(self, cfg):
+        kind = cfg.distill.embedding_loss
+
+        def kd(s, t, y):  # y: the teacher's embedding
+            target = y if t is None else t
+            loss = torch.zeros((), device=s.device)
+            if "mse" in kind:
+                loss = loss + nn.functional.mse_loss(s.float(), target.float())
+            if "cosine" in kind:
+                loss = loss + (1 - nn.functional.cosine_similarity(s.float(), target.float(), dim=-1)).mean()
+            return loss
+
+        return None, kd  # no labels: no hard loss, no baseline
+
+    def bundle_info(self, data) -> dict:
+        return {"output": {"name": "sentence_embedding", "shape": ["batch", int(data.test.y.shape[1])],
+                           "pooling": "mean over attention_mask", "normalized": False}}

@@ -1,0 +1,262 @@
+"""What every transformers task shares: tokenizer, models (given, built from a config, or derived
+from the teacher), model folders, export, graph fusions, session inputs and the bundle.
+
+The tasks on top (language_model, text_classification, embedding) add their data, losses and
+checks. Models are HFModule wrappers (token ids -> one tensor), so the training loop, evaluation
+and the stages treat them like any other model.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import io
+import json
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from kdpipe.data.splits import Split
+from kdpipe.errors import ConfigError, ModelError
+from kdpipe.models.hf import HFModule
+from kdpipe.tasks.base import Task
+
+FUSABLE = {"gpt2": "gpt2", "bert": "bert", "roberta": "bert", "distilbert": "bert"}  # transformers -> ORT names
+DERIVE_PARAMS = {"layers", "hidden_size", "num_attention_heads", "intermediate_size", "init"}
+
+
+@dataclass
+class TextData:
+    train: Split
+    val: Split
+    test: Split
+    tokenizer: object
+    sequence_length: int
+    sha256: str
+    labels: list[str] | None = None  # classification only
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.labels) if self.labels else len(self.tokenizer)
+
+
+def encode(tokenizer, texts: list[str], length: int) -> np.ndarray:
+    """Padded texts as the models and apps take them: ids and attention mask stacked, [n, 2, length]."""
+    enc = tokenizer(texts, truncation=True, max_length=length, padding="max_length", return_tensors="np")
+    return np.stack([enc["input_ids"], enc["attention_mask"]], axis=1).astype(np.int64)
+
+
+def digest(*arrays: np.ndarray) -> str:
+    h = hashlib.sha256()
+    for a in arrays:
+        h.update(np.ascontiguousarray(a).tobytes())
+    return h.hexdigest()
+
+
+class HFTask(Task):
+    optimum_task: str  # optimum's export task name
+    tokenizer_kind = "masked"  # the kind trained here when the teacher brings none
+    pool = False  # True: the model's output is a pooled sentence embedding
+    padded = True  # inputs are padded texts, ids and mask stacked (False: packed LM blocks)
+
+    # --- tokenizer -----------------------------------------------------------------------
+    def tokenizer(self, cfg, texts: list[str]):
+        if cfg.teacher.model.startswith("hf:"):
+            from transformers import AutoTokenizer
+
+            try:
+                tok = AutoTokenizer.from_pretrained(cfg.teacher.model[3:])
+            except (OSError, ValueError) as e:
+                raise ModelError(f"teacher.model {cfg.teacher.model!r}: no tokenizer next to the model "
+                                 f"({' '.join(str(e).split())[:200]})") from None
+        else:  # a teacher built here gets a tokenizer trained here, on the text
+            from kdpipe.data.text import train_tokenizer
+
+            tok = train_tokenizer(texts, self.tokenizer_kind, cfg.data.vocab_size)
+        if tok.pad_token is None:  # GPT-2 style tokenizers have none; padding is masked out anyway
+            tok.pad_token = tok.eos_token
+        return tok
+
+    # --- models --------------------------------------------------------------------------
+    def hf_params(self, cfg, section, data) -> dict:
+        """Parameters for from_pretrained / AutoConfig.for_model; models built here get the data's
+        vocabulary, positions and special tokens."""
+        params = dict(section.params)
+        if section.model.startswith("hf-config:"):
+            tok = data.tokenizer
+            params.setdefault("vocab_size", len(tok))
+            if section.model == "hf-config:gpt2":
+                params.setdefault("n_positions", max(data.sequence_length, 64))
+                params.update(bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id)
+            else:
+                params.setdefault("max_position_embeddings", max(data.sequence_length, 64))
+            params.setdefault("pad_token_id", tok.pad_token_id)
+        return params
+
+    def wrap(self, hf, data, teacher: HFModule | None = None) -> HFModule:
+        return HFModule(hf, self.pool)
+
+    def build(self, role, cfg, data, teacher=None):
+        from kdpipe.models.hf import build_hf, derive_student
+
+        section = getattr(cfg, role)
+        spec = {"model": section.model, "params": dict(section.params)}
+        if role == "student" and section.model == "derive:teacher":
+            if teacher is None:
+                raise ConfigError("student.model derive:teacher needs the teacher")
+            p = dict(section.params)
+            unknown = set(p) - DERIVE_PARAMS
+            if unknown:
+                raise ConfigError(f"student.params: derive:teacher takes {', '.join(sorted(DERIVE_PARAMS))} "
+                                  f"(got {', '.join(sorted(unknown))})")
+            init = p.pop("init", "slice")
+            if init not in ("slice", "fresh"):
+                raise ConfigError(f"student.params.init: {init!r}; use slice or fresh")
+            hf, chosen = derive_student(teacher.hf, p.pop("layers", "every_other"), p, init)
+            spec["teacher_layers"] = chosen
+        else:
+            hf = build_hf(section.model, self.hf_params(cfg, section, data), self.name, f"{role}.model",
+                          trust_remote_code=getattr(section, "trust_remote_code", False))
+        return self.wrap(hf, data, teacher if role == "student" else None), spec
+
+    def check_pair(self, cfg, data, teacher: HFModule, student: HFModule) -> None:
+        """Task-specific pre-flight checks of the built teacher and student."""
+
+    def preflight(self, cfg, data) -> None:
+        teacher, _ = self.build("teacher", cfg, data)
+        student, spec = self.build("student", cfg, data, teacher)
+        self.check_pair(cfg, data, teacher, student)
+        from kdpipe.training.intermediate import check_mapping
+
+        check_mapping(cfg.distill.intermediate, teacher, student, spec.get("teacher_layers"))
+        ids = torch.from_numpy(data.train.x[:2])  # real inputs, as the training loop will feed them
+        with torch.inference_mode():
+            shapes = {role: tuple(m.eval()(ids).shape) for role, m in (("teacher", teacher), ("student", student))}
+        if shapes["teacher"] != shapes["student"]:
+            raise ModelError(f"teacher and student outputs do not line up: {shapes['teacher']} vs {shapes['student']} "
+                             f"for 2 samples")
+
+    # --- files ---------------------------------------------------------------------------
+    def save(self, model, folder, name, spec, data) -> Path:
+        path = folder / name
+        model.hf.cpu().save_pretrained(path)
+        data.tokenizer.save_pretrained(path)
+        if model.proj is not None:
+            from safetensors.torch import save_file
+
+            save_file({k: v.contiguous() for k, v in model.proj.state_dict().items()}, path / "projection.safetensors")
+        (path / "kdpipe_spec.json").write_text(json.dumps({
+            **spec, "task": self.name, "pool": model.pool,
+            "projection": None if model.proj is None else list(model.proj.weight.shape)}))
+        return path
+
+    def load(self, path, where):
+        import transformers
+
+        from kdpipe.models.hf import AUTO_CLASSES
+
+        try:
+            spec = json.loads((Path(path) / "kdpipe_spec.json").read_text())
+            hf = getattr(transformers, AUTO_CLASSES[self.name]).from_pretrained(path)
+            module = HFModule(hf, spec.get("pool", False), (spec.get("projection") or [None])[0])
+            if module.proj is not None:
+                from safetensors.torch import load_file
+
+                module.proj.load_state_dict(load_file(Path(path) / "projection.safetensors"))
+        except (OSError, ValueError, RuntimeError, json.JSONDecodeError) as e:
+            raise ModelError(f"{where}: cannot load {path} ({' '.join(str(e).split())[:200]})") from None
+        return module.eval(), spec
+
+    def export_onnx(self, model, saved, out, opset, data) -> None:
+        import logging
+        import warnings
+
+        import transformers
+
+        # optimum and the exporter report on stdout, in warnings and loggers; the export stage checks
+        # the result against torch itself.
+        transformers.logging.set_verbosity_error()
+        for name in ("optimum", "optimum.exporters", "optimum.onnx"):
+            logging.getLogger(name).setLevel(logging.ERROR)
+        with tempfile.TemporaryDirectory() as tmp, warnings.catch_warnings(), \
+                contextlib.redirect_stdout(io.StringIO()):
+            warnings.simplefilter("ignore")
+            if self.pool:
+                self._export_pooled(model, data, out, opset)
+                return
+            from optimum.exporters.onnx import main_export
+
+            main_export(str(saved), tmp, task=self.optimum_task, opset=opset, device="cpu",
+                        do_validation=False, library_name="transformers")
+            shutil.move(str(Path(tmp) / "model.onnx"), out)
+
+    @staticmethod
+    def _export_pooled(model, data, out, opset) -> None:
+        """Sentence embedders export with pooling (and projection) inside the graph, so an app gets
+        the embedding from one call, as sentence-transformers' own ONNX exports do."""
+        x = torch.from_numpy(data.train.x[:2])
+        torch.onnx.export(model.eval(), (x[:, 0], x[:, 1]), str(out), input_names=["input_ids", "attention_mask"],
+                          output_names=["sentence_embedding"], opset_version=opset, dynamo=False,
+                          dynamic_axes={"input_ids": {0: "batch", 1: "sequence"},
+                                        "attention_mask": {0: "batch", 1: "sequence"},
+                                        "sentence_embedding": {0: "batch"}})
+
+    def fuse(self, onnx_path, out, model) -> dict | None:
+        """Attention, SkipLayerNormalization, Gelu ... fusions of onnxruntime.transformers for the model
+        types it knows; counted per fused operator for the report."""
+        from onnxruntime.transformers.optimizer import optimize_model
+
+        config = model.hf.config
+        if config.model_type not in FUSABLE:
+            return None
+        with contextlib.redirect_stdout(io.StringIO()):
+            fused = optimize_model(str(onnx_path), model_type=FUSABLE[config.model_type],
+                                   num_heads=config.num_attention_heads, hidden_size=config.hidden_size, opt_level=1)
+        stats = {k: v for k, v in fused.get_fused_operator_statistics().items() if v}
+        if not stats:
+            return None
+        fused.save_model_to_file(str(out))
+        return stats
+
+    def feeds(self, input_names, x: np.ndarray) -> dict:
+        # padded texts carry their mask; in packed LM blocks every position is real text
+        ids, mask = (x[:, 0], x[:, 1]) if x.ndim == 3 else (x, np.ones_like(x))
+        fill = {
+            "input_ids": lambda: ids,
+            "attention_mask": lambda: mask,
+            "token_type_ids": lambda: np.zeros_like(ids),
+            "position_ids": lambda: np.broadcast_to(np.arange(ids.shape[1], dtype=np.int64), ids.shape).copy(),
+        }
+        missing = [n for n in input_names if n not in fill]
+        if missing:
+            raise ModelError(f"the ONNX model asks for inputs kdpipe cannot fill: {', '.join(missing)}")
+        return {n: fill[n]() for n in input_names}
+
+    def bundle_info(self, data) -> dict:
+        """The task's part of kdpipe.json: what the output means."""
+        return {"output": {"name": "logits", "shape": ["batch", "sequence", len(data.tokenizer)]}}
+
+    def write_bundle(self, folder, onnx_model, variant, saved_source, data, metric, cfg) -> dict:
+        """model.onnx with the model's config.json and tokenizer files: loadable with optimum's
+        ORTModelFor... classes, or plain onnxruntime plus the tokenizer."""
+        from kdpipe import __version__
+        from kdpipe.pipeline.artifacts import atomic_write_json
+
+        folder.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(onnx_model, folder / "model.onnx")
+        for f in Path(saved_source).iterdir():
+            if f.suffix in (".json", ".txt") and f.name not in ("kdpipe_spec.json", "generation_config.json"):
+                shutil.copyfile(f, folder / f.name)
+        info = {
+            "format": "kdpipe-bundle", "format_version": 1, "created_by": f"kdpipe {__version__}", "task": self.name,
+            "model": "model.onnx", "variant": variant, "tokenizer": "tokenizer.json",
+            "inputs": ["input_ids", "attention_mask"], "max_sequence_length": data.sequence_length,
+            "padding": "right, attention_mask 0 on padding" if self.padded else "none (attention_mask all ones)",
+            **self.bundle_info(data), "metric": metric,
+        }
+        atomic_write_json(folder / "kdpipe.json", info)
+        return info

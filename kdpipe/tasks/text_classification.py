@@ -1,0 +1,72 @@
+"""Text classification with transformers (task: classification with hf:/hf-config: models).
+
+Texts are tokenized and padded to `data.sequence_length`; the labels come from a label column (or
+builtin:pydoc-sections). A given teacher keeps its classification head and must know the same labels,
+unless `teacher.finetune` trains it on this data first (a new head for these labels). The loss is
+the default pipeline's (KD on the class logits at a temperature, mixed with cross-entropy).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from kdpipe.data.splits import Split, split_indices
+from kdpipe.errors import DataError, ModelError
+from kdpipe.tasks.base import ACCURACY
+from kdpipe.tasks.hf_task import HFTask, TextData, digest, encode
+from kdpipe.training.kd_loss import hard_loss, kd_loss_fn
+
+
+class TextClassification(HFTask):
+    name = "classification"
+    optimum_task = "text-classification"
+    metric = ACCURACY
+
+    def load_data(self, cfg) -> TextData:
+        from kdpipe.data.text import load_labelled_texts
+
+        dc = cfg.data
+        texts, raw = load_labelled_texts(dc.source, dc.text_column, dc.label_column)
+        labels = list(dc.labels) if dc.labels else sorted(set(raw))
+        unknown = sorted(set(raw) - set(labels))
+        if unknown:
+            raise DataError(f"data: labels {unknown[:5]} are not in data.labels {labels}")
+        y = np.asarray([labels.index(v) for v in raw], dtype=np.int64)
+        rng = np.random.default_rng(cfg.seed)
+        if dc.limit is not None and dc.limit < len(y):
+            keep = np.sort(rng.permutation(len(y))[: dc.limit])
+            texts, y = [texts[i] for i in keep], y[keep]
+        tok = self.tokenizer(cfg, texts)
+        x = encode(tok, texts, dc.sequence_length)
+        tr, va, te = split_indices(y, dc.split, cfg.seed)
+        if min(len(tr), len(va), len(te)) == 0:
+            raise DataError(f"data: {len(y)} texts are too few to split {tuple(dc.split)}")
+        return TextData(Split(x[tr], y[tr]), Split(x[va], y[va]), Split(x[te], y[te]), tok, dc.sequence_length,
+                        digest(x, y), labels)
+
+    def hf_params(self, cfg, section, data) -> dict:
+        params = super().hf_params(cfg, section, data)
+        if section.model.startswith("hf-config:") or (section is cfg.teacher and cfg.teacher.finetune):
+            # a head for this data's labels (a given teacher's old head is replaced when fine-tuning)
+            params.update(num_labels=len(data.labels), id2label=dict(enumerate(data.labels)),
+                          label2id={v: i for i, v in enumerate(data.labels)})
+            if section.model.startswith("hf:"):
+                params["ignore_mismatched_sizes"] = True
+        return params
+
+    def check_pair(self, cfg, data, teacher, student) -> None:
+        for role, m in (("teacher", teacher), ("student", student)):
+            c = m.hf.config
+            if c.num_labels != len(data.labels):
+                raise ModelError(f"{role}.model: {c.num_labels} labels, but the data has {len(data.labels)} "
+                                 f"({', '.join(data.labels)}); set teacher.finetune: true to train a new head")
+            names = [c.id2label[i] for i in range(c.num_labels)]
+            if not all(n.startswith("LABEL_") for n in names) and names != data.labels:
+                raise ModelError(f"{role}.model: its labels {names} are not the data's {data.labels} (same order "
+                                 "needed; set data.labels, or teacher.finetune: true)")
+
+    def losses(self, cfg):
+        return hard_loss, kd_loss_fn(cfg.distill.temperature, cfg.distill.alpha)
+
+    def bundle_info(self, data) -> dict:
+        return {"labels": data.labels, "output": {"name": "logits", "shape": ["batch", len(data.labels)]}}
