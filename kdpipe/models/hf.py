@@ -11,6 +11,7 @@ AutoConfig.for_model(MODEL_TYPE, **params).
 from __future__ import annotations
 
 import copy
+from pathlib import Path
 
 import torch
 from torch import nn
@@ -66,7 +67,12 @@ def _auto(task: str):
 
 
 def build_hf(spec: str, params: dict, task: str, where: str, trust_remote_code: bool = False) -> nn.Module:
+    import transformers
+
+    transformers.logging.set_verbosity_error()  # e.g. "newly initialized head": expected when fine-tuning
     scheme, _, name = spec.partition(":")
+    if scheme == "hf" and not Path(name).exists() and (name.startswith(("/", ".", "~")) or name.count("/") >= 2):
+        raise ModelError(f"{where} {spec!r}: folder {name} not found")  # a path, not a hub id
     try:
         if scheme == "hf":
             return _auto(task).from_pretrained(name, trust_remote_code=trust_remote_code, **params)

@@ -101,6 +101,10 @@ class DistillConfig(Section):
     beta: float = Field(0.5, gt=0, lt=1, description="generalized JSD's beta (divergence: jsd)")
     baseline: bool = True
     cache_teacher: bool = Field(True, description="compute teacher logits once; the inputs do not change")
+    cache_format: Literal["dense", "topk", "sampled"] = Field(
+        "dense", description="language models: dense logits, or sparse per token: the top-k probabilities, or "
+                             "k tokens sampled from the teacher (unbiased)")
+    cache_k: int = Field(32, ge=1, description="entries a token for cache_format topk/sampled")
     embedding_loss: Literal["cosine", "mse", "cosine+mse"] = Field("cosine+mse", description="embedding task")
     intermediate: IntermediateConfig = Field(default_factory=IntermediateConfig)
 
@@ -178,6 +182,27 @@ class Config(Section):
         if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}", v) or ".." in v:
             raise ValueError("use letters, digits, '.', '_' and '-' only (it names the run folder)")
         return v
+
+    @model_validator(mode="after")
+    def _sparse_cache_fits_the_loss(self):
+        if self.distill.cache_format != "dense":
+            if self.task not in ("causal-lm", "masked-lm"):
+                raise ValueError(f"distill.cache_format {self.distill.cache_format}: sparse caches are for "
+                                 "language models (token-level KD); use dense")
+            if self.distill.divergence != "forward_kl":
+                raise ValueError(f"distill.cache_format {self.distill.cache_format}: {self.distill.divergence} "
+                                 "needs the teacher's whole distribution; use divergence forward_kl or cache dense")
+        return self
+
+    @model_validator(mode="after")
+    def _sequence_lengths_fit(self):
+        lengths = self.benchmark.sequence_lengths
+        if lengths and self.task == "classification" and not self.teacher.model.startswith(("hf:", "hf-config:")):
+            raise ValueError("benchmark.sequence_lengths: only for text models")
+        if lengths and (min(lengths) < 1 or max(lengths) > self.data.sequence_length):
+            raise ValueError(f"benchmark.sequence_lengths {lengths}: each must be 1..data.sequence_length "
+                             f"({self.data.sequence_length})")
+        return self
 
     @model_validator(mode="after")
     def _quantize_needs_calibration(self):

@@ -35,6 +35,10 @@ def build_report(manifest: dict, providers: list[str], batch_sizes: list[int]) -
             res = next((b for b in bench.get("results", []) if b["variant"] == r["variant"]
                         and b["format"] == r["format"] and b["provider"] == p), None)
             latency[p] = _latency_cell(res, bench.get("providers", {}).get(p), r["format"])
+            if res and res.get("sequence_lengths"):
+                latency[p]["by_sequence_length"] = {
+                    n: {b: {"p50_ms": m["p50_ms"], "throughput_per_s": m["throughput_per_s"]} for b, m in by_b.items()}
+                    for n, by_b in res["sequence_lengths"].items()}
         table.append({
             "variant": r["variant"],
             "format": r["format"],
@@ -237,6 +241,18 @@ def render_markdown(report: dict) -> str:
             if qi.get("fusions"):
                 method += ": " + ", ".join(f"{k} {v}" for k, v in qi["fusions"].items())
             lines.append(f"| {r['variant']} | {method} | {qi['calibration'] or '-'} | {qi['per_channel']} | {ops} |")
+    by_len = [(r, p, r["latency"][p]["by_sequence_length"]) for r in report["rows"] for p in report["providers"]
+              if r["latency"][p].get("by_sequence_length")]
+    if by_len:
+        lengths = sorted({int(n) for _, _, d in by_len for n in d})
+        batches = sorted({int(b) for _, _, d in by_len for v in d.values() for b in v})
+        cols = [f"seq {n} b{b}" for n in lengths for b in batches]
+        lines += ["", "## Latency by sequence length (p50 ms per call)", "", "| variant | provider | " + " | ".join(cols) + " |",
+                  "|---|---|" + "---:|" * len(cols)]
+        for r, p, d in by_len:
+            cells = [f"{d[str(n)][str(b)]['p50_ms']:.3f}" if str(b) in d.get(str(n), {}) else "-"
+                     for n in lengths for b in batches]
+            lines.append(f"| {r['variant']} ({r['format']}) | {p} | " + " | ".join(cells) + " |")
     placed = [(r, p, r["latency"][p]["placement"]) for r in report["rows"] for p in report["providers"]
               if r["latency"][p].get("placement")]
     if placed:

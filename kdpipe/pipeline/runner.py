@@ -52,10 +52,12 @@ def input_digests(cfg: Config, sections) -> dict:
     out = {}
     if "data" in sections:
         scheme, _, path = cfg.data.source.partition(":")
-        if scheme in ("npz", "csv", "folder"):
+        if scheme in ("npz", "csv", "folder", "text", "jsonl", "hf-disk"):
             out["data"] = _path_digest(Path(path))
     if "teacher" in sections and cfg.teacher.weights:
         out["teacher.weights"] = _path_digest(Path(cfg.teacher.weights))
+    if "teacher" in sections and cfg.teacher.model.startswith("hf:") and Path(cfg.teacher.model[3:]).is_dir():
+        out["teacher.model"] = _path_digest(Path(cfg.teacher.model[3:]))  # a teacher folder changed: rerun
     return out
 
 

@@ -39,6 +39,11 @@ def run(ctx) -> dict:
             names = [i.name for i in sess.get_inputs()]
             entry["batches"] = {str(b): measure(timed_call(sess, task.feeds(names, x), provider), batch=b, **timing)
                                 for b, x in inputs.items()}
+            if bc.sequence_lengths:  # text models: the cost of longer inputs (same texts, cut to length)
+                entry["sequence_lengths"] = {
+                    str(n): {str(b): measure(timed_call(sess, task.feeds(names, np.ascontiguousarray(x[..., :n])),
+                                                        provider), batch=b, **timing) for b, x in inputs.items()}
+                    for n in bc.sequence_lengths}
             entry["placement"] = node_placement(ctx.file(row["path"]), provider, task.feeds(names, inputs[min(inputs)]),
                                                 bc.threads)
         results.append(entry)

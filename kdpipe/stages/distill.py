@@ -70,8 +70,8 @@ def run(ctx) -> dict:
         kd_loss, matching = with_matching(kd_loss, dc.intermediate, teacher, student, s_spec.get("teacher_layers"))
         student.matcher, live_teacher = matching, teacher  # trained (and checkpointed) with the student
     r = fit(student, data.train, data.val, loss_fn=kd_loss, teacher=live_teacher,
-            cache_teacher=dc.cache_teacher and matching is None, desc="student (KD)",
-            checkpoint=ctx.checkpoint("student"), **train_args)
+            cache_teacher=dc.cache_teacher and matching is None, cache_format=dc.cache_format, cache_k=dc.cache_k,
+            temperature=dc.temperature, desc="student (KD)", checkpoint=ctx.checkpoint("student"), **train_args)
     if matching is not None:
         from kdpipe.training.intermediate import release
 
@@ -107,7 +107,8 @@ def run(ctx) -> dict:
 
 
 def _history(r) -> dict:
-    return {"final_val": r.final_val, "seconds_per_step": r.seconds_per_step, "history": r.history}
+    out = {"final_val": r.final_val, "seconds_per_step": r.seconds_per_step, "history": r.history}
+    return {**out, "teacher_cache": r.teacher_cache} if r.teacher_cache else out
 
 
 def _save(ctx, name, model, spec, reference=None) -> tuple[dict | None, np.ndarray | None]:

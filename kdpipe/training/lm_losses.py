@@ -16,6 +16,8 @@ import math
 import torch
 import torch.nn.functional as F
 
+from kdpipe.training.teacher_cache import SparseTargets
+
 IGNORE = -100  # the label of positions that do not count (padding; unmasked tokens in masked LM)
 DIVERGENCES = ("forward_kl", "reverse_kl", "jsd")
 
@@ -40,6 +42,15 @@ def token_divergence(student_logits: torch.Tensor, teacher_logits: torch.Tensor,
     raise ValueError(f"unknown divergence {divergence!r} (choose from {', '.join(DIVERGENCES)})")
 
 
+def sparse_forward_kl(student_logits: torch.Tensor, target: SparseTargets, temperature: float = 1.0) -> torch.Tensor:
+    """Per-position sum_k p_k (log p_k - log q(id_k)) over the stored entries (entries of weight 0
+    add nothing): forward KL to the stored, sparse teacher distribution."""
+    log_q = F.log_softmax(student_logits.float() / temperature, dim=-1)
+    p = target.probs.float()
+    picked = log_q.gather(-1, target.ids.long())
+    return (p * (torch.log(p.clamp(min=1e-30)) - picked)).sum(-1)
+
+
 def lm_kd_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, labels: torch.Tensor, *,
                divergence: str = "forward_kl", beta: float = 0.5, temperature: float = 1.0,
                alpha: float = 0.5) -> torch.Tensor:
@@ -48,7 +59,12 @@ def lm_kd_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, label
     LM the caller passes logits[:, :-1] and labels[:, 1:] (the next token)."""
     real = labels != IGNORE
     n = real.sum().clamp(min=1)
-    div = token_divergence(student_logits, teacher_logits, divergence, beta, temperature)
+    if isinstance(teacher_logits, SparseTargets):
+        if divergence != "forward_kl":
+            raise ValueError(f"{divergence} needs the teacher's whole distribution; sparse caches serve forward_kl")
+        div = sparse_forward_kl(student_logits, teacher_logits, temperature)
+    else:
+        div = token_divergence(student_logits, teacher_logits, divergence, beta, temperature)
     soft = (div * real).sum() / n * (temperature**2)
     if alpha >= 1.0:
         return soft

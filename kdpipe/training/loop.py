@@ -32,6 +32,7 @@ class FitResult:
     final_val: float
     history: list[dict] = field(default_factory=list)
     seconds_per_step: float = 0.0
+    teacher_cache: dict = field(default_factory=dict)  # format, bytes, seconds when outputs were cached
 
 
 def resolve_device(setting: str, precision: str = "fp32") -> str:
@@ -78,6 +79,9 @@ def fit(
     checkpoint: TrainCheckpoint | None = None,
     metric: Metric = ACCURACY,
     warmup: float = 0.0,
+    cache_format: str = "dense",
+    cache_k: int = 32,
+    temperature: float = 1.0,
 ) -> FitResult:
     """Train `model` in place with loss_fn(student_logits, teacher_logits_or_None, labels).
 
@@ -86,6 +90,8 @@ def fit(
     gradients), so the optimiser sees the same mean gradient whatever the number of processes.
     With a checkpoint, training resumes after the last saved epoch, RNG states included, so a
     resumed run ends exactly where an uninterrupted one would (on the CPU, same threads).
+    The teacher's outputs are cached once (`cache_format` dense, or topk / sampled with `cache_k`
+    entries a position at the KD `temperature`: teacher_cache) when they fit CACHE_BUDGET.
     """
     import time
 
@@ -96,17 +102,23 @@ def fit(
     xv, yv = torch.from_numpy(val.x).to(device), torch.from_numpy(val.y).to(device)
 
     cached = None
+    cache_info: dict = {}
     if teacher is not None:
         teacher.to(device).eval()
         for p in teacher.parameters():
             p.requires_grad_(False)
         if cache_teacher:  # inputs never change between epochs: run the teacher once
-            per_sample = batched_logits(teacher, x[:1])[0].numel() * 4
+            from kdpipe.training import teacher_cache
+
+            per_sample = teacher_cache.bytes_per_item(teacher, x, cache_format, cache_k)
             if len(x) * per_sample <= CACHE_BUDGET:
-                cached = batched_logits(teacher, x).clone()  # clone: a normal tensor, usable in autograd
+                t0 = time.perf_counter()
+                cached = teacher_cache.build(teacher, x, cache_format, cache_k, temperature, seed)
+                cache_info = {"format": cache_format, "bytes": len(x) * per_sample,
+                              "seconds": round(time.perf_counter() - t0, 3)}
             else:
-                say(f"[{desc}] teacher outputs for the training split need {len(x) * per_sample / 2**30:.1f} GiB: "
-                    "running the teacher live instead of caching")
+                say(f"[{desc}] teacher outputs for the training split need {len(x) * per_sample / 2**30:.1f} GiB "
+                    f"as {cache_format}: running the teacher live instead of caching")
 
     # bf16 mixed precision: forward and loss under autocast, weights and optimiser state in fp32.
     autocast = torch.autocast(device_type=torch.device(device).type, dtype=torch.bfloat16, enabled=precision == "bf16")
@@ -193,6 +205,7 @@ def fit(
             })
     model.eval()
     result.seconds_per_step = step_time / max(1, steps)
+    result.teacher_cache = cache_info
     return result
 
 

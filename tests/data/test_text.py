@@ -57,3 +57,25 @@ def test_jsonl_and_csv_text_columns(tmp_path):
         load_texts(f"jsonl:{tmp_path / 'a.jsonl'}")
     (tmp_path / "b.csv").write_text("text,label\nhello,1\nworld,0\n")
     assert load_texts(f"csv:{tmp_path / 'b.csv'}") == ["hello", "world"]
+
+
+def test_trained_encoder_tokenizer_is_the_same_on_every_run():
+    """tokenizers' WordPieceTrainer gave a different vocabulary per process (hash-map order); the
+    encoder tokenizer must not."""
+    import subprocess
+    import sys
+
+    code = ("import hashlib, json; from kdpipe.data.text import load_texts, train_tokenizer; "
+            "t = train_tokenizer(load_texts('builtin:pydoc-topics'), 'masked', 300); "
+            "print(hashlib.md5(json.dumps(t.get_vocab(), sort_keys=True).encode()).hexdigest())")
+    runs = {subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+            for _ in range(3)}
+    assert len(runs) == 1
+
+
+def test_pydoc_sections_are_labelled_paragraphs():
+    from kdpipe.data.text import load_labelled_texts
+
+    texts, labels = load_labelled_texts("builtin:pydoc-sections", "text", "label")
+    assert len(texts) == len(labels) > 1000
+    assert set(labels) == {"statements", "expressions", "data-model", "built-in-types"}

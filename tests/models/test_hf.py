@@ -39,5 +39,34 @@ def test_explicit_layer_choice_and_errors():
     assert chosen == [1, 3]
     with pytest.raises(ModelError, match="distinct teacher layer indices in 0..3"):
         derive_student(teacher, [0, 7])
-    with pytest.raises(ModelError, match="cannot load"):
+    with pytest.raises(ModelError, match="folder /no/such/folder not found"):
         build_hf("hf:/no/such/folder", {}, "causal-lm", "teacher.model")
+
+
+@pytest.mark.parametrize("task", sorted(TINY))
+@pytest.mark.parametrize("init", ["slice", "fresh"])
+def test_narrower_derived_student_slices_or_starts_fresh_and_reloads(task, init, tmp_path):
+    from transformers import AutoModelForCausalLM, AutoModelForMaskedLM
+
+    model_type, params = TINY[task]
+    teacher = build_hf(f"hf-config:{model_type}", params, task, "teacher.model").eval()
+    torch.manual_seed(0)
+    student, chosen = derive_student(teacher, "every_other",
+                                     {"hidden_size": 16, "num_attention_heads": 1, "intermediate_size": 24}, init)
+    assert student.config.hidden_size == 16 and student.config.num_hidden_layers == 2
+    n = sum(p.numel() for p in student.parameters())
+    assert n < sum(p.numel() for p in teacher.parameters()) / 2
+    emb = student.get_input_embeddings().weight
+    sliced = torch.equal(emb, teacher.get_input_embeddings().weight[:, :16])
+    assert sliced == (init == "slice")
+    student.save_pretrained(tmp_path)
+    auto = AutoModelForCausalLM if task == "causal-lm" else AutoModelForMaskedLM
+    again = auto.from_pretrained(tmp_path).eval()
+    ids = torch.randint(0, 100, (2, 10))
+    assert torch.allclose(again(input_ids=ids).logits, student.eval()(input_ids=ids).logits, atol=1e-6)
+
+
+def test_narrower_widths_must_fit_the_heads():
+    teacher = build_hf("hf-config:bert", TINY["masked-lm"][1], "masked-lm", "teacher.model")
+    with pytest.raises(ModelError, match="not a multiple of num_attention_heads"):
+        derive_student(teacher, "every_other", {"hidden_size": 15, "num_attention_heads": 2})

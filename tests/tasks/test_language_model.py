@@ -15,14 +15,14 @@ TINY_LM = {
 }
 
 
-def lm_config(folder, task, **extra):
+def lm_config(folder, lm_task, **extra):
     return write_config(folder, {
-        "task": task, "data.source": "builtin:pydoc-topics", "data.sequence_length": 32, "data.vocab_size": 300,
+        "task": lm_task, "data.source": "builtin:pydoc-topics", "data.sequence_length": 32, "data.vocab_size": 300,
         "data.limit": 80, "data.batch_size": 8, "teacher.train": {"epochs": 1, "lr": 0.003},
         "student.model": "derive:teacher", "student.params": {"layers": [1]}, "distill.epochs": 1,
         "distill.temperature": 1.0, "distill.alpha": 0.5, "prune.enabled": False,
         "quantize.variants": ["dynamic", "static"], "quantize.calibration_samples": 8,
-        "benchmark.batch_sizes": [1, 2], "export.max_drop": 1000.0, **TINY_LM[task], **extra})
+        "benchmark.batch_sizes": [1, 2], "export.max_drop": 1000.0, **TINY_LM[lm_task], **extra})
 
 
 @pytest.fixture(scope="module", params=sorted(TINY_LM))
@@ -107,3 +107,25 @@ def test_predict_refuses_a_language_model_bundle_clearly(lm_run, capsys):
     task, run = lm_run
     assert run_cli("predict", str(run / "export" / "bundle"), "whatever.txt") == 2
     assert f"a {task} bundle; `kdpipe predict` runs classification bundles" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("fmt", ["topk", "sampled"])
+def test_sparse_teacher_cache_trains_and_records_its_storage(tmp_path, fmt):
+    cfg = lm_config(tmp_path, "causal-lm", **{"distill.cache_format": fmt, "distill.cache_k": 8,
+                                              "distill.baseline": False})
+    assert run_cli("distill", str(cfg), "-q") == 0
+    out = json.loads((tmp_path / "run" / "manifest.json").read_text())["stages"]["distill"]["outputs"]
+    cache = out["training"]["student"]["teacher_cache"]
+    n_train = out["split_sizes"]["train"]
+    assert cache["format"] == fmt and cache["bytes"] == n_train * 32 * 8 * 6  # 32 tokens, 8 entries, 6 bytes
+
+
+@pytest.mark.parametrize("task, change, message", [
+    ("classification", {"data.source": "builtin:digits", "teacher.model": "builtin:cnn", "teacher.params": {},
+                        "student.model": "builtin:mlp", "student.params": {}}, "sparse caches are for language"),
+    ("causal-lm", {"distill.divergence": "jsd"}, "jsd needs the teacher's whole distribution"),
+])
+def test_sparse_cache_config_errors(tmp_path, capsys, task, change, message):
+    cfg = lm_config(tmp_path, "causal-lm", **{"task": task, "distill.cache_format": "topk", **change})
+    assert run_cli("distill", str(cfg)) == 2
+    assert message in capsys.readouterr().err

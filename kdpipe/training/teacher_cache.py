@@ -1,0 +1,94 @@
+"""The teacher's outputs on the training split, computed once and reused every epoch (the inputs do
+not change between epochs).
+
+- dense: every logit, float32. Exact; (vocab x 4) bytes per position, so LMs soon outgrow memory.
+- topk: the k largest teacher probabilities (at the KD temperature) per position, renormalised over
+  those k; ids int32 + probabilities float16. Biased: the tail's mass is dropped.
+- sampled: k tokens drawn from the teacher's distribution (at the temperature) per position, kept as
+  (id, count/k): an unbiased estimate of the distribution, so the KD gradient is unbiased in
+  expectation ("Sparse Logit Sampling", Anshumann et al., ACL 2025). Same storage as topk.
+
+Sparse caches serve forward KL (the student's log-probabilities at the stored ids, weighted by the
+stored probabilities); reverse KL and JSD need the teacher's whole distribution.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+FORMATS = ("dense", "topk", "sampled")
+
+
+@dataclass
+class SparseTargets:
+    """Teacher distributions stored sparsely: ids and probabilities, (..., k) each."""
+
+    ids: torch.Tensor  # int32
+    probs: torch.Tensor  # float16; rows sum to 1 (padding entries 0)
+
+    def __getitem__(self, idx) -> "SparseTargets":
+        return SparseTargets(self.ids[idx], self.probs[idx])
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def to(self, device) -> "SparseTargets":
+        return SparseTargets(self.ids.to(device), self.probs.to(device))
+
+    @property
+    def nbytes(self) -> int:
+        return self.ids.numel() * self.ids.element_size() + self.probs.numel() * self.probs.element_size()
+
+
+def sparsify(logits: torch.Tensor, fmt: str, k: int, temperature: float, gen: torch.Generator) -> SparseTargets:
+    probs = torch.softmax(logits.float() / temperature, dim=-1)
+    k = min(k, probs.shape[-1])
+    if fmt == "topk":
+        p, ids = probs.topk(k, dim=-1)
+        p = p / p.sum(-1, keepdim=True)
+        return SparseTargets(ids.int(), p.half())
+    if fmt == "sampled":
+        flat = probs.reshape(-1, probs.shape[-1])
+        draws = torch.multinomial(flat, k, replacement=True, generator=gen)  # (positions, k)
+        draws, _ = draws.sort(-1)
+        # a token drawn c times gets weight c/k, once, at its first slot (the others weigh 0)
+        first = torch.ones_like(draws, dtype=torch.bool)
+        first[:, 1:] = draws[:, 1:] != draws[:, :-1]
+        counts = torch.zeros_like(draws, dtype=torch.float32)
+        counts.scatter_add_(1, _first_slot(first), torch.ones_like(counts))
+        weights = counts / k
+        shape = (*probs.shape[:-1], k)
+        return SparseTargets(draws.reshape(shape).int(), weights.reshape(shape).half())
+    raise ValueError(f"unknown sparse format {fmt!r}")
+
+
+def _first_slot(first: torch.Tensor) -> torch.Tensor:
+    """For each slot, the index of the first slot holding the same (sorted) token."""
+    idx = torch.arange(first.shape[1], device=first.device).expand_as(first)
+    return torch.where(first, idx, torch.zeros_like(idx)).cummax(1).values
+
+
+@torch.inference_mode()
+def build(teacher: nn.Module, x: torch.Tensor, fmt: str = "dense", k: int = 32, temperature: float = 1.0,
+          seed: int = 0, batch_size: int = 64):
+    """The teacher's outputs for all of x, in the given format (batched, no autograd)."""
+    teacher.eval()
+    gen = torch.Generator(device=x.device).manual_seed(seed)
+    parts = []
+    for i in range(0, len(x), batch_size):
+        out = teacher(x[i : i + batch_size]).float()
+        parts.append(out if fmt == "dense" else sparsify(out, fmt, k, temperature, gen))
+    if fmt == "dense":
+        return torch.cat(parts).clone()  # clone: a normal tensor, usable in autograd
+    return SparseTargets(torch.cat([p.ids for p in parts]).clone(), torch.cat([p.probs for p in parts]).clone())
+
+
+def bytes_per_item(teacher: nn.Module, x: torch.Tensor, fmt: str, k: int) -> int:
+    """Storage per sample in this format (dense: 4 bytes a logit; sparse: 6 bytes an entry)."""
+    with torch.inference_mode():
+        out = teacher.eval()(x[:1])
+    per_position = out[0].shape[-1] * 4 if fmt == "dense" else min(k, out.shape[-1]) * 6
+    return int(out[0].numel() // out.shape[-1] * per_position)

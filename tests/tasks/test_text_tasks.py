@@ -1,0 +1,166 @@
+"""Text classification and sentence embeddings with transformers through every stage, on tiny models
+built from configs or saved to a folder here (no downloads)."""
+
+import json
+
+import numpy as np
+import pytest
+
+from tests.conftest import run_cli, write_config
+
+BERT = {"num_hidden_layers": 2, "hidden_size": 32, "num_attention_heads": 2, "intermediate_size": 64}
+
+
+def text_config(folder, task, **extra):
+    source = "builtin:pydoc-sections" if task == "classification" else "builtin:pydoc-paragraphs"
+    return write_config(folder, {
+        "task": task, "data.source": source, "data.sequence_length": 24, "data.vocab_size": 300, "data.limit": 160,
+        "data.batch_size": 16, "teacher.model": "hf-config:bert", "teacher.params": BERT,
+        "teacher.train": {"epochs": 1, "lr": 0.003}, "student.model": "derive:teacher",
+        "student.params": {"layers": [1], "hidden_size": 16, "num_attention_heads": 2, "intermediate_size": 32},
+        "distill.epochs": 1, "distill.lr": 0.003, "distill.temperature": 2.0, "distill.alpha": 0.5,
+        "distill.intermediate": {"hidden": "auto", "attention": "auto"}, "prune.enabled": False,
+        "quantize.variants": ["dynamic", "static"], "quantize.calibration": ["minmax"],
+        "quantize.calibration_samples": 8, "benchmark.batch_sizes": [1, 2], "benchmark.sequence_lengths": [8, 24],
+        "export.max_drop": 1000.0, **extra})
+
+
+@pytest.fixture(scope="module", params=["classification", "embedding"])
+def text_run(request, tmp_path_factory):
+    folder = tmp_path_factory.mktemp(request.param)
+    assert run_cli("all", str(text_config(folder, request.param)), "-q") == 0
+    return request.param, folder / "run"
+
+
+def _manifest(run):
+    return json.loads((run / "manifest.json").read_text())
+
+
+def test_every_stage_runs_with_the_task_metrics(text_run):
+    task, run = text_run
+    report = json.loads((run / "report" / "report.json").read_text())
+    rows = {(r["variant"], r["format"]): r for r in report["rows"]}
+    assert {("teacher", "torch"), ("student", "torch"), ("student", "onnx-fp32"),
+            ("student-int8-dynamic", "onnx-int8"), ("student-int8-static-minmax", "onnx-int8")} <= set(rows)
+    student = rows[("student", "onnx-fp32")]
+    if task == "classification":
+        assert report["metric"]["name"] == "accuracy" and ("baseline", "torch") in rows
+        assert 0 <= student["also"]["teacher_agreement"] <= 100
+    else:
+        assert report["metric"]["name"] == "cosine similarity to teacher"
+        assert ("baseline", "torch") not in rows and "no labels" in report["kd"]["verdict"]
+        assert rows[("teacher", "torch")]["metric"]["value"] == pytest.approx(100.0, abs=1e-3)
+        assert rows[("teacher", "torch")]["also"]["top10_neighbour_overlap"] == 100.0
+        assert 0 <= student["also"]["top10_neighbour_overlap"] < 100
+    kd = _manifest(run)["stages"]["distill"]["outputs"]["kd"]
+    # auto mapping: embeddings onto embeddings, the one student block onto the teacher block it came from
+    assert kd["intermediate"] == {"hidden": [[0, 0], [1, 2]], "attention": [[1, 2]]}
+    md = (run / "report" / "report.md").read_text()
+    assert "Latency by sequence length" in md and "seq 8 b1" in md and "seq 24 b2" in md
+
+
+def test_onnx_export_matches_torch(text_run):
+    task, run = text_run
+    out = _manifest(run)["stages"]["export"]["outputs"]
+    for name, p in out["parity"].items():
+        assert p["max_abs_diff"] < 1e-4, (name, p)
+    torch_rows = {r["variant"]: r["metric"]["test"] for r in _manifest(run)["stages"]["distill"]["outputs"]["variants"]}
+    for r in out["variants"]:
+        assert r["metric"]["test"] == pytest.approx(torch_rows[r["variant"]], abs=1e-3)
+
+
+def test_bundle_runs_in_plain_onnxruntime_with_its_tokenizer(text_run):
+    import onnxruntime as ort
+    from transformers import AutoTokenizer
+
+    task, run = text_run
+    bundle = run / "export" / "bundle"
+    info = json.loads((bundle / "kdpipe.json").read_text())
+    tok = AutoTokenizer.from_pretrained(bundle)
+    enc = tok(["def f(x): return x", "a for loop repeats"], padding=True, return_tensors="np")
+    sess = ort.InferenceSession(str(bundle / "model.onnx"), providers=["CPUExecutionProvider"])
+    feeds = {i.name: enc[i.name].astype(np.int64) if i.name in enc else np.zeros_like(enc["input_ids"])
+             for i in sess.get_inputs()}
+    out = sess.run(None, feeds)[0]
+    if task == "classification":
+        assert info["labels"] == ["built-in-types", "data-model", "expressions", "statements"]
+        assert out.shape == (2, 4)
+    else:
+        # the student (16 wide) projects onto the teacher's 32 dims: a drop-in for the teacher's index
+        assert info["output"]["name"] == "sentence_embedding" and out.shape == (2, 32) == (2, info["output"]["shape"][1])
+
+
+def test_padding_does_not_change_a_texts_output(text_run):
+    """The attention mask is honoured in the exported graph: the same text padded to two lengths gives
+    the same output."""
+    import onnxruntime as ort
+    from transformers import AutoTokenizer
+
+    _, run = text_run
+    bundle = run / "export" / "bundle"
+    tok = AutoTokenizer.from_pretrained(bundle)
+    sess = ort.InferenceSession(str(bundle / "model.onnx"), providers=["CPUExecutionProvider"])
+    outs = []
+    for length in (12, 24):
+        enc = tok(["the with statement"], padding="max_length", max_length=length, return_tensors="np")
+        feeds = {i.name: enc[i.name].astype(np.int64) if i.name in enc else np.zeros_like(enc["input_ids"])
+                 for i in sess.get_inputs()}
+        outs.append(sess.run(None, feeds)[0])
+    assert np.allclose(outs[0], outs[1], atol=1e-3)
+
+
+def _tiny_classifier_folder(path, labels):
+    """A tiny fine-tuned classifier as a user would bring it: a folder with config, weights, tokenizer."""
+    from transformers import AutoConfig, AutoModelForSequenceClassification
+
+    from kdpipe.data.text import load_texts, train_tokenizer
+
+    tok = train_tokenizer(load_texts("builtin:pydoc-paragraphs")[:200], "masked", 300)
+    config = AutoConfig.for_model("bert", vocab_size=len(tok), num_labels=len(labels),
+                                  id2label=dict(enumerate(labels)), label2id={v: i for i, v in enumerate(labels)},
+                                  max_position_embeddings=64, pad_token_id=tok.pad_token_id, **BERT)
+    AutoModelForSequenceClassification.from_config(config).save_pretrained(path)
+    tok.save_pretrained(path)
+    return path
+
+
+def test_teacher_folder_with_other_labels_is_refused_unless_finetuned(tmp_path, capsys):
+    folder = _tiny_classifier_folder(tmp_path / "teacher", ["negative", "positive"])
+    cfg = text_config(tmp_path, "classification", **{"teacher.model": f"hf:{folder}", "distill.intermediate": {}})
+    assert run_cli("all", str(cfg)) == 2
+    err = capsys.readouterr().err
+    assert "teacher.model: 2 labels, but the data has 4" in err and "Traceback" not in err
+    assert not (tmp_path / "run").exists()
+    cfg = text_config(tmp_path, "classification", **{"teacher.model": f"hf:{folder}", "teacher.finetune": True,
+                                                      "distill.intermediate": {}})
+    assert run_cli("distill", str(cfg), "-q") == 0
+    out = _manifest(tmp_path / "run")["stages"]["distill"]["outputs"]
+    assert out["training"]["teacher"]["source"] == f"hf:{folder}" and out["training"]["teacher"]["history"]
+
+
+def test_layer_mapping_that_does_not_exist_is_refused(tmp_path, capsys):
+    cfg = text_config(tmp_path, "classification", **{"distill.intermediate": {"hidden": [[1, 5]]}})
+    assert run_cli("distill", str(cfg)) == 2
+    assert "pair [1, 5] does not exist; the student has layers 0..1, the teacher 0..2" in capsys.readouterr().err
+
+
+def test_intermediate_matching_is_refused_for_array_models(tmp_path, capsys):
+    cfg = write_config(tmp_path, {"distill.intermediate": {"hidden": "auto"}})
+    assert run_cli("distill", str(cfg)) == 2
+    assert "layer matching needs transformers models" in capsys.readouterr().err
+
+
+def test_hf_disk_dataset_source(tmp_path):
+    datasets = pytest.importorskip("datasets")
+    from kdpipe.data.text import pydoc_paragraphs
+
+    rows = pydoc_paragraphs()[:120]
+    ds = datasets.Dataset.from_dict({"sentence": [r[0] for r in rows], "topic": [i % 2 for i in range(len(rows))]})
+    ds = ds.cast_column("topic", datasets.ClassLabel(names=["even", "odd"]))
+    datasets.DatasetDict({"train": ds.select(range(80)), "test": ds.select(range(80, 120))}).save_to_disk(tmp_path / "ds")
+    cfg = text_config(tmp_path, "classification", **{"data.source": f"hf-disk:{tmp_path / 'ds'}",
+                                                      "data.text_column": "sentence", "data.label_column": "topic",
+                                                      "data.limit": None, "distill.intermediate": {}})
+    assert run_cli("distill", str(cfg), "-q") == 0
+    out = _manifest(tmp_path / "run")["stages"]["distill"]["outputs"]
+    assert out["labels"] == ["even", "odd"] and sum(out["split_sizes"].values()) == 120
