@@ -1,7 +1,8 @@
 """Text for language-model distillation: sources, a tokenizer trained locally, packing and masking.
 
 Sources: `builtin:pydoc-topics` (the Python documentation text that ships with CPython, in
-pydoc_data.topics; `builtin:pydoc-paragraphs` cuts it into paragraphs, and `builtin:pydoc-sections`
+pydoc_data.topics; `builtin:pydoc-paragraphs` and `builtin:pydoc-sentences` cut it into paragraphs or
+sentences, and `builtin:pydoc-sections`
 labels each paragraph with the part of the language reference it comes from), `text:PATH` (a .txt
 file, or a folder of them), `jsonl:PATH` and `csv:PATH` with named text (and label) columns, and
 Hugging Face datasets: `hf-disk:PATH` (datasets.save_to_disk output) or `hf-hub:NAME` (where a
@@ -13,6 +14,7 @@ save next to the model and load with AutoTokenizer.
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -38,8 +40,6 @@ PYDOC_SECTIONS = {
 
 def pydoc_paragraphs(min_words: int = 12) -> list[tuple[str, str]]:
     """(paragraph, topic) pairs of the Python documentation that ships with CPython."""
-    import re
-
     import pydoc_data.topics
 
     topics = pydoc_data.topics.topics
@@ -52,12 +52,15 @@ def _builtin(name: str) -> tuple[list[str], list[str] | None]:
         import pydoc_data.topics
 
         return [pydoc_data.topics.topics[k] for k in sorted(pydoc_data.topics.topics)], None
+    if name == "pydoc-sentences":  # short texts, as sentence embedders mostly see
+        return [s for p, _ in pydoc_paragraphs(6) for s in re.split(r"(?<=[.!?])\s+(?=[A-Z])", p)
+                if len(s.split()) >= 6], None
     if name in ("pydoc-paragraphs", "pydoc-sections"):
         section = {t: s for s, topics in PYDOC_SECTIONS.items() for t in topics.split()}
         pairs = [(p, section[t]) for p, t in pydoc_paragraphs() if t in section]
         return [p for p, _ in pairs], ([s for _, s in pairs] if name == "pydoc-sections" else None)
     raise DataError(f"data.source builtin:{name}: unknown; text sources are builtin:pydoc-topics, "
-                    "builtin:pydoc-paragraphs and builtin:pydoc-sections (labelled)")
+                    "builtin:pydoc-paragraphs, builtin:pydoc-sentences and builtin:pydoc-sections (labelled)")
 
 
 def _hf_dataset(scheme: str, name: str, text_column: str, label_column: str | None):

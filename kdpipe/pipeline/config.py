@@ -129,6 +129,8 @@ class QuantizeConfig(Section):
     calibration_samples: int = Field(512, ge=1)
     per_channel: bool = False
     reduce_range: bool = False
+    op_types: list[str] | None = Field(None, description="quantize only these ONNX op types, e.g. [MatMul, Gemm] to "
+                                                         "keep convolutions fp32 (default: the task's choice)")
 
 
 class ExportConfig(Section):

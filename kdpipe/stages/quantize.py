@@ -57,7 +57,8 @@ def run(ctx) -> dict:
         # graph only (its calibrators cannot type the fused contrib ops).
         if fusions:
             jobs = [j for job in jobs for j in ([job, ("dynamic-fused", None)] if job[0] == "dynamic" else [job])]
-        dyn_ops = task.quantize_op_types and task.quantize_op_types + task.dynamic_extra_ops
+        static_ops = qc.op_types or task.quantize_op_types  # None: every op type the quantizer supports
+        dyn_ops = qc.op_types or (task.quantize_op_types and task.quantize_op_types + task.dynamic_extra_ops)
         names = [i.name for i in onnx.load(str(prepared)).graph.input]
         calib_feeds = [task.feeds(names, b) for b in calib]
         for kind, calibration in progress(jobs, desc="quantize", quiet=ctx.quiet, unit="variant"):
@@ -69,7 +70,7 @@ def run(ctx) -> dict:
                 # a fused Attention node holds the Q/K/V weights: dynamic int8 can quantize it
                 _dynamic(fused_path, out, qc, dyn_ops and dyn_ops + ["Attention"])
             elif kind == "static":
-                _static(prepared, out, qc, calibration, calib_feeds, task.quantize_op_types)
+                _static(prepared, out, qc, calibration, calib_feeds, static_ops)
             else:
                 _fp16(fp32, out)
             rows.append(_row(ctx, task, splits, out, name, "onnx-fp16" if kind == "fp16" else "onnx-int8", src_row,

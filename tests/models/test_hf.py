@@ -13,10 +13,19 @@ TINY = {
 }
 
 
-@pytest.mark.parametrize("task", sorted(TINY))
-def test_derived_student_keeps_every_other_layer_and_reloads(task, tmp_path):
+def assert_reloads(student, task, folder):
+    """save_pretrained, then from_pretrained gives the same outputs."""
     from transformers import AutoModelForCausalLM, AutoModelForMaskedLM
 
+    student.save_pretrained(folder)
+    auto = AutoModelForCausalLM if task == "causal-lm" else AutoModelForMaskedLM
+    again = auto.from_pretrained(folder).eval()
+    ids = torch.randint(0, 100, (2, 10))
+    assert torch.allclose(again(input_ids=ids).logits, student.eval()(input_ids=ids).logits, atol=1e-6)
+
+
+@pytest.mark.parametrize("task", sorted(TINY))
+def test_derived_student_keeps_every_other_layer_and_reloads(task, tmp_path):
     model_type, params = TINY[task]
     teacher = build_hf(f"hf-config:{model_type}", params, task, "teacher.model").eval()
     student, chosen = derive_student(teacher)
@@ -26,11 +35,7 @@ def test_derived_student_keeps_every_other_layer_and_reloads(task, tmp_path):
     for s_i, t_i in enumerate(chosen):
         for (name, a), (_, b) in zip(s_layers[s_i].state_dict().items(), t_layers[t_i].state_dict().items()):
             assert torch.equal(a, b), name
-    student.save_pretrained(tmp_path)
-    auto = AutoModelForCausalLM if task == "causal-lm" else AutoModelForMaskedLM
-    again = auto.from_pretrained(tmp_path).eval()
-    ids = torch.randint(0, 100, (2, 10))
-    assert torch.allclose(again(input_ids=ids).logits, student.eval()(input_ids=ids).logits, atol=1e-6)
+    assert_reloads(student, task, tmp_path)
 
 
 def test_explicit_layer_choice_and_errors():
@@ -46,8 +51,6 @@ def test_explicit_layer_choice_and_errors():
 @pytest.mark.parametrize("task", sorted(TINY))
 @pytest.mark.parametrize("init", ["slice", "fresh"])
 def test_narrower_derived_student_slices_or_starts_fresh_and_reloads(task, init, tmp_path):
-    from transformers import AutoModelForCausalLM, AutoModelForMaskedLM
-
     model_type, params = TINY[task]
     teacher = build_hf(f"hf-config:{model_type}", params, task, "teacher.model").eval()
     torch.manual_seed(0)
@@ -59,11 +62,7 @@ def test_narrower_derived_student_slices_or_starts_fresh_and_reloads(task, init,
     emb = student.get_input_embeddings().weight
     sliced = torch.equal(emb, teacher.get_input_embeddings().weight[:, :16])
     assert sliced == (init == "slice")
-    student.save_pretrained(tmp_path)
-    auto = AutoModelForCausalLM if task == "causal-lm" else AutoModelForMaskedLM
-    again = auto.from_pretrained(tmp_path).eval()
-    ids = torch.randint(0, 100, (2, 10))
-    assert torch.allclose(again(input_ids=ids).logits, student.eval()(input_ids=ids).logits, atol=1e-6)
+    assert_reloads(student, task, tmp_path)
 
 
 def test_narrower_widths_must_fit_the_heads():

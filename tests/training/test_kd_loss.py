@@ -3,7 +3,7 @@ import math
 import pytest
 import torch
 
-from kdpipe.training.kd_loss import kd_loss
+from kdpipe.training.kd_loss import kd_loss, kd_loss_fn
 
 
 def _softmax(xs, t):
@@ -34,3 +34,16 @@ def test_alpha_zero_is_plain_cross_entropy_and_identical_logits_give_zero_soft_l
     assert kd_loss(s, torch.randn(3, 4), y, 4.0, 0.0).item() == pytest.approx(
         torch.nn.functional.cross_entropy(s, y).item(), rel=1e-6)
     assert kd_loss(s, s.clone(), y, 4.0, 1.0).item() == pytest.approx(0.0, abs=1e-6)
+
+
+@pytest.mark.parametrize("temperature, alpha", [(1.0, 0.5), (8.0, 0.9), (4.0, 1.0), (2.0, 0.0)])
+def test_fused_loss_matches_the_plain_one_in_value_and_gradient(temperature, alpha):
+    torch.manual_seed(0)
+    s = torch.randn(16, 10, requires_grad=True)
+    t, y = torch.randn(16, 10), torch.randint(0, 10, (16,))
+    plain = kd_loss(s, t, y, temperature, alpha)
+    (g_plain,) = torch.autograd.grad(plain, s)
+    fused = kd_loss_fn(temperature, alpha)(s, t, y)
+    (g_fused,) = torch.autograd.grad(fused, s)
+    assert fused.item() == pytest.approx(plain.item(), rel=1e-5, abs=1e-6)
+    assert torch.allclose(g_fused, g_plain, atol=1e-6)

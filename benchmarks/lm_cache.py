@@ -1,0 +1,83 @@
+"""Sparse teacher caches for LM distillation vs KD with the teacher live: storage per token,
+time per step and the student's perplexity, side by side in one run (same teacher, same student
+initialisation, same batches). Prints the ratios last.
+
+    python benchmarks/lm_cache.py configs/causal-lm.yaml [--k 32] [--set distill.epochs=3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import time
+
+from kdpipe.evaluation import evaluate, torch_predictor
+from kdpipe.pipeline.config import load_config
+from kdpipe.tasks import load_data, task_for
+from kdpipe.training.loop import fit, seed_everything
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("config")
+    ap.add_argument("--k", type=int, default=32, help="entries a token for topk / sampled")
+    ap.add_argument("--set", dest="overrides", action="append", default=[])
+    args = ap.parse_args()
+    cfg = load_config(args.config, args.overrides)
+    task, data = task_for(cfg), load_data(cfg)
+    dc, tc = cfg.distill, cfg.teacher.train
+    hard, kd = task.losses(cfg)
+    common = dict(batch_size=cfg.data.batch_size, quiet=True, metric=task.metric)
+
+    seed_everything(cfg.seed)
+    teacher, _ = task.build("teacher", cfg, data)
+    t0 = time.perf_counter()
+    fit(teacher, data.train, data.val, epochs=tc.epochs, lr=tc.lr, weight_decay=tc.weight_decay, warmup=tc.warmup,
+        seed=cfg.seed, loss_fn=hard, **common)
+    print(f"teacher trained in {time.perf_counter() - t0:.0f} s: val {task.metric.name} "
+          f"{evaluate(torch_predictor(teacher), data.val, task.metric):.2f}")
+    seed_everything(cfg.seed + 1)
+    init, _ = task.build("student", cfg, data, teacher)
+    train = dict(epochs=dc.epochs, lr=dc.lr, weight_decay=dc.weight_decay, warmup=dc.warmup, seed=cfg.seed + 2,
+                 temperature=dc.temperature, **common)
+
+    tokens = data.train.x.size
+    vocab = len(data.tokenizer)
+    runs = {
+        "no KD (baseline)": dict(loss_fn=hard),
+        "KD, teacher live": dict(loss_fn=kd, teacher=teacher, cache_teacher=False),
+        f"KD, top-{args.k} cache": dict(loss_fn=kd, teacher=teacher, cache_format="topk", cache_k=args.k),
+        f"KD, sampled-{args.k} cache": dict(loss_fn=kd, teacher=teacher, cache_format="sampled", cache_k=args.k),
+    }
+    results = {}
+    for name, kw in runs.items():
+        student = copy.deepcopy(init)
+        t0 = time.perf_counter()
+        r = fit(student, data.train, data.val, **train, **kw)
+        wall = time.perf_counter() - t0
+        predict = torch_predictor(student)
+        results[name] = {"val": evaluate(predict, data.val, task.metric), "test": evaluate(predict, data.test, task.metric),
+                         "step_ms": r.seconds_per_step * 1000, "wall_s": wall,
+                         "bytes_per_token": r.teacher_cache.get("bytes", 0) / tokens if r.teacher_cache else None,
+                         "cache_s": r.teacher_cache.get("seconds")}
+        print(f"{name:24s} val {results[name]['val']:8.2f}  test {results[name]['test']:8.2f}  "
+              f"{results[name]['step_ms']:7.1f} ms/step  wall {wall:6.1f} s"
+              + (f"  cache {results[name]['bytes_per_token']:.0f} B/token, built in {results[name]['cache_s']:.1f} s"
+                 if results[name]["bytes_per_token"] else ""))
+
+    live = results["KD, teacher live"]
+    base = results["no KD (baseline)"]
+    print(f"\n{len(data.train)} training blocks of {cfg.data.sequence_length} tokens ({tokens} tokens), vocabulary "
+          f"{vocab}, {dc.epochs} epochs, batch {cfg.data.batch_size}, T={dc.temperature}, alpha={dc.alpha}")
+    print(f"dense logits would take {vocab * 4} B/token ({vocab * 4 * tokens / 2**30:.2f} GiB for this split)")
+    for name in (f"KD, top-{args.k} cache", f"KD, sampled-{args.k} cache"):
+        r = results[name]
+        print(f"{name}: storage {r['bytes_per_token']:.0f} B/token = {vocab * 4 / r['bytes_per_token']:.0f}x less than "
+              f"dense; test {task.metric.name} {r['test']:.2f} vs live KD {live['test']:.2f} "
+              f"(no KD {base['test']:.2f}); time/step {r['step_ms'] / live['step_ms']:.2f}x of live KD, "
+              f"{r['step_ms'] / base['step_ms']:.2f}x of no KD")
+    print(f"KD, teacher live: time/step {live['step_ms'] / base['step_ms']:.2f}x of no KD")
+
+
+if __name__ == "__main__":
+    main()
