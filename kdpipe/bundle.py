@@ -118,3 +118,42 @@ def predict(session, info: dict, raw: np.ndarray, batch_size: int = 256) -> tupl
     e = np.exp(out - out.max(axis=1, keepdims=True))
     p = e / e.sum(axis=1, keepdims=True)
     return p.argmax(axis=1), p.max(axis=1)
+
+
+def read_texts(path: Path) -> list[str]:
+    """Texts for a text-classification bundle: a .txt file (one text a line) or JSONL ("text" field)."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"input file not found: {path}")
+    lines = [ln for ln in path.read_text(encoding="utf-8", errors="replace").splitlines() if ln.strip()]
+    if path.suffix.lower() != ".jsonl":
+        return lines
+    texts = []
+    for i, line in enumerate(lines, 1):
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise DataError(f"{path}:{i}: not valid JSON ({e.msg})") from None
+        if not isinstance(row, dict) or not isinstance(row.get("text"), str):
+            raise DataError(f"{path}:{i}: no string field 'text'")
+        texts.append(row["text"])
+    return texts
+
+
+def predict_texts(folder: Path, session, info: dict, texts: list[str], batch_size: int = 64):
+    """(predicted class index, probability) per text, tokenized with the bundle's own tokenizer."""
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(folder)
+    names = [i.name for i in session.get_inputs()]
+    out = []
+    for i in range(0, len(texts), batch_size):
+        enc = tok(texts[i : i + batch_size], truncation=True, max_length=info["max_sequence_length"], padding=True,
+                  return_tensors="np")
+        feeds = {n: enc[n].astype(np.int64) if n in enc else np.zeros_like(enc["input_ids"], dtype=np.int64)
+                 for n in names}
+        out.append(session.run(None, feeds)[0])
+    logits = np.concatenate(out).astype(np.float64) if out else np.zeros((0, len(info["labels"])))
+    e = np.exp(logits - logits.max(axis=1, keepdims=True))
+    p = e / e.sum(axis=1, keepdims=True)
+    return p.argmax(axis=1), p.max(axis=1)

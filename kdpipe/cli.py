@@ -108,16 +108,19 @@ def show_config(config, overrides):
 @click.argument("inputs", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per input sample.")
 def predict_cmd(bundle, inputs, as_json):
-    """Run a bundle on inputs: .npz (array x), CSV (feature columns) or image files."""
-    from kdpipe.bundle import load_bundle, predict, read_inputs
+    """Run a classification bundle on inputs: .npz (array x), CSV (feature columns) or image files; for
+    text classifiers, .txt (one text a line) or .jsonl ("text" field) files."""
+    from kdpipe.bundle import load_bundle, predict, predict_texts, read_inputs, read_texts
 
     sess, info = load_bundle(bundle)
     if info.get("task", "classification") != "classification":
         raise KdpipeError(f"{bundle}: a {info['task']} bundle; `kdpipe predict` runs classification bundles. Load this "
                           "one with optimum's ORTModelFor... classes or onnxruntime plus its tokenizer (README)")
     for path in inputs:
-        raw = read_inputs(path, info)
-        classes, probs = predict(sess, info, raw)
+        if "tokenizer" in info:  # a text classifier
+            classes, probs = predict_texts(bundle, sess, info, read_texts(path))
+        else:
+            classes, probs = predict(sess, info, read_inputs(path, info))
         for i, (c, p) in enumerate(zip(classes, probs)):
             label = info["labels"][int(c)]
             if as_json:

@@ -61,7 +61,9 @@ def score(predict: Predict, splits, metric, reference: np.ndarray | None = None,
     out["test"] = round(metric.finish(num, den), 4)
     kept = np.concatenate(kept)
     if reference is not None and reference.shape == kept.shape and kept.dtype.kind in "iu":
-        out["teacher_agreement"] = round(float((kept == reference).mean() * 100.0), 2)
+        y = splits.test.y
+        real = y != -100 if y.shape == kept.shape else np.ones(kept.shape, bool)  # masked LM: masked positions
+        out["teacher_agreement"] = round(float((kept == reference)[real].mean() * 100.0), 2)
     if metric.extras is not None:
         out.update(metric.extras(kept, splits.test.y))
     out["_collected"] = kept  # taken off by variant_row; the distill stage keeps the teacher's

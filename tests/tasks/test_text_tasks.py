@@ -164,3 +164,17 @@ def test_hf_disk_dataset_source(tmp_path):
     assert run_cli("distill", str(cfg), "-q") == 0
     out = _manifest(tmp_path / "run")["stages"]["distill"]["outputs"]
     assert out["labels"] == ["even", "odd"] and sum(out["split_sizes"].values()) == 120
+
+
+def test_predict_runs_a_text_classification_bundle(text_run, tmp_path, capsys):
+    task, run = text_run
+    if task != "classification":
+        pytest.skip("classification only")
+    texts = tmp_path / "texts.txt"
+    texts.write_text("The while statement repeats a block.\nstr.upper() returns a copy in upper case.\n")
+    capsys.readouterr()
+    assert run_cli("predict", str(run / "export" / "bundle"), str(texts), "--json") == 0
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert len(rows) == 2 and all(r["label"] in ("built-in-types", "data-model", "expressions", "statements")
+                                  for r in rows)
+    assert run_cli("predict", str(run / "export" / "bundle"), str(tmp_path / "missing.txt")) == 2
