@@ -22,12 +22,34 @@ TINY_TEACHER = {
 }
 
 
+def tiny_encoder_folder(path: Path) -> Path:
+    """Stands in for a teacher folder an example names (e.g. all-MiniLM-L6-v2): a tiny BERT encoder with
+    a tokenizer trained here, saved the way transformers saves one."""
+    from transformers import AutoConfig, AutoModel
+
+    from kdpipe.data.text import load_texts, train_tokenizer
+
+    tok = train_tokenizer(load_texts("builtin:pydoc-paragraphs")[:300], "masked", 300)
+    config = AutoConfig.for_model("bert", vocab_size=len(tok), hidden_size=32, num_hidden_layers=2,
+                                  num_attention_heads=2, intermediate_size=64, max_position_embeddings=64,
+                                  pad_token_id=tok.pad_token_id)
+    AutoModel.from_config(config).save_pretrained(path)
+    tok.save_pretrained(path)
+    return path
+
+
 @pytest.mark.parametrize("config", CONFIGS, ids=[c.stem for c in CONFIGS])
 def test_example_config_runs_end_to_end(config, tmp_path):
     import yaml
 
     raw = yaml.safe_load(config.read_text())
-    extra = TINY_LM + TINY_TEACHER.get(raw["teacher"]["model"], []) if raw.get("task", "classification") != "classification" else []
+    teacher = raw["teacher"]["model"]
+    text = teacher.startswith(("hf:", "hf-config:"))
+    extra = TINY_LM + TINY_TEACHER.get(teacher, []) if text else []
+    if teacher.startswith("hf:"):  # an example that names a teacher folder: a tiny one of the same kind
+        extra += [f"teacher.model=hf:{tiny_encoder_folder(tmp_path / 'teacher')}"]
+    if raw.get("benchmark", {}).get("sequence_lengths"):
+        extra += ["benchmark.sequence_lengths=[8,32]"]
     sets = [a for kv in TINY + extra + [f"output_dir={tmp_path / 'run'}"] for a in ("--set", kv)]
     assert run_cli("all", str(config), "-q", *sets) == 0
     report = json.loads((tmp_path / "run" / "report" / "report.json").read_text())

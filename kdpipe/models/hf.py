@@ -72,7 +72,7 @@ def build_hf(spec: str, params: dict, task: str, where: str, trust_remote_code: 
     transformers.logging.set_verbosity_error()  # e.g. "newly initialized head": expected when fine-tuning
     scheme, _, name = spec.partition(":")
     if scheme == "hf" and not Path(name).exists() and (name.startswith(("/", ".", "~")) or name.count("/") >= 2):
-        raise ModelError(f"{where} {spec!r}: folder {name} not found")  # a path, not a hub id
+        raise ModelError(f"{where} {spec!r}: folder {name} not found (relative to {Path.cwd()})")  # a path, not a hub id
     try:
         if scheme == "hf":
             return _auto(task).from_pretrained(name, trust_remote_code=trust_remote_code, **params)

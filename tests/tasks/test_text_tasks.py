@@ -178,3 +178,12 @@ def test_predict_runs_a_text_classification_bundle(text_run, tmp_path, capsys):
     assert len(rows) == 2 and all(r["label"] in ("built-in-types", "data-model", "expressions", "statements")
                                   for r in rows)
     assert run_cli("predict", str(run / "export" / "bundle"), str(tmp_path / "missing.txt")) == 2
+
+
+def test_a_missing_teacher_folder_is_one_clear_error(tmp_path, capsys):
+    cfg = text_config(tmp_path, "embedding", **{"teacher.model": "hf:artifacts/teachers/nowhere",
+                                                "distill.intermediate": {}})
+    assert run_cli("all", str(cfg)) == 2
+    err = capsys.readouterr().err
+    assert "folder artifacts/teachers/nowhere not found" in err and "Traceback" not in err
+    assert not (tmp_path / "run").exists()
