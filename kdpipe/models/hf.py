@@ -66,13 +66,19 @@ def _auto(task: str):
     return getattr(transformers, AUTO_CLASSES[task])
 
 
+def check_folder(spec: str, where: str) -> None:
+    """hf:PATH that names a folder (not a hub id) which is not there: one clear error."""
+    scheme, _, name = spec.partition(":")
+    if scheme == "hf" and not Path(name).exists() and (name.startswith(("/", ".", "~")) or name.count("/") >= 2):
+        raise ModelError(f"{where} {spec!r}: folder {name} not found (relative to {Path.cwd()})")
+
+
 def build_hf(spec: str, params: dict, task: str, where: str, trust_remote_code: bool = False) -> nn.Module:
     import transformers
 
     transformers.logging.set_verbosity_error()  # e.g. "newly initialized head": expected when fine-tuning
     scheme, _, name = spec.partition(":")
-    if scheme == "hf" and not Path(name).exists() and (name.startswith(("/", ".", "~")) or name.count("/") >= 2):
-        raise ModelError(f"{where} {spec!r}: folder {name} not found (relative to {Path.cwd()})")  # a path, not a hub id
+    check_folder(spec, where)
     try:
         if scheme == "hf":
             return _auto(task).from_pretrained(name, trust_remote_code=trust_remote_code, **params)

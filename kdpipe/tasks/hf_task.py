@@ -68,6 +68,10 @@ class HFTask(Task):
         if cfg.teacher.model.startswith("hf:"):
             from transformers import AutoTokenizer
 
+            from kdpipe.models.hf import check_folder
+
+            check_folder(cfg.teacher.model, "teacher.model")
+
             try:
                 tok = AutoTokenizer.from_pretrained(cfg.teacher.model[3:])
             except (OSError, ValueError) as e:
