@@ -4,8 +4,8 @@ For each seed: train the teacher once (as `kdpipe distill` does), then for each 
 the baseline (hard labels) and the KD student for each (temperature, alpha), same init, same budget.
 Prints mean ± std of validation and test accuracy, and the KD gain over the baseline, last.
 
-    python benchmarks/kd_vs_baseline.py configs/default.yaml --seeds 0 1 2
-    python benchmarks/kd_vs_baseline.py configs/default.yaml --hidden 32 --hidden 64 --kd 4,0.9 --kd 2,0.5
+    python benchmarks/kd_vs_baseline.py configs/mnist-mlp.yaml --seeds 0 1 2
+    python benchmarks/kd_vs_baseline.py configs/mnist-mlp.yaml --hidden 32 --hidden 64 --kd 4,0.9 --kd 2,0.5
 """
 
 from __future__ import annotations

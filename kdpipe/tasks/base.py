@@ -1,8 +1,9 @@
-"""What a task (classification, causal LM, masked LM) tells the stages.
+"""What a task (classification of arrays or text, causal LM, masked LM, embedding) tells the stages.
 
 The stages are task-agnostic: they ask the task for data, models, losses, the metric, model files,
-the ONNX export and the session inputs. A task's models map one input tensor (pixels, token ids)
-to logits, so one training loop and one evaluation path serve every task.
+the ONNX export and the session inputs. A task's models map one input tensor (pixels, token ids,
+or token ids stacked with their attention mask) to one output tensor (logits, or an embedding), so
+one training loop and one evaluation path serve every task.
 """
 
 from __future__ import annotations
