@@ -113,8 +113,9 @@ def fit(
             per_sample = teacher_cache.bytes_per_item(teacher, x, cache_format, cache_k)
             if len(x) * per_sample <= CACHE_BUDGET:
                 t0 = time.perf_counter()
-                cached = teacher_cache.build(teacher, x, cache_format, cache_k, temperature, seed)
-                cache_info = {"format": cache_format, "bytes": len(x) * per_sample,
+                cached, loaded = teacher_cache.load_or_build(checkpoint, teacher, x, cache_format, cache_k, temperature,
+                                                             seed)
+                cache_info = {"format": cache_format, "bytes": len(x) * per_sample, "reused": loaded,
                               "seconds": round(time.perf_counter() - t0, 3)}
             else:
                 say(f"[{desc}] teacher outputs for the training split need {len(x) * per_sample / 2**30:.1f} GiB "

@@ -8,6 +8,10 @@ not change between epochs).
   (id, count/k): an unbiased estimate of the distribution, so the KD gradient is unbiased in
   expectation ("Sparse Logit Sampling", Anshumann et al., ACL 2025). Same storage as topk.
 
+With a training checkpoint, a cache of at most STORE_LIMIT bytes is also stored beside it in the run folder
+(<run>/.checkpoints/<stage>/<role>.teacher-cache.pt, same key), so a resumed run does not run the
+teacher over the training split again.
+
 Sparse caches serve forward KL (the student's log-probabilities at the stored ids, weighted by the
 stored probabilities); reverse KL and JSD need the teacher's whole distribution.
 """
@@ -20,6 +24,7 @@ import torch
 from torch import nn
 
 FORMATS = ("dense", "topk", "sampled")
+STORE_LIMIT = 256 << 20  # bytes: caches up to this size are also kept in the run folder for a resume
 
 
 @dataclass
@@ -92,3 +97,25 @@ def bytes_per_item(teacher: nn.Module, x: torch.Tensor, fmt: str, k: int) -> int
         out = teacher.eval()(x[:1])
     per_position = out[0].shape[-1] * 4 if fmt == "dense" else min(k, out.shape[-1]) * 6
     return int(out[0].numel() // out.shape[-1] * per_position)
+
+
+def load_or_build(checkpoint, teacher: nn.Module, x: torch.Tensor, fmt: str, k: int, temperature: float,
+                  seed: int):
+    """build(), or the copy a checkpointed earlier attempt of this training stored; returns
+    (cache, whether it was loaded)."""
+    store = None
+    if checkpoint is not None and checkpoint.every > 0:
+        from kdpipe.training.resume import TrainCheckpoint
+
+        store = TrainCheckpoint(checkpoint.path.with_name(checkpoint.path.stem + ".teacher-cache.pt"), checkpoint.key)
+        state = store.load()
+        if state is not None and state.get("format") == fmt:
+            if fmt == "dense":
+                return state["logits"].to(x.device), True
+            return SparseTargets(state["ids"], state["probs"]).to(x.device), True
+    cache = build(teacher, x, fmt, k, temperature, seed)
+    nbytes = cache.nbytes if isinstance(cache, SparseTargets) else cache.numel() * cache.element_size()
+    if store is not None and nbytes <= STORE_LIMIT:  # larger ones: rebuilding beats writing them out
+        c = cache.to("cpu")
+        store.save({"format": fmt, **({"logits": c} if fmt == "dense" else {"ids": c.ids, "probs": c.probs})})
+    return cache, False

@@ -52,3 +52,20 @@ def test_storage_per_token_and_batched_build():
     assert cache.ids.shape == (10, 6, 16) and cache.nbytes == 10 * 6 * 16 * 6
     again = build(teacher, x, "sampled", 16, 1.0, seed=0, batch_size=3)
     assert torch.equal(cache.ids, again.ids)  # seeded: a resumed run draws the same tokens
+
+
+def test_cache_is_stored_beside_the_checkpoint_and_reused(tmp_path):
+    from kdpipe.training.resume import TrainCheckpoint
+    from kdpipe.training.teacher_cache import load_or_build
+
+    teacher = torch.nn.Sequential(torch.nn.Embedding(100, 8), torch.nn.Linear(8, 100))
+    x = torch.randint(0, 100, (10, 6))
+    ckpt = TrainCheckpoint(tmp_path / "student.pt", "key-1")
+    first, loaded = load_or_build(ckpt, teacher, x, "topk", 4, 1.0, 0)
+    assert not loaded and (tmp_path / "student.teacher-cache.pt").is_file()
+    with torch.no_grad():
+        teacher[1].weight.add_(1.0)  # were the teacher run again, the cache would differ
+    again, loaded = load_or_build(ckpt, teacher, x, "topk", 4, 1.0, 0)
+    assert loaded and torch.equal(again.ids, first.ids)
+    _, loaded = load_or_build(TrainCheckpoint(tmp_path / "student.pt", "key-2"), teacher, x, "topk", 4, 1.0, 0)
+    assert not loaded  # another run's cache is never used
