@@ -53,6 +53,7 @@ def main() -> None:
     results = {}
     for name, kw in runs.items():
         student = copy.deepcopy(init)
+        seed_everything(cfg.seed + 2)  # the same dropout draws in every run: only the teacher signal differs
         t0 = time.perf_counter()
         r = fit(student, data.train, data.val, **train, **kw)
         wall = time.perf_counter() - t0
