@@ -23,8 +23,11 @@ KILL_POINTS = [
 
 
 def _start(cfg, *extra):
+    # A shell's background jobs inherit SIGINT ignored, and so would kdpipe: give it the default
+    # disposition a terminal's Ctrl-C meets, whatever launched the tests.
     return subprocess.Popen([sys.executable, "-m", "kdpipe", "all", str(cfg), "-q", *extra],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
 
 
 def _signal_when(proc, path, sig=signal.SIGKILL, timeout=120) -> bool:
