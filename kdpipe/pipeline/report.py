@@ -114,6 +114,10 @@ def _kd_summary(rows: list[dict], metric) -> dict | None:
                               f"without KD")
     elif gain == 0:
         summary["verdict"] = "KD made no difference on the test split: student and baseline score the same"
+    elif metric.worse_by(summary["teacher"], base) <= 0:  # the no-KD student already reaches the teacher
+        summary["verdict"] = (f"KD did not help here: the student is {-gain:.2f} {units} worse than the same model "
+                              "trained without KD, which already matches the teacher, so the teacher had nothing "
+                              "to add; KD pays for students that cannot learn the task as well alone")
     else:
         summary["verdict"] = (f"KD did not help here: the student is {-gain:.2f} {units} worse than the same model "
                               "trained without KD; try another temperature/alpha or a larger student")

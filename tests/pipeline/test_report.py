@@ -28,3 +28,16 @@ def test_markdown_and_html_show_the_table_and_plots(tiny_run):
     assert "| variant | format |" in md and "not available" in md and "Knowledge distillation" in md
     html = (tiny_run / "report" / "report.html").read_text()
     assert html.count("data:image/png;base64,") == 2 and "<table>" in html
+
+
+def test_kd_verdict_says_when_the_baseline_already_matches_the_teacher():
+    from kdpipe.pipeline.report import _kd_summary
+    from kdpipe.tasks.base import ACCURACY
+
+    def rows(teacher, baseline, student):
+        return [{"variant": v, "format": "torch", "metric": {"test": m}}
+                for v, m in (("teacher", teacher), ("baseline", baseline), ("student", student))]
+
+    assert "already matches the teacher" in _kd_summary(rows(97.3, 97.3, 96.6), ACCURACY)["verdict"]
+    assert "try another temperature" in _kd_summary(rows(97.3, 94.0, 93.5), ACCURACY)["verdict"]
+    assert _kd_summary(rows(97.3, 93.8, 94.3), ACCURACY)["verdict"].startswith("KD helped")
