@@ -113,8 +113,13 @@ def read_inputs(path: Path, info: dict) -> np.ndarray:
 def predict(session, info: dict, raw: np.ndarray, batch_size: int = 256) -> tuple[np.ndarray, np.ndarray]:
     """(predicted class index, softmax probability of that class) per sample."""
     x = apply_preprocessing(raw, info["preprocessing"])
-    out = np.concatenate([session.run(None, {info["input"]["name"]: x[i : i + batch_size]})[0]
-                          for i in range(0, len(x), batch_size)]).astype(np.float64)
+    return _top_class(np.concatenate([session.run(None, {info["input"]["name"]: x[i : i + batch_size]})[0]
+                                      for i in range(0, len(x), batch_size)]))
+
+
+def _top_class(logits: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(arg-max class, its softmax probability) per row."""
+    out = logits.astype(np.float64)
     e = np.exp(out - out.max(axis=1, keepdims=True))
     p = e / e.sum(axis=1, keepdims=True)
     return p.argmax(axis=1), p.max(axis=1)
@@ -125,19 +130,11 @@ def read_texts(path: Path) -> list[str]:
     path = Path(path)
     if not path.is_file():
         raise DataError(f"input file not found: {path}")
-    lines = [ln for ln in path.read_text(encoding="utf-8", errors="replace").splitlines() if ln.strip()]
-    if path.suffix.lower() != ".jsonl":
-        return lines
-    texts = []
-    for i, line in enumerate(lines, 1):
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise DataError(f"{path}:{i}: not valid JSON ({e.msg})") from None
-        if not isinstance(row, dict) or not isinstance(row.get("text"), str):
-            raise DataError(f"{path}:{i}: no string field 'text'")
-        texts.append(row["text"])
-    return texts
+    if path.suffix.lower() == ".jsonl":
+        from kdpipe.data.text import read_jsonl
+
+        return [row["text"] for row in read_jsonl(path, "text")]
+    return [ln for ln in path.read_text(encoding="utf-8", errors="replace").splitlines() if ln.strip()]
 
 
 def predict_texts(folder: Path, session, info: dict, texts: list[str], batch_size: int = 64):
@@ -153,7 +150,4 @@ def predict_texts(folder: Path, session, info: dict, texts: list[str], batch_siz
         feeds = {n: enc[n].astype(np.int64) if n in enc else np.zeros_like(enc["input_ids"], dtype=np.int64)
                  for n in names}
         out.append(session.run(None, feeds)[0])
-    logits = np.concatenate(out).astype(np.float64) if out else np.zeros((0, len(info["labels"])))
-    e = np.exp(logits - logits.max(axis=1, keepdims=True))
-    p = e / e.sum(axis=1, keepdims=True)
-    return p.argmax(axis=1), p.max(axis=1)
+    return _top_class(np.concatenate(out) if out else np.zeros((0, len(info["labels"]))))

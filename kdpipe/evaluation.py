@@ -11,6 +11,8 @@ from typing import Callable
 import numpy as np
 import torch
 
+from kdpipe.training.lm_losses import IGNORE
+
 Predict = Callable[[np.ndarray], np.ndarray]
 
 
@@ -39,30 +41,33 @@ def logits(predict: Predict, x: np.ndarray, batch_size: int = 64) -> np.ndarray:
     return np.concatenate([predict(x[i : i + batch_size]) for i in range(0, len(x), batch_size)])
 
 
-def evaluate(predict: Predict, split, metric, batch_size: int = 64) -> float:
+def _sweep(predict: Predict, split, metric, batch_size: int, collect: bool = False):
+    """The metric over a split in batches; with `collect`, also what metric.collect keeps of each batch."""
     num = den = 0.0
+    kept = []
     for i in range(0, len(split.x), batch_size):
-        n, d = metric.partial(predict(split.x[i : i + batch_size]), split.y[i : i + batch_size])
+        out = predict(split.x[i : i + batch_size])
+        n, d = metric.partial(out, split.y[i : i + batch_size])
         num, den = num + n, den + d
-    return metric.finish(num, den)
+        if collect:
+            kept.append(metric.collect(out))
+    return metric.finish(num, den), kept
+
+
+def evaluate(predict: Predict, split, metric, batch_size: int = 64) -> float:
+    return _sweep(predict, split, metric, batch_size)[0]
 
 
 def score(predict: Predict, splits, metric, reference: np.ndarray | None = None, batch_size: int = 64) -> dict:
     """The metric on the validation and test splits, plus on test: agreement (%) of the top-1
     predictions with the teacher's (`reference`, from `collected`), and the metric's extras."""
-    out = {"name": metric.name, "val": round(evaluate(predict, splits.val, metric, batch_size), 4)}
-    num = den = 0.0
-    kept = []
-    for i in range(0, len(splits.test.x), batch_size):
-        o = predict(splits.test.x[i : i + batch_size])
-        n, d = metric.partial(o, splits.test.y[i : i + batch_size])
-        num, den = num + n, den + d
-        kept.append(metric.collect(o))
-    out["test"] = round(metric.finish(num, den), 4)
+    test, kept = _sweep(predict, splits.test, metric, batch_size, collect=True)
+    out = {"name": metric.name, "val": round(evaluate(predict, splits.val, metric, batch_size), 4),
+           "test": round(test, 4)}
     kept = np.concatenate(kept)
     if reference is not None and reference.shape == kept.shape and kept.dtype.kind in "iu":
         y = splits.test.y
-        real = y != -100 if y.shape == kept.shape else np.ones(kept.shape, bool)  # masked LM: masked positions
+        real = y != IGNORE if y.shape == kept.shape else np.ones(kept.shape, bool)  # masked LM: masked positions
         out["teacher_agreement"] = round(float((kept == reference)[real].mean() * 100.0), 2)
     if metric.extras is not None:
         out.update(metric.extras(kept, splits.test.y))

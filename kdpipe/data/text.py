@@ -101,8 +101,8 @@ def load_labelled_texts(source: str, text_column: str = "text",
     if scheme in ("hf-disk", "hf-hub"):
         return _hf_dataset(scheme, rest, text_column, label_column)
     if scheme not in ("text", "jsonl", "csv"):
-        raise DataError(f"data.source {source!r}: expected builtin:pydoc-topics|pydoc-paragraphs|pydoc-sections, "
-                        "text:PATH, jsonl:PATH, csv:PATH, hf-disk:PATH or hf-hub:NAME")
+        raise DataError(f"data.source {source!r}: expected builtin:pydoc-topics|pydoc-paragraphs|pydoc-sentences|"
+                        "pydoc-sections, text:PATH, jsonl:PATH, csv:PATH, hf-disk:PATH or hf-hub:NAME")
     path = Path(rest)
     if not path.exists():
         raise DataError(f"data.source: {path} not found")
@@ -113,19 +113,7 @@ def load_labelled_texts(source: str, text_column: str = "text",
         rows = [{"t": f.read_text(encoding="utf-8", errors="replace")} for f in files]
         text_column = "t"
     elif scheme == "jsonl":
-        rows = []
-        for i, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise DataError(f"{path}:{i}: not valid JSON ({e.msg})") from None
-            if not isinstance(row, dict) or not isinstance(row.get(text_column), str):
-                raise DataError(f"{path}:{i}: no string field {text_column!r} (set data.text_column)")
-            if label_column is not None and row.get(label_column) is None:
-                raise DataError(f"{path}:{i}: no field {label_column!r} (set data.label_column)")
-            rows.append(row)
+        rows = read_jsonl(path, text_column, label_column, hint=True)
     else:
         import pandas as pd
 
@@ -145,6 +133,25 @@ def load_labelled_texts(source: str, text_column: str = "text",
         raise DataError(f"{path}: no text found")
     texts = [str(r[text_column]) for r in rows]
     return texts, ([str(r[label_column]) for r in rows] if label_column is not None else None)
+
+
+def read_jsonl(path: Path, text_column: str, label_column: str | None = None, hint: bool = False) -> list[dict]:
+    """The rows of a JSONL file, each with a string `text_column` (and a `label_column` when given);
+    `hint` names the config keys in the errors."""
+    rows = []
+    for i, line in enumerate(Path(path).read_text(encoding="utf-8", errors="replace").splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise DataError(f"{path}:{i}: not valid JSON ({e.msg})") from None
+        if not isinstance(row, dict) or not isinstance(row.get(text_column), str):
+            raise DataError(f"{path}:{i}: no string field {text_column!r}" + (" (set data.text_column)" if hint else ""))
+        if label_column is not None and row.get(label_column) is None:
+            raise DataError(f"{path}:{i}: no field {label_column!r}" + (" (set data.label_column)" if hint else ""))
+        rows.append(row)
+    return rows
 
 
 def load_texts(source: str, text_column: str = "text") -> list[str]:

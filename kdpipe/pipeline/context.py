@@ -19,6 +19,7 @@ class StageContext:
     quiet: bool = False
     resume_key: str = ""  # fingerprint + upstream run ids: which training checkpoints belong to this run
     _splits: object = field(default=None, repr=False)
+    _reference: tuple | None = field(default=None, repr=False)
 
     @property
     def is_main(self) -> bool:
@@ -60,8 +61,10 @@ class StageContext:
         """The teacher's top-1 predictions on the test split (written by distill), or None."""
         import numpy as np
 
-        rel = self.upstream("distill").get("teacher_reference")
-        return None if rel is None else np.load(self.file(rel))
+        if self._reference is None:  # read once per stage: quantize scores every variant against it
+            rel = self.upstream("distill").get("teacher_reference")
+            self._reference = (np.load(self.file(rel)),) if rel else (None,)
+        return self._reference[0]
 
     def has(self, stage: str) -> bool:
         entry = self.store.entry(stage)

@@ -128,7 +128,10 @@ class HFTask(Task):
         return self.wrap(hf, data, teacher if role == "student" else None), spec
 
     def check_pair(self, cfg, data, teacher: HFModule, student: HFModule) -> None:
-        """Task-specific pre-flight checks of the built teacher and student."""
+        """Task-specific pre-flight checks of the built teacher and student, before they run."""
+
+    def check_outputs(self, data, teacher: HFModule, shapes: dict) -> None:
+        """Task-specific checks of the output shapes for the first two training inputs."""
 
     def preflight(self, cfg, data) -> None:
         teacher, _ = self.build("teacher", cfg, data)
@@ -140,6 +143,7 @@ class HFTask(Task):
         ids = torch.from_numpy(data.train.x[:2])  # real inputs, as the training loop will feed them
         with torch.inference_mode():
             shapes = {role: tuple(m.eval()(ids).shape) for role, m in (("teacher", teacher), ("student", student))}
+        self.check_outputs(data, teacher, shapes)
         if shapes["teacher"] != shapes["student"]:
             raise ModelError(f"teacher and student outputs do not line up: {shapes['teacher']} vs {shapes['student']} "
                              f"for 2 samples")

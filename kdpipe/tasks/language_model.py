@@ -7,16 +7,13 @@ vocabulary. Models, files, export and bundle: hf_task.
 
 from __future__ import annotations
 
-import hashlib
-
 import numpy as np
-import torch
 from torch import nn
 
 from kdpipe.data.splits import Split, split_indices
 from kdpipe.errors import DataError, ModelError
 from kdpipe.tasks.base import MASKED_ACCURACY, PERPLEXITY
-from kdpipe.tasks.hf_task import HFTask, TextData
+from kdpipe.tasks.hf_task import HFTask, TextData, digest
 
 
 class LanguageModel(HFTask):
@@ -49,8 +46,8 @@ class LanguageModel(HFTask):
         if min(len(tr), len(va), len(te)) == 0:
             raise DataError(f"data: {len(blocks)} blocks of {dc.sequence_length} tokens are too few to split "
                             f"{tuple(dc.split)}; use more text or a shorter data.sequence_length")
-        digest = hashlib.sha256(blocks.tobytes()).hexdigest()
-        return TextData(Split(x[tr], y[tr]), Split(x[va], y[va]), Split(x[te], y[te]), tok, dc.sequence_length, digest)
+        return TextData(Split(x[tr], y[tr]), Split(x[va], y[va]), Split(x[te], y[te]), tok, dc.sequence_length,
+                        digest(blocks))
 
     # --- models --------------------------------------------------------------------------
     def check_pair(self, cfg, data, teacher, student) -> None:
@@ -64,11 +61,11 @@ class LanguageModel(HFTask):
             a, b = getattr(t_cfg, attr, None), getattr(s_cfg, attr, None)
             if a is not None and b is not None and a != b:
                 raise ModelError(f"teacher and student special tokens differ: {attr} {a} vs {b}")
-        ids = torch.from_numpy(data.train.x[:2])
-        with torch.inference_mode():
-            out = teacher.eval()(ids)
-        if tuple(out.shape) != (*ids.shape, t_cfg.vocab_size):
-            raise ModelError(f"teacher.model: logits of shape {tuple(out.shape)}, expected {(*ids.shape, t_cfg.vocab_size)}")
+
+    def check_outputs(self, data, teacher, shapes) -> None:
+        expected = (*data.train.x[:2].shape, teacher.hf.config.vocab_size)
+        if shapes["teacher"] != expected:
+            raise ModelError(f"teacher.model: logits of shape {shapes['teacher']}, expected {expected}")
 
     def losses(self, cfg):
         from kdpipe.training.lm_losses import lm_kd_loss

@@ -80,14 +80,14 @@ def _first_slot(first: torch.Tensor) -> torch.Tensor:
 def build(teacher: nn.Module, x: torch.Tensor, fmt: str = "dense", k: int = 32, temperature: float = 1.0,
           seed: int = 0, batch_size: int = 64):
     """The teacher's outputs for all of x, in the given format (batched, no autograd)."""
+    if fmt == "dense":
+        from kdpipe.training.loop import batched_logits
+
+        return batched_logits(teacher, x, batch_size).clone()  # clone: a normal tensor, usable in autograd
     teacher.eval()
     gen = torch.Generator(device=x.device).manual_seed(seed)
-    parts = []
-    for i in range(0, len(x), batch_size):
-        out = teacher(x[i : i + batch_size]).float()
-        parts.append(out if fmt == "dense" else sparsify(out, fmt, k, temperature, gen))
-    if fmt == "dense":
-        return torch.cat(parts).clone()  # clone: a normal tensor, usable in autograd
+    parts = [sparsify(teacher(x[i : i + batch_size]).float(), fmt, k, temperature, gen)
+             for i in range(0, len(x), batch_size)]
     return SparseTargets(torch.cat([p.ids for p in parts]).clone(), torch.cat([p.probs for p in parts]).clone())
 
 
