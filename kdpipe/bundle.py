@@ -13,9 +13,11 @@ from pathlib import Path
 import numpy as np
 
 from kdpipe import __version__
+from kdpipe.data.sources import first_non_finite, read_npz
 from kdpipe.data.splits import apply_preprocessing
 from kdpipe.errors import DataError, KdpipeError
 from kdpipe.pipeline.artifacts import atomic_write_json
+from kdpipe.runtime.compat import runtimes
 from kdpipe.runtime.onnx_convert import INPUT_NAME, OUTPUT_NAME, set_metadata
 
 BUNDLE_JSON = "kdpipe.json"
@@ -39,6 +41,7 @@ def write_bundle(folder: Path, model_path: Path, *, variant: str, labels: list[s
                    "meaning": "class scores (logits): argmax is the prediction, softmax gives probabilities"},
         "preprocessing": preprocessing,
         "metric": metric,
+        "runtimes": runtimes(model_dst),
     }
     # The same facts inside the .onnx, for apps that ship the model file alone.
     set_metadata(model_dst, {"kdpipe": json.dumps(info)})
@@ -56,9 +59,11 @@ def load_bundle(folder: Path):
         raise KdpipeError(f"{folder}: not a kdpipe bundle (no {BUNDLE_JSON}); bundles are in <run>/export/bundle/")
     try:
         info = json.loads(meta.read_text())
-        model = folder / info["model"]
+        model = inside_bundle(folder, info["model"], f"{meta}: \"model\"")
     except (json.JSONDecodeError, KeyError, TypeError) as e:
         raise KdpipeError(f"{meta}: unreadable bundle description ({e})") from None
+    if "tokenizer" in info:
+        inside_bundle(folder, info["tokenizer"], f"{meta}: \"tokenizer\"")
     from kdpipe.runtime.onnx_convert import load_checked
 
     load_checked(model, "bundle")
@@ -66,20 +71,38 @@ def load_bundle(folder: Path):
     return sess, info
 
 
+def inside_bundle(folder: Path, name: str, where: str) -> Path:
+    """A file a bundle names, which must lie inside the bundle folder: a bundle is shared as a folder,
+    and one whose kdpipe.json points elsewhere (../../etc/passwd) is refused, not followed."""
+    if not isinstance(name, str) or not name:
+        raise KdpipeError(f"{where}: expected a file name inside the bundle folder (got {name!r})")
+    root = folder.resolve()
+    path = (root / name).resolve()
+    if not path.is_relative_to(root):
+        raise KdpipeError(f"{where}: {name!r} points outside the bundle folder {folder}; a bundle names only "
+                          "files inside its own folder")
+    return path
+
+
 def read_inputs(path: Path, info: dict) -> np.ndarray:
-    """Raw inputs (before preprocessing) shaped (N, *input_shape), from .npz, CSV or image files."""
+    """Raw inputs (before preprocessing) shaped (N, *input_shape), from .npz, CSV or image files.
+    Flat rows (N, features) are reshaped to the model's input shape: CSV rows always are flat."""
     path = Path(path)
     shape = tuple(info["input"]["shape"][1:])
-    if not path.exists():
+    if not path.is_file():
         raise DataError(f"input file not found: {path}")
     suffix = path.suffix.lower()
     if suffix == ".npz":
-        try:
-            with np.load(path, allow_pickle=False) as f:
-                key = "x" if "x" in f.files else f.files[0]
-                x = f[key]
-        except Exception as e:
-            raise DataError(f"{path}: not a readable .npz file ({e})") from None
+        arrays = read_npz(path)
+        if "x" not in arrays and len(arrays) != 1:
+            raise DataError(f"{path}: no array named 'x' (has: {', '.join(arrays) or 'no arrays'}); save the "
+                            "inputs as numpy.savez(path, x=inputs)")
+        x = arrays["x"] if "x" in arrays else next(iter(arrays.values()))
+        if not np.issubdtype(x.dtype, np.number) or x.dtype == np.bool_:
+            raise DataError(f"{path}: the inputs must be numbers (got dtype {x.dtype})")
+        if x.ndim < 2:
+            raise DataError(f"{path}: the inputs must be an array of samples, shaped (N, {', '.join(map(str, shape))}) "
+                            f"(got shape {x.shape})")
     elif suffix == ".csv":
         import pandas as pd
 
@@ -87,11 +110,16 @@ def read_inputs(path: Path, info: dict) -> np.ndarray:
             df = pd.read_csv(path)
         except Exception as e:
             raise DataError(f"{path}: not a readable CSV file ({e})") from None
+        if df.empty:
+            raise DataError(f"{path}: no data rows (only the header line)")
         names = info["preprocessing"].get("feature_names")
         if names and all(n in df.columns for n in names):
             df = df[names]  # same column order as training; a label column, if present, is ignored
         elif "label" in df.columns:
             df = df.drop(columns=["label"])
+        bad = [str(c) for c in df.columns if not pd.api.types.is_numeric_dtype(df[c])]
+        if bad:
+            raise DataError(f"{path}: feature columns must be numeric; not numeric: {', '.join(bad[:5])}")
         x = df.to_numpy(dtype=np.float32)
     else:
         from kdpipe.data.sources import load_image_file
@@ -101,12 +129,13 @@ def read_inputs(path: Path, info: dict) -> np.ndarray:
         x = load_image_file(path, shape[0], shape[1:])[None]
     x = np.asarray(x, dtype=np.float32)
     if x.shape[1:] != shape:
-        if x.ndim >= 2 and int(np.prod(x.shape[1:])) == int(np.prod(shape)):
+        if x.ndim == 2 and x.shape[1] == int(np.prod(shape)):  # flat rows
             x = x.reshape(len(x), *shape)
         else:
-            raise DataError(f"{path}: inputs have shape {x.shape[1:]} per sample; the model expects {shape}")
+            raise DataError(f"{path}: inputs have shape {x.shape[1:]} per sample; the model expects {shape}"
+                            + (" or flat rows of that many values" if len(shape) > 1 else ""))
     if not np.all(np.isfinite(x)):
-        raise DataError(f"{path}: inputs contain NaN or infinite values")
+        raise DataError(f"{path}: inputs contain NaN or infinite values ({first_non_finite(x)})")
     return x
 
 
@@ -137,8 +166,9 @@ def read_texts(path: Path) -> list[str]:
     return [ln for ln in path.read_text(encoding="utf-8", errors="replace").splitlines() if ln.strip()]
 
 
-def predict_texts(folder: Path, session, info: dict, texts: list[str], batch_size: int = 64):
-    """(predicted class index, probability) per text, tokenized with the bundle's own tokenizer."""
+def text_outputs(folder: Path, session, info: dict, texts: list[str], batch_size: int = 64) -> np.ndarray:
+    """The model's outputs (class scores, or sentence embeddings) per text, tokenized with the
+    bundle's own tokenizer as the pipeline did (padding right, truncation at max_sequence_length)."""
     from transformers import AutoTokenizer
 
     tok = AutoTokenizer.from_pretrained(folder)
@@ -150,4 +180,9 @@ def predict_texts(folder: Path, session, info: dict, texts: list[str], batch_siz
         feeds = {n: enc[n].astype(np.int64) if n in enc else np.zeros_like(enc["input_ids"], dtype=np.int64)
                  for n in names}
         out.append(session.run(None, feeds)[0])
-    return _top_class(np.concatenate(out) if out else np.zeros((0, len(info["labels"]))))
+    return np.concatenate(out) if out else np.zeros((0, *info["output"]["shape"][1:]), np.float32)
+
+
+def predict_texts(folder: Path, session, info: dict, texts: list[str]):
+    """(predicted class index, probability) per text."""
+    return _top_class(text_outputs(folder, session, info, texts))

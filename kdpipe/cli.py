@@ -7,13 +7,16 @@ line on stderr and exit code 2; nothing else a user does should show a traceback
 from __future__ import annotations
 
 import json
+import os
+import shlex
 import sys
+import traceback
 from pathlib import Path
 
 import click
 
 from kdpipe import __version__
-from kdpipe.errors import KdpipeError
+from kdpipe.errors import KdpipeError, debug_enabled
 
 STAGE_HELP = {
     "distill": "Train (or load) the teacher, the KD student and the no-KD baseline.",
@@ -36,8 +39,11 @@ def _common(f):
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="kdpipe")
-def cli():
+@click.option("--debug", is_flag=True, help="On an error, also print the traceback behind it (or set KDPIPE_DEBUG=1).")
+def cli(debug):
     """kdpipe: distill a big model into a small one, prune, quantize, export to ONNX, benchmark, report."""
+    if debug:
+        os.environ["KDPIPE_DEBUG"] = "1"
 
 
 def _run(config: Path, overrides, force: bool, quiet: bool, stages: list[str]):
@@ -46,10 +52,15 @@ def _run(config: Path, overrides, force: bool, quiet: bool, stages: list[str]):
     from kdpipe.pipeline.config import load_config
     from kdpipe.progress import set_quiet
 
+    from kdpipe.models import factory
+
     set_quiet(quiet)
     cfg = load_config(config, overrides)
+    factory.EXTRA_IMPORT_ROOTS[:] = [config.resolve().parent]  # python:module:factory beside the config
     distributed.init()  # no-op unless launched by torchrun / accelerate launch
-    return cfg, runner.run(cfg, stages, force=force, config_hint=str(config), quiet=quiet)
+    # what a hint to run another stage must repeat so that it runs on the same folder and config
+    hint = shlex.join([str(config), *(a for o in overrides for a in ("--set", o))])
+    return cfg, runner.run(cfg, stages, force=force, config_hint=hint, quiet=quiet)
 
 
 @cli.command("all")
@@ -108,15 +119,24 @@ def show_config(config, overrides):
 @click.argument("inputs", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per input sample.")
 def predict_cmd(bundle, inputs, as_json):
-    """Run a classification bundle on inputs: .npz (array x), CSV (feature columns) or image files; for
-    text classifiers, .txt (one text a line) or .jsonl ("text" field) files."""
-    from kdpipe.bundle import load_bundle, predict, predict_texts, read_inputs, read_texts
+    """Run a bundle on inputs. Classifiers of arrays: .npz (array x, shaped like the model's input or
+    as flat rows), CSV (feature columns) or image files; text classifiers and embedders: .txt (one text
+    a line) or .jsonl ("text" field) files. Prints the label and its probability, or the embedding."""
+    from kdpipe.bundle import load_bundle, predict, predict_texts, read_inputs, read_texts, text_outputs
 
     sess, info = load_bundle(bundle)
-    if info.get("task", "classification") != "classification":
-        raise KdpipeError(f"{bundle}: a {info['task']} bundle; `kdpipe predict` runs classification bundles. Load this "
-                          "one with optimum's ORTModelFor... classes or onnxruntime plus its tokenizer (README)")
+    task = info.get("task", "classification")
+    if task not in ("classification", "embedding"):
+        raise KdpipeError(f"{bundle}: a {task} bundle; `kdpipe predict` runs classification and embedding bundles. "
+                          "Run a language model with onnxruntime and its tokenizer.json, or optimum's ORTModelFor... "
+                          "classes (README: 'Text bundles in an app')")
     for path in inputs:
+        if task == "embedding":
+            for i, vec in enumerate(text_outputs(bundle, sess, info, read_texts(path))):
+                values = [round(float(v), 6) for v in vec]
+                click.echo(json.dumps({"input": str(path), "index": i, "embedding": values}) if as_json
+                           else f"{path}[{i}]\t{json.dumps(values)}")
+            continue
         if "tokenizer" in info:  # a text classifier
             classes, probs = predict_texts(bundle, sess, info, read_texts(path))
         else:
@@ -133,6 +153,8 @@ def main(argv=None) -> int:
     try:
         cli.main(args=argv, prog_name="kdpipe", standalone_mode=False)
     except KdpipeError as e:
+        if debug_enabled():
+            traceback.print_exception(e)
         click.echo(f"kdpipe: error: {e}", err=True)
         return e.exit_code
     except click.exceptions.Abort:

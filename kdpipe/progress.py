@@ -1,4 +1,4 @@
-"""Progress bars (tqdm on stderr) and status lines; `-q` silences both."""
+"""Progress bars (tqdm on stderr) and status lines; `-q` silences both, not warnings."""
 
 from __future__ import annotations
 
@@ -27,3 +27,11 @@ def say(msg: str) -> None:
 
     if not _quiet and distributed.is_main():
         print(msg, file=sys.stderr, flush=True)
+
+
+def warn(msg: str) -> None:
+    """Something the user should know even with -q (input that was passed over, a file moved aside)."""
+    from kdpipe import distributed
+
+    if distributed.is_main():
+        print(f"warning: {msg}", file=sys.stderr, flush=True)

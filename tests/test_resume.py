@@ -80,6 +80,34 @@ def test_sigkill_anywhere_then_restart_gives_the_uninterrupted_result(tmp_path):
     assert not (run_dir / ".checkpoints" / "distill").exists()  # cleared once the stage is recorded
 
 
+def test_random_kills_then_finish_give_the_uninterrupted_result(tmp_path):
+    """kill -9 at random moments (seeded, so a failure can be replayed), several times, then let it
+    finish: every metric equals an uninterrupted run's."""
+    import random
+
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    reference = write_config(tmp_path / "a", {"benchmark.providers": ["cpu"]})
+    t0 = time.time()
+    proc = _start(reference)
+    assert proc.wait(300) == 0, proc.stderr.read()
+    duration = time.time() - t0
+
+    cfg = write_config(tmp_path / "b", {"benchmark.providers": ["cpu"]})
+    rng = random.Random(1234)
+    for _ in range(5):
+        proc = _start(cfg)
+        try:
+            proc.wait(rng.uniform(0.3, 1.0) * duration)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(30)
+    proc = _start(cfg)
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, err
+    assert _metrics(tmp_path / "b" / "run") == _metrics(tmp_path / "a" / "run")
+
+
 def test_ctrl_c_stops_cleanly_and_keeps_the_checkpoint(tmp_path):
     cfg = write_config(tmp_path, SLOWER)
     proc = _start(cfg)

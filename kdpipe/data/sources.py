@@ -92,19 +92,32 @@ def _existing(path: str, kind: str) -> Path:
     return p
 
 
+def read_npz(path: Path) -> dict[str, np.ndarray]:
+    """Every array of an .npz file (numpy.savez), pickled objects refused, each problem one line."""
+    import zipfile
+
+    if not zipfile.is_zipfile(path):
+        raise DataError(f"{path}: not an .npz file (an .npz is the zip archive numpy.savez writes)")
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            return {k: f[k] for k in f.files}
+    except ValueError as e:
+        if "pickle" in str(e):
+            raise DataError(f"{path}: holds Python objects (pickled), not plain arrays; save numeric arrays "
+                            "with numpy.savez") from None
+        raise DataError(f"{path}: not a readable .npz file ({e})") from None
+    except Exception as e:  # zipfile.BadZipFile, a damaged member, ...
+        raise DataError(f"{path}: not a readable .npz file ({type(e).__name__}: {e})") from None
+
+
 def _npz(path: str, cfg) -> RawData:
     p = _existing(path, ".npz file")
-    try:
-        with np.load(p, allow_pickle=False) as f:
-            missing = [k for k in ("x", "y") if k not in f.files]
-            if missing:
-                raise DataError(f"{p}: .npz needs arrays 'x' and 'y' (missing: {', '.join(missing)}; has: {', '.join(f.files)})")
-            x, y = f["x"], f["y"]
-            labels = [str(s) for s in f["labels"].tolist()] if "labels" in f.files else None
-    except DataError:
-        raise
-    except Exception as e:  # zipfile.BadZipFile, ValueError for pickled arrays, ...
-        raise DataError(f"{p}: not a readable .npz file ({type(e).__name__}: {e})") from None
+    arrays = read_npz(p)
+    missing = [k for k in ("x", "y") if k not in arrays]
+    if missing:
+        raise DataError(f"{p}: .npz needs arrays 'x' and 'y' (missing: {', '.join(missing)}; has: {', '.join(arrays)})")
+    x, y = arrays["x"], arrays["y"]
+    labels = [str(s) for s in arrays["labels"].tolist()] if "labels" in arrays else None
     if not np.issubdtype(x.dtype, np.number):
         raise DataError(f"{p}: array 'x' must be numeric (got dtype {x.dtype})")
     y = _integer_labels(y, f"{p}: array 'y'")
@@ -122,6 +135,8 @@ def _csv(path: str, cfg) -> RawData:
     col = cfg.label_column
     if col not in df.columns:
         raise DataError(f"{p}: no label column {col!r} (columns: {', '.join(map(str, df.columns[:20]))}); set data.label_column")
+    if df.empty:
+        raise DataError(f"{p}: no data rows (only the header line)")
     features = df.drop(columns=[col])
     bad = [c for c in features.columns if not pd.api.types.is_numeric_dtype(features[c])]
     if bad:
@@ -153,15 +168,22 @@ def _folder(path: str, cfg) -> RawData:
     if len(classes) < 2:
         raise DataError(f"{root}: expected one subfolder per class, found {len(classes)}")
     size = tuple(cfg.image_size) if cfg.image_size else None
-    xs, ys = [], []
+    xs, ys, skipped = [], [], []
     for label, cls in enumerate(classes):
-        for f in sorted(f for f in (root / cls).iterdir() if f.suffix.lower() in IMAGE_SUFFIXES):
+        files = sorted(f for f in (root / cls).iterdir() if f.is_file() and not f.name.startswith("."))
+        skipped += [f for f in files if f.suffix.lower() not in IMAGE_SUFFIXES]
+        for f in (f for f in files if f.suffix.lower() in IMAGE_SUFFIXES):
             if size is None:  # the first image fixes the size unless data.image_size is set
                 size = _image_size(f)
             xs.append(load_image_file(f, cfg.channels, size))
             ys.append(label)
     if not xs:
         raise DataError(f"{root}: no image files ({', '.join(sorted(IMAGE_SUFFIXES))}) in the class folders")
+    if skipped:
+        from kdpipe.progress import warn
+
+        warn(f"{root}: skipped {len(skipped)} file(s) that are not images by their ending "
+            f"({', '.join(sorted(IMAGE_SUFFIXES))}), e.g. {skipped[0].relative_to(root)}")
     return RawData(np.stack(xs), np.asarray(ys, dtype=np.int64), classes, scale=1 / 255, extra={"image_size": list(size)})
 
 
@@ -212,6 +234,17 @@ def _default_labels(y: np.ndarray, cfg) -> list[str]:
     return [str(i) for i in range(n)]
 
 
+def first_non_finite(x: np.ndarray, feature_names: list[str] | None = None) -> str:
+    """Where the first NaN or infinite value is: 'sample 7, column 'b'' (or its index within a sample)."""
+    sample, *pos = (int(i) for i in np.argwhere(~np.isfinite(x))[0])
+    value = x[(sample, *pos)]
+    if feature_names and len(pos) == 1:
+        column = f"column {feature_names[pos[0]]!r}"
+    else:
+        column = f"index {tuple(pos) if len(pos) > 1 else pos[0]} within the sample"
+    return f"first at sample {sample} (counting from 0), {column}: {value}"
+
+
 def check_arrays(data: RawData, where: str, labels: list[str] | None = None) -> None:
     x, y = data.x, data.y
     if x.ndim < 2:
@@ -221,8 +254,7 @@ def check_arrays(data: RawData, where: str, labels: list[str] | None = None) -> 
     if len(x) < 10:
         raise DataError(f"{where}: only {len(x)} samples; need at least 10 to split train/validation/test")
     if not np.all(np.isfinite(x)):
-        bad = int(np.argwhere(~np.isfinite(x.reshape(len(x), -1)).any(axis=1))[0, 0])
-        raise DataError(f"{where}: inputs contain NaN or infinite values (first at sample {bad})")
+        raise DataError(f"{where}: inputs contain NaN or infinite values ({first_non_finite(x, data.extra.get('feature_names'))})")
     n_classes = len(labels) if labels else len(data.labels)
     if labels and len(labels) != len(data.labels):
         data.labels = list(labels)

@@ -8,6 +8,7 @@ shapes before copying the weights in.
 from __future__ import annotations
 
 import json
+import pickle
 from pathlib import Path
 
 import torch
@@ -55,7 +56,13 @@ def read_state_dict(path: Path, where: str) -> dict[str, torch.Tensor]:
         if path.suffix == ".safetensors":
             return load_file(str(path))
         obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # truncated file, pickle with objects, not a checkpoint at all
+    except pickle.UnpicklingError as e:
+        if "Weights only load failed" in str(e):  # torch's advice is to load it unsafely: ours is not
+            raise ModelError(f"{where}: {path} holds pickled Python objects besides tensors, which kdpipe never "
+                             "loads (they can run code); save plain weights: torch.save(model.state_dict(), "
+                             "path) or safetensors") from None
+        raise ModelError(f"{where}: cannot read checkpoint {path} (UnpicklingError: {_short(e)})") from None
+    except Exception as e:  # truncated file, not a checkpoint at all
         raise ModelError(f"{where}: cannot read checkpoint {path} ({type(e).__name__}: {_short(e)})") from None
     for key in ("state_dict", "model_state_dict", "model"):
         if isinstance(obj, dict) and isinstance(obj.get(key), dict):
@@ -114,5 +121,12 @@ def count_params(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
-def _short(e: Exception) -> str:
-    return " ".join(str(e).split())[:200]
+def _short(e: Exception, limit: int = 300) -> str:
+    """The exception's message on one line; a long one (torch's pickle advice runs to 1,500
+    characters) is cut at a sentence or word boundary, never mid-word."""
+    text = " ".join(str(e).split())
+    if len(text) <= limit:
+        return text
+    cut = text[:limit]
+    end = cut.rfind(". ")
+    return cut[: end + 1] if end > limit // 3 else cut[: cut.rfind(" ")] + " ..."

@@ -5,13 +5,24 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import inspect
+import sys
+from pathlib import Path
 
 from torch import nn
 
-from kdpipe.errors import ModelError
+from kdpipe.errors import DEBUG_HINT, ModelError
 from kdpipe.models.builtin import BUILTIN
+
+# Folders `python:module:factory` modules are imported from before sys.path, after the current folder:
+# the command line adds the config file's folder.
+EXTRA_IMPORT_ROOTS: list[Path] = []
+
+
+def import_roots() -> list[Path]:
+    return list(dict.fromkeys([Path.cwd(), *EXTRA_IMPORT_ROOTS]))
 
 
 def build_model(spec: str, params: dict, input_shape, num_classes: int, where: str) -> nn.Module:
@@ -43,7 +54,13 @@ def _call(factory, params, input_shape, num_classes, where, spec) -> nn.Module:
         unknown = sorted(set(kwargs) - accepted)
         if unknown:
             raise ModelError(f"{where} {spec!r}: unknown params {unknown} (accepted: {sorted(accepted)})")
-    model = factory(**kwargs)
+    try:
+        model = factory(**kwargs)
+    except ModelError:
+        raise
+    except Exception as e:  # the user's own code failed: name it, keep its traceback for --debug
+        raise ModelError(f"{where} {spec!r}: the factory raised {type(e).__name__}: {_one_line(e)}"
+                         f"{DEBUG_HINT}") from e
     if not isinstance(model, nn.Module):
         raise ModelError(f"{where} {spec!r}: the factory returned {type(model).__name__}, not a torch.nn.Module")
     return model
@@ -64,13 +81,36 @@ def _import_factory(target: str, where: str, spec: str):
     if not module_name or not attr:
         raise ModelError(f"{where} {spec!r}: expected python:package.module:factory")
     try:
-        module = importlib.import_module(module_name)
+        with _importable_from(import_roots()):
+            module = importlib.import_module(module_name)
     except ImportError as e:
-        raise ModelError(f"{where} {spec!r}: cannot import {module_name!r} ({e})") from None
+        roots = " and ".join(str(r) for r in import_roots())
+        raise ModelError(f"{where} {spec!r}: cannot import {module_name!r} ({e}); kdpipe imports from {roots} "
+                         "and the Python path (PYTHONPATH)") from e
+    except Exception as e:  # the module itself fails while it is imported
+        raise ModelError(f"{where} {spec!r}: importing {module_name!r} raised {type(e).__name__}: {_one_line(e)}"
+                         f"{DEBUG_HINT}") from e
     factory = getattr(module, attr, None)
     if not callable(factory):
         raise ModelError(f"{where} {spec!r}: {module_name!r} has no callable {attr!r}")
     return factory
+
+
+@contextlib.contextmanager
+def _importable_from(roots: list[Path]):
+    """Users expect the folder they run from and the config's folder to be importable (as `python -m`
+    makes the current one): put them first on sys.path while the module is imported."""
+    added = [str(r) for r in roots if str(r) not in sys.path]
+    sys.path[:0] = added
+    try:
+        yield
+    finally:
+        for r in added:
+            sys.path.remove(r)
+
+
+def _one_line(e: Exception) -> str:
+    return " ".join(str(e).split())[:300] or "(no message)"
 
 
 def _torchvision(name: str, params: dict, num_classes: int, where: str, spec: str) -> nn.Module:

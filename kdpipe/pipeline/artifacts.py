@@ -33,6 +33,7 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.fchmod(fd, plain_mode(0o666))  # mkstemp makes 0600: give what a plain write would
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
@@ -41,6 +42,25 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def plain_mode(full: int) -> int:
+    """The permissions a plain open() or mkdir() would give under this process's umask."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return full & ~umask
+
+
+def share_like_plain_writes(folder: Path) -> None:
+    """Libraries that write through private temporary files (safetensors, save_pretrained) leave
+    0600 files; a run folder shared with a team or served over HTTP needs them readable like the rest."""
+    file_mode, dir_mode = plain_mode(0o666), plain_mode(0o777)
+    for p in [folder, *folder.rglob("*")]:
+        if p.is_symlink():
+            continue
+        want = dir_mode if p.is_dir() else file_mode
+        if (p.stat().st_mode & 0o777) != want:
+            p.chmod(want)
 
 
 def atomic_write_json(path: Path, obj: Any) -> None:
@@ -107,9 +127,9 @@ class RunStore:
             # Damaged outside kdpipe (its own writes are atomic): keep it for inspection, trust nothing.
             kept = path.with_name(f"{MANIFEST}.corrupt")
             os.replace(path, kept)
-            from kdpipe.progress import say
+            from kdpipe.progress import warn
 
-            say(f"warning: {path} was unreadable ({e}); moved to {kept.name}, every stage will rerun")
+            warn(f"{path} was unreadable ({e}); moved to {kept.name}, every stage will rerun")
             return {"stages": {}}
         return data
 
@@ -149,6 +169,7 @@ class RunStore:
             shutil.rmtree(old, ignore_errors=True)
             final.rename(old)
             shutil.rmtree(old)
+        share_like_plain_writes(staging)
         staging.rename(final)
         files = {
             str(p.relative_to(self.root)): sha256_file(p) for p in sorted(final.rglob("*")) if p.is_file()

@@ -131,6 +131,8 @@ class QuantizeConfig(Section):
     reduce_range: bool = False
     op_types: list[str] | None = Field(None, description="quantize only these ONNX op types, e.g. [MatMul, Gemm] to "
                                                          "keep convolutions fp32 (default: the task's choice)")
+    teacher: bool = Field(True, description="also quantize the teacher (dynamic int8, plain and per-channel): "
+                                            "what a user gets without distillation, a row of every report")
 
 
 class ExportConfig(Section):
@@ -249,6 +251,28 @@ def apply_overrides(raw: dict, overrides: list[str]) -> dict:
     return raw
 
 
+class _DuplicateKey(Exception):
+    pass
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """YAML's safe loader, except that a key given twice in one mapping is an error: plain YAML keeps
+    the last one silently, and a user who edited the first would wonder why nothing changed."""
+
+    def construct_mapping(self, node, deep=False):
+        seen: dict = {}
+        for key_node, _ in node.value:
+            if not isinstance(key_node, yaml.ScalarNode) or key_node.tag == "tag:yaml.org,2002:merge":
+                continue  # `<<: *anchor` merges may be overridden: that is what they are for
+            key = self.construct_object(key_node)
+            line = key_node.start_mark.line + 1
+            if key in seen:
+                raise _DuplicateKey(f"key {key!r} is given twice in one section (lines {seen[key]} and {line}); "
+                                    "YAML would keep only the last: remove one")
+            seen[key] = line
+        return super().construct_mapping(node, deep)
+
+
 def load_config(path: str | Path | None, overrides: list[str] | tuple[str, ...] = ()) -> Config:
     where = str(path) if path else "defaults"
     raw: dict = {}
@@ -261,7 +285,9 @@ def load_config(path: str | Path | None, overrides: list[str] | tuple[str, ...] 
         except (OSError, UnicodeDecodeError) as e:
             raise ConfigError(f"{p}: cannot read config ({e})") from None
         try:
-            loaded = yaml.safe_load(text)
+            loaded = yaml.load(text, Loader=_UniqueKeyLoader)
+        except _DuplicateKey as e:
+            raise ConfigError(f"{p}: {e}") from None
         except yaml.YAMLError as e:
             raise ConfigError(f"{p}: invalid YAML: {_first_line(e)}") from None
         if loaded is None:

@@ -10,6 +10,7 @@ import html
 from datetime import datetime, timezone
 
 from kdpipe.tasks import get_task
+from kdpipe.units import fmt_size
 
 SCHEMA_VERSION = 1
 NOT_AVAILABLE = "not available"
@@ -68,6 +69,7 @@ def build_report(manifest: dict, providers: list[str], batch_sizes: list[int]) -
         "kd": _kd_summary(rows, metric),
         "prune": _prune_summary(out("prune")),
         "bundle": out("export").get("bundle"),
+        "splits": {"samples": out("distill").get("split_sizes"), "per_class": out("distill").get("class_counts")},
         "machine": bench.get("machine"),
         "provider_status": bench.get("providers"),
         "stages": {name: {"seconds": e.get("seconds"), "started": e.get("started"), "peak_rss_mb": e.get("peak_rss_mb")}
@@ -133,14 +135,6 @@ def _prune_summary(p: dict) -> dict | None:
 
 # --- rendering -------------------------------------------------------------------------------
 
-def _fmt_size(n: int) -> str:
-    for unit in ("B", "KB", "MB", "GB"):
-        if n < 1024 or unit == "GB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return str(n)
-
-
 def _lat(cell: dict, batch: int, what: str) -> str:
     if cell.get("fallback"):
         return "fallback"
@@ -167,7 +161,7 @@ def table_columns(report: dict) -> tuple[list[str], list[list[str]]]:
         head += [f"{p} p50 ms (b{b_small})", f"{p} /s (b{b_large})"]
     body = []
     for r in report["rows"]:
-        line = [r["variant"], r["format"], f"{r['params']:,}", _fmt_size(r["size_bytes"]), f"{r['size_reduction']:.1f}",
+        line = [r["variant"], r["format"], f"{r['params']:,}", fmt_size(r["size_bytes"]), f"{r['size_reduction']:.1f}",
                 f"{r['metric']['value']:.2f}", f"{r['metric_drop_points']:+.2f}"]
         line += [f"{r['also'][k]:.1f}" if k in r.get("also", {}) else "-" for k in also]
         for p in report["providers"]:
@@ -230,6 +224,7 @@ def render_markdown(report: dict) -> str:
     lines += ["| " + " | ".join(head) + " |", "|" + "|".join(["---"] * 2 + ["---:"] * (len(head) - 2)) + "|"]
     lines += ["| " + " | ".join(line) + " |" for line in body]
     lines += ["", "## Findings", ""] + [f"- {n}" for n in notes(report)]
+    lines += _splits_markdown(report.get("splits") or {})
     lines += ["", "## Export parity (ONNX fp32 vs torch, validation split)", "",
               "| variant | max abs diff | prediction agreement |", "|---|---:|---:|"]
     for r in report["rows"]:
@@ -271,6 +266,18 @@ def render_markdown(report: dict) -> str:
     total = sum(v["seconds"] or 0 for v in report["stages"].values())
     lines += [f"| all (sum, this report's run) | {total:.1f} | |"]
     return "\n".join(lines) + "\n"
+
+
+def _splits_markdown(splits: dict) -> list[str]:
+    sizes, per_class = splits.get("samples"), splits.get("per_class")
+    if not sizes:
+        return []
+    names = ["train", "val", "test"]
+    lines = ["", "## Data splits", "", "| | " + " | ".join(names) + " |", "|---|" + "---:|" * len(names),
+             "| samples | " + " | ".join(f"{sizes[n]:,}" for n in names) + " |"]
+    for label in (per_class or {}).get("train", {}):
+        lines.append(f"| class {label} | " + " | ".join(f"{per_class[n].get(label, 0):,}" for n in names) + " |")
+    return lines
 
 
 def _or_dash(v) -> str:

@@ -109,6 +109,9 @@ def preflight(cfg: Config, root: Path) -> None:
     resolve_device(cfg.device, cfg.precision)
     if cfg.teacher.weights and not Path(cfg.teacher.weights).is_file():
         raise KdpipeError(f"teacher.weights: checkpoint not found: {cfg.teacher.weights}")
+    for module in STAGES.values():  # config checks a stage owns (e.g. the bundle names export can make)
+        if hasattr(module, "check"):
+            module.check(cfg)
     task_for(cfg).preflight(cfg, load_data(cfg))
 
 
@@ -120,6 +123,23 @@ def check_output_dir(root: Path) -> None:
         raise RunFolderError(
             f"output_dir {root} is not empty and is not a kdpipe run folder; choose an empty or new folder"
         )
+    _check_writable(root)
+
+
+def _check_writable(root: Path) -> None:
+    """Write a probe where the run folder is (or would be made), so that an output_dir kdpipe cannot
+    write fails now, with nothing written, and not after training (root may bypass permission bits:
+    only a real write tells)."""
+    existing = root
+    while not existing.exists():
+        existing = existing.parent
+    if not existing.is_dir():
+        raise RunFolderError(f"output_dir {root}: {existing} is a file, so no folder can be made under it")
+    try:
+        tempfile.TemporaryDirectory(dir=existing, prefix=".kdpipe-probe-").cleanup()
+    except OSError as e:
+        raise RunFolderError(f"output_dir {root}: cannot write in {existing} ({e.strerror or e}); "
+                             "choose a folder you can write to (output_dir or --set output_dir=PATH)") from None
 
 
 def run(cfg: Config, stages: list[str], *, force: bool = False, config_hint: str = "CONFIG",

@@ -98,12 +98,23 @@ def run(ctx) -> dict:
         "labels": data.labels,
         "teacher_reference": ctx.rel(ctx.out / "teacher_reference.npy") if reference is not None else None,
         "split_sizes": {"train": len(data.train), "val": len(data.val), "test": len(data.test)},
+        "class_counts": class_counts(data),
         "data_sha256": data.sha256,
         "kd": {"temperature": dc.temperature, "alpha": dc.alpha, "cache_teacher": dc.cache_teacher,
                **({"divergence": dc.divergence, "beta": dc.beta} if task.name in ("causal-lm", "masked-lm") else {}),
                **({"embedding_loss": dc.embedding_loss} if task.name == "embedding" else {}),
                **({"intermediate": {"hidden": matching.hidden, "attention": matching.attention}} if matching else {})},
     }
+
+
+def class_counts(data) -> dict | None:
+    """Samples per class in each split, where the task has classes: a skewed or tiny split explains a
+    metric, so the report shows them."""
+    labels = getattr(data, "labels", None)
+    if not labels or np.asarray(data.train.y).ndim != 1:
+        return None
+    return {name: dict(zip(labels, np.bincount(np.asarray(split.y), minlength=len(labels)).tolist()))
+            for name, split in (("train", data.train), ("val", data.val), ("test", data.test))}
 
 
 def _history(r) -> dict:

@@ -8,10 +8,13 @@ import os
 import numpy as np
 
 from kdpipe.errors import ConfigError
+from kdpipe.model_card import ModelCard, Row, write_model_card
 from kdpipe.evaluation import logits, onnx_predictor, score, torch_predictor
 from kdpipe.progress import progress, say
 from kdpipe.runtime.onnx_convert import set_metadata
-from kdpipe.runtime.sessions import make_session
+from kdpipe.runtime.machine import default_threads, machine_info
+from kdpipe.runtime.sessions import make_session, timed_call
+from kdpipe.runtime.timing import measure
 from kdpipe.variants import variant_row
 
 NAME = "export"
@@ -47,8 +50,75 @@ def run(ctx) -> dict:
     source_row = next(r for r in torch_rows if r["variant"] == source)
     info = task.write_bundle(ctx.out / "bundle", written.get(_label(chosen)) or ctx.file(chosen["path"]),
                              _label(chosen), ctx.file(source_row["path"]), splits, chosen["metric"], cfg)
+    write_model_card(ctx.out / "bundle", _model_card(ctx, chosen, info, rows + quantized["variants"], written))
     say(f"[export] bundle: {_label(chosen)} -> {ctx.out.name}/bundle/ ({', '.join(sorted(os.listdir(ctx.out / 'bundle')))})")
     return {"variants": rows, "parity": parity, "bundle": {"path": f"{NAME}/bundle", "variant": info["variant"]}}
+
+
+def _params(params: dict) -> str:
+    return " (" + ", ".join(f"{k}={v}" for k, v in params.items()) + ")" if params else ""
+
+
+def _model_card(ctx, chosen: dict, info: dict, onnx_rows: list[dict], written: dict) -> ModelCard:
+    """The facts of the bundle's README.md: how it was made, and its test metric, size and batch-1
+    latency beside the teacher's, the quantized teacher's and the no-KD student's (latencies timed
+    here side by side, same threads and inputs)."""
+    cfg, task, splits = ctx.cfg, ctx.task, ctx.splits
+    distill = ctx.upstream("distill")
+    torch_rows = {r["variant"]: r for r in distill["variants"]}
+    by_label = {_label(r): r for r in onnx_rows}
+    threads = cfg.benchmark.threads or default_threads()
+    x = splits.test.x[:1]
+
+    def latency(row):
+        sess, _ = make_session(written.get(_label(row)) or ctx.file(row["path"]), "cpu", threads)
+        names = [i.name for i in sess.get_inputs()]
+        return measure(timed_call(sess, task.feeds(names, x), "cpu"), warmup=5, min_seconds=0.5, min_runs=20,
+                       batch=1)["p50_ms"]
+
+    bundle_model = ctx.out / "bundle" / info["model"]
+    rows = [Row(f"**this model** ({_label(chosen)})", chosen["metric"]["test"], bundle_model.stat().st_size,
+                latency(chosen))]
+    if "teacher-int8-dynamic" in by_label:
+        q = by_label["teacher-int8-dynamic"]
+        rows.append(Row("teacher quantized (dynamic int8, no distillation)", q["metric"]["test"], q["size_bytes"],
+                        latency(q)))
+    t = by_label["teacher-fp32"]
+    rows.append(Row("teacher (ONNX fp32)", t["metric"]["test"], t["size_bytes"], latency(t)))
+    if "baseline" in torch_rows:
+        b = torch_rows["baseline"]
+        rows.append(Row("the same student trained without KD (PyTorch)", b["metric"]["test"], b["size_bytes"]))
+
+    tc, kd, training = cfg.teacher, distill.get("kd", {}), distill.get("training", {})
+    given = training.get("teacher", {}).get("source")
+    made = [f"Teacher: `{tc.model}` ({torch_rows['teacher']['params']:,} parameters), "
+            + (f"given ({given})" + (", fine-tuned here" if "history" in training.get("teacher", {}) else "")
+               if given else f"trained here for {tc.train.epochs} epochs") + ".",
+            f"Student: `{cfg.student.model}`{_params(cfg.student.params)} ({torch_rows['student']['params']:,} "
+            f"parameters), trained {cfg.distill.epochs} epochs with knowledge distillation: "
+            + ", ".join(f"{k} {v}" for k, v in kd.items() if k != "cache_teacher") + "."]
+    if ctx.has("prune"):
+        p = ctx.upstream("prune")
+        made.append(f"Pruned: {p['ratio']:.0%} of channels/neurons removed ({p['params_before']:,} -> "
+                    f"{p['params_after']:,} parameters), then a KD recovery fine-tune.")
+    qi = chosen.get("quantization")
+    made.append("Exported to ONNX fp32 (checked against PyTorch)." if not qi else
+                f"Exported to ONNX and quantized: {qi['method']}"
+                + (f", {qi['calibration']} calibration on {qi.get('calibration_samples', '?')} training samples"
+                   if qi.get("calibration") else "") + (", per-channel weights" if qi.get("per_channel") else "") + ".")
+    made.append(f"Data: `{cfg.data.source}`, split train/validation/test {len(splits.train):,}/{len(splits.val):,}/"
+                f"{len(splits.test):,} (seed {cfg.seed}); the bundle was chosen on validation.")
+    import onnxruntime
+
+    m = task.metric
+    return ModelCard(
+        title=f"{cfg.name}: {_label(chosen)}", task=info.get("task", task.name) if task.name != "classification"
+        or "tokenizer" not in info else "text-classification", variant=_label(chosen),
+        precision=chosen["format"].removeprefix("onnx-"), metric_name=m.name,
+        metric_unit=m.unit, higher_is_better=m.higher_is_better, made=made, rows=rows, test_samples=len(splits.test),
+        data_source=cfg.data.source, machine={**machine_info(), "threads": threads, "onnxruntime": onnxruntime.__version__},
+        runtimes=info.get("runtimes", {}), files=sorted(os.listdir(ctx.out / "bundle")) + ["README.md"],
+        labels=info.get("labels"))
 
 
 def check_parity(torch_predict, onnx_predict, x: np.ndarray) -> dict:
@@ -62,7 +132,39 @@ def check_parity(torch_predict, onnx_predict, x: np.ndarray) -> dict:
 
 
 def _label(row: dict) -> str:
-    return row["variant"] if row["format"] != "onnx-fp32" else f"{row['variant']}-fp32"
+    """A variant's name among the bundle candidates: torch models are exported, so `student` ships as
+    `student-fp32` (`student` is accepted too)."""
+    fp32 = row["format"] == "onnx-fp32" and "-fp32" not in row["variant"]
+    return f"{row['variant']}-fp32" if fp32 else row["variant"]
+
+
+def possible_bundles(cfg) -> list[str]:
+    """Every name `export.bundle` could take under this config: what the stages would make."""
+    models = ["teacher", "baseline", "student"] + (["pruned"] if cfg.prune.enabled else [])
+    names = [f"{m}-fp32" for m in models]
+    if cfg.quantize.enabled:
+        qc = cfg.quantize
+        sources = {"auto": models[2:], "student": ["student"], "pruned": ["pruned"]}[qc.source]
+        if qc.teacher:
+            names.append("teacher-int8-dynamic")
+        for src in sources:
+            names.append(f"{src}-fp32-fused")  # transformers whose graph onnxruntime fuses
+            for v in qc.variants:
+                if v == "static":
+                    names += [f"{src}-int8-static-{c}" for c in qc.calibration]
+                elif v == "dynamic":
+                    names += [f"{src}-int8-dynamic", f"{src}-int8-dynamic-fused"]
+                else:
+                    names.append(f"{src}-fp16")
+    return names
+
+
+def check(cfg) -> None:
+    """Pre-flight: a bundle name that this config can never make is refused before any training."""
+    name = cfg.export.bundle
+    if name != "auto" and name not in possible_bundles(cfg) and f"{name}-fp32" not in possible_bundles(cfg):
+        raise ConfigError(f"export.bundle {name!r}: this config makes no such variant; it can be auto or one of: "
+                          f"{', '.join(possible_bundles(cfg))}")
 
 
 def choose_bundle(ec, candidates: list[dict], quantized: dict, metric) -> dict:
@@ -70,12 +172,13 @@ def choose_bundle(ec, candidates: list[dict], quantized: dict, metric) -> dict:
     source, else the fp32 source."""
     by_label = {_label(r): r for r in candidates}
     if ec.bundle != "auto":
-        if ec.bundle not in by_label:
-            raise ConfigError(f"export.bundle {ec.bundle!r}: no such variant (have: {', '.join(sorted(by_label))})")
-        return by_label[ec.bundle]
+        wanted = ec.bundle if ec.bundle in by_label else f"{ec.bundle}-fp32"
+        if wanted not in by_label:  # possible under the config, but not made in this run (e.g. no fusions)
+            raise ConfigError(f"export.bundle {ec.bundle!r}: not made in this run (made: {', '.join(sorted(by_label))})")
+        return by_label[wanted]
     source = quantized.get("source") or ("pruned" if "pruned-fp32" in by_label else "student")
     fp32 = by_label[f"{source}-fp32"]
-    int8 = [r for r in candidates if r["format"] == "onnx-int8"]
+    int8 = [r for r in candidates if r["format"] == "onnx-int8" and r.get("source", source) == source]
     if int8:
         sign = 1 if metric.higher_is_better else -1
         best = max(int8, key=lambda r: (sign * r["metric"]["val"], -r["size_bytes"]))

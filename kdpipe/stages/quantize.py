@@ -1,6 +1,7 @@
 """quantize: onnxruntime int8 (dynamic; static QDQ calibrated on training data with MinMax, Entropy or
-Percentile) and fp16 (for the CUDA provider) from the final student; each variant's accuracy is
-measured by running it in onnxruntime on the validation and test splits."""
+Percentile) and fp16 (for the CUDA provider) from the final student, and the teacher itself in dynamic
+int8 (the no-distillation bar); each variant's accuracy is measured by running it in onnxruntime on
+the validation and test splits."""
 
 from __future__ import annotations
 
@@ -33,7 +34,7 @@ def run(ctx) -> dict:
     upstream = ctx.upstream("prune" if source == "pruned" else "distill")
     src_row = next(r for r in upstream["variants"] if r["variant"] == source)
     model, _ = task.load(ctx.file(src_row["path"]), f"{source} model")
-    calib = _calibration_batches(splits.train.x, qc.calibration_samples, ctx.cfg.seed)
+    calib = calibration_batches(splits.train.x, qc.calibration_samples, ctx.cfg.seed)
 
     ort()  # clear error if the onnxruntime install is broken
     from onnxruntime.quantization.shape_inference import quant_pre_process
@@ -74,13 +75,50 @@ def run(ctx) -> dict:
             else:
                 _fp16(fp32, out)
             rows.append(_row(ctx, task, splits, out, name, "onnx-fp16" if kind == "fp16" else "onnx-int8", src_row,
-                             source, {"method": kind, "calibration": calibration, "per_channel": qc.per_channel,
+                             source, {"method": kind, "calibration": calibration,
+                                      **({"calibration_samples": sum(map(len, calib))} if kind == "static" else {}),
+                                      "per_channel": qc.per_channel,
                                       "reduce_range": qc.reduce_range, "fused": kind == "dynamic-fused",
                                       "ops": op_counts(out)}))
+        if qc.teacher:
+            rows.append(_quantized_teacher(ctx, Path(tmp), qc, dyn_ops))
     for r in rows:
         say(f"[quantize] {r['variant']}: {r['size_bytes']} bytes, test {task.metric.name} "
             f"{r['metric']['test']:.2f}{task.metric.unit}")
     return {"source": source, "source_metric": src_row["metric"], "variants": rows}
+
+
+def _quantized_teacher(ctx, tmp: Path, qc, op_types) -> dict:
+    """What a user gets without distillation: the teacher itself, dynamic int8, plain and per-channel
+    weights, the better on validation kept (ties: plain, the faster on most CPUs). Every report
+    shows it beside the students, measured the same way."""
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    task, splits = ctx.task, ctx.splits
+    t_row = next(r for r in ctx.upstream("distill")["variants"] if r["variant"] == "teacher")
+    model, _ = task.load(ctx.file(t_row["path"]), "teacher model")
+    fp32, prepared = tmp / "teacher-fp32.onnx", tmp / "teacher-prepared.onnx"
+    task.export_onnx(model, ctx.file(t_row["path"]), fp32, ctx.cfg.export.opset, splits)
+    del model
+    quant_pre_process(str(fp32), str(prepared), skip_symbolic_shape=True)
+    tried, paths = {}, {}
+    for per_channel in (False, True):
+        path = paths[per_channel] = ctx.out / f"teacher-int8-dynamic-{'per-channel' if per_channel else 'plain'}.onnx"
+        _dynamic(prepared, path, qc.model_copy(update={"per_channel": per_channel}), op_types)
+        row = _row(ctx, task, splits, path, "teacher-int8-dynamic", "onnx-int8", t_row, "teacher",
+                   {"method": "dynamic", "calibration": None, "per_channel": per_channel,
+                    "reduce_range": qc.reduce_range, "ops": op_counts(path), "no_distillation": True})
+        tried[per_channel] = row
+    sign = 1 if task.metric.higher_is_better else -1
+    best = max((False, True), key=lambda pc: (sign * tried[pc]["metric"]["val"], not pc))
+    out = ctx.out / "teacher-int8-dynamic.onnx"
+    paths[best].replace(out)
+    paths[not best].unlink()
+    row = tried[best]
+    row.update(path=ctx.rel(out))
+    row["quantization"]["candidates_val"] = {("per-channel" if pc else "plain"): tried[pc]["metric"]["val"]
+                                             for pc in tried}
+    return row
 
 
 @contextlib.contextmanager
@@ -128,8 +166,13 @@ def _jobs(qc) -> list[tuple[str, str | None]]:
     return jobs
 
 
-def _calibration_batches(x: np.ndarray, samples: int, seed: int, batch: int = 32) -> list[np.ndarray]:
-    idx = np.random.default_rng(seed + 5).permutation(len(x))[:samples]
+def calibration_batches(x: np.ndarray, samples: int, seed: int, batch: int = 32) -> list[np.ndarray]:
+    """Equal batches of training inputs: the percentile and entropy calibrators stack every batch's
+    activations into one array, so a ragged last batch breaks them. Up to batch-1 samples are left
+    out for that (all of them fit in one batch when there are fewer than `batch`)."""
+    n = min(samples, len(x))
+    batch = min(batch, n)
+    idx = np.random.default_rng(seed + 5).permutation(len(x))[: n - n % batch]
     return [x[idx[i : i + batch]] for i in range(0, len(idx), batch)]
 
 

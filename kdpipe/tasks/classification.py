@@ -32,7 +32,7 @@ class Classification(Task):
         sample = torch.from_numpy(data.train.x[:2])
         for role in ("teacher", "student"):
             section = getattr(cfg, role)
-            model = build_model(section.model, section.params, data.input_shape, data.num_classes, f"{role}.model")
+            model, _ = self.build(role, cfg, data)  # the teacher with its weights: a bad checkpoint fails here
             try:
                 with torch.inference_mode():
                     out = model.eval()(sample)

@@ -253,6 +253,7 @@ class HFTask(Task):
         ORTModelFor... classes, or plain onnxruntime plus the tokenizer."""
         from kdpipe import __version__
         from kdpipe.pipeline.artifacts import atomic_write_json
+        from kdpipe.runtime.compat import runtimes
 
         folder.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(onnx_model, folder / "model.onnx")
@@ -264,7 +265,7 @@ class HFTask(Task):
             "model": "model.onnx", "variant": variant, "tokenizer": "tokenizer.json",
             "inputs": ["input_ids", "attention_mask"], "max_sequence_length": data.sequence_length,
             "padding": "right, attention_mask 0 on padding" if self.padded else "none (attention_mask all ones)",
-            **self.bundle_info(data), "metric": metric,
+            **self.bundle_info(data), "metric": metric, "runtimes": runtimes(folder / "model.onnx"),
         }
         atomic_write_json(folder / "kdpipe.json", info)
         return info

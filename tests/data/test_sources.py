@@ -66,7 +66,7 @@ def test_npz_csv_and_folder_sources(tmp_path):
         (lambda p: np.savez(p, x=np.zeros((20, 3)), y=np.arange(20)), {"labels": ["a", "b"]}, "out of range 0..1"),
         (lambda p: np.savez(p, x=np.zeros((20, 3)), y=np.full(20, 0.5)), {}, "whole numbers"),
         (lambda p: np.savez(p, a=np.zeros(3)), {}, "needs arrays 'x' and 'y'"),
-        (lambda p: p.write_bytes(b"not a zip"), {}, "not a readable .npz"),
+        (lambda p: p.write_bytes(b"not a zip"), {}, "not an .npz file"),
     ],
 )
 def test_bad_data_is_one_clear_error_naming_the_file(tmp_path, make, kw, message):

@@ -70,7 +70,7 @@ def test_checkpoints_never_unpickle_objects(tmp_path):
             return (print, ("pwned",))
 
     torch.save({"w": Evil()}, tmp_path / "evil.pt")
-    with pytest.raises(ModelError, match="cannot read checkpoint"):
+    with pytest.raises(ModelError, match="holds pickled Python objects besides tensors, which kdpipe never loads"):
         read_state_dict(tmp_path / "evil.pt", "teacher.weights")
     (tmp_path / "trunc.safetensors").write_bytes(b"\x00\x01")
     with pytest.raises(ModelError, match="cannot read checkpoint"):

@@ -106,7 +106,7 @@ def test_vocabulary_mismatch_is_refused_before_training(tmp_path, capsys):
 def test_predict_refuses_a_language_model_bundle_clearly(lm_run, capsys):
     task, run = lm_run
     assert run_cli("predict", str(run / "export" / "bundle"), "whatever.txt") == 2
-    assert f"a {task} bundle; `kdpipe predict` runs classification bundles" in capsys.readouterr().err
+    assert f"a {task} bundle; `kdpipe predict` runs classification and embedding bundles" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("fmt", ["topk", "sampled"])

@@ -180,6 +180,47 @@ def test_predict_runs_a_text_classification_bundle(text_run, tmp_path, capsys):
     assert run_cli("predict", str(run / "export" / "bundle"), str(tmp_path / "missing.txt")) == 2
 
 
+def test_predict_prints_embeddings_of_an_embedding_bundle(text_run, tmp_path, capsys):
+    """The vectors are the bundle's own outputs for those texts, as an app running the model gets them."""
+    task, run = text_run
+    if task != "embedding":
+        pytest.skip("embedding only")
+    import onnxruntime as ort
+    from transformers import AutoTokenizer
+
+    from kdpipe.tasks.hf_task import encode
+
+    bundle = run / "export" / "bundle"
+    texts = ["The while statement repeats a block.", "str.upper() returns a copy in upper case."]
+    (tmp_path / "texts.txt").write_text("\n".join(texts) + "\n")
+    capsys.readouterr()
+    assert run_cli("predict", str(bundle), str(tmp_path / "texts.txt"), "--json") == 0
+    got = np.array([json.loads(line)["embedding"] for line in capsys.readouterr().out.splitlines()])
+    info = json.loads((bundle / "kdpipe.json").read_text())
+    assert got.shape == (2, info["output"]["shape"][1])
+    sess = ort.InferenceSession(str(bundle / "model.onnx"), providers=["CPUExecutionProvider"])
+    x = encode(AutoTokenizer.from_pretrained(bundle), texts, info["max_sequence_length"])
+    want = sess.run(None, {"input_ids": x[:, 0], "attention_mask": x[:, 1]})[0]
+    np.testing.assert_allclose(got, want, atol=1e-4)
+    assert not np.allclose(got[0], got[1])
+
+    # The README's snippet (onnxruntime + tokenizers, one text at a time) gives the same vectors.
+    import re
+    from pathlib import Path
+
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    code = re.search(r"## Text bundles in an app.*?```python\n(.*?)```", readme, re.S).group(1)
+    code = code.replace('"artifacts/embedding/export/bundle"', repr(str(bundle)))
+    scope: dict = {}
+    exec(code, scope)
+    assert scope["embedding"].shape == (info["output"]["shape"][1],)
+    tok = AutoTokenizer.from_pretrained(bundle)
+    for text in texts:  # one text at a time, unpadded, as the snippet runs it (a dynamic-int8 bundle's
+        ids = tok([text], return_tensors="np")["input_ids"].astype(np.int64)  # scales depend on the padding)
+        alone = sess.run(None, {"input_ids": ids, "attention_mask": np.ones_like(ids)})[0][0]
+        np.testing.assert_allclose(scope["run"](text), alone, atol=1e-5)
+
+
 def test_a_missing_teacher_folder_is_one_clear_error(tmp_path, capsys):
     cfg = text_config(tmp_path, "embedding", **{"teacher.model": "hf:artifacts/teachers/nowhere",
                                                 "distill.intermediate": {}})

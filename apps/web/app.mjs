@@ -1,0 +1,129 @@
+// The page: load a bundle folder over HTTP, draw a digit (image bundles) or type a text (text
+// bundles), and show the prediction, the top classes and the time per call. window.kdpipe exposes
+// load() and predict() so that tests drive the same code a person does.
+import * as ort from "onnxruntime-web";
+
+import { loadBundle } from "../lib/bundle.mjs";
+
+ort.env.wasm.wasmPaths = new URL("../node_modules/onnxruntime-web/dist/", import.meta.url).href;
+ort.env.wasm.numThreads = 1; // threads need cross-origin isolation headers a plain static server does not send
+
+const $ = (id) => document.getElementById(id);
+let bundle = null;
+
+async function load(url) {
+  const base = new URL(url.endsWith("/") ? url : `${url}/`, location.href);
+  const read = async (name, kind) => {
+    const res = await fetch(new URL(name, base));
+    if (!res.ok) throw new Error(`${name}: HTTP ${res.status}`);
+    return kind === "json" ? res.json() : new Uint8Array(await res.arrayBuffer());
+  };
+  bundle = await loadBundle(ort, read, { executionProviders: ["wasm"] });
+  const { info } = bundle;
+  $("status").textContent = `Loaded ${info.variant} (${info.task}) from ${base.pathname}: ` +
+    (bundle.isText ? `texts up to ${info.max_sequence_length} tokens` : `input ${info.input.shape.slice(1).join("×")}`);
+  $("status").className = "muted";
+  const image = !bundle.isText && info.input.shape.length === 4;
+  $("image-input").hidden = !image;
+  $("text-input").hidden = !bundle.isText;
+  if (image) {
+    $("small").width = info.input.shape[3];
+    $("small").height = info.input.shape[2];
+  }
+  return info;
+}
+
+async function predict(inputs) {
+  if (!bundle) throw new Error("no bundle loaded");
+  return bundle.predict(inputs);
+}
+
+function show({ results, ms }) {
+  const r = results[0];
+  if (r.embedding) {
+    $("prediction").textContent = `embedding: ${r.embedding.length} values`;
+    $("top").innerHTML = `<tr><td>${r.embedding.slice(0, 6).map((v) => v.toFixed(3)).join(", ")}, …</td></tr>`;
+  } else {
+    $("prediction").textContent = r.label;
+    $("top").innerHTML = r.top.map((t) => `<tr><td>${escape(t.label)}</td><td>${(100 * t.probability).toFixed(1)}%</td>` +
+      `<td><span class="bar" style="width:${Math.round(200 * t.probability)}px"></span></td></tr>`).join("");
+  }
+  $("timing").textContent = `${ms.toFixed(2)} ms per call (onnxruntime-web ${ort.env.versions.web}, WebAssembly, 1 thread)`;
+}
+
+function escape(s) {
+  return String(s).replace(/[&<>"]/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;" })[c]);
+}
+
+function fail(e) {
+  $("status").textContent = `Error: ${e.message}`;
+  $("status").className = "error";
+}
+
+// --- drawing: white ink on black, cropped to the ink and centred like MNIST's digits ------------
+const pad = $("pad");
+const ctx = pad.getContext("2d");
+function clearPad() {
+  ctx.fillStyle = "#000";
+  ctx.fillRect(0, 0, pad.width, pad.height);
+  $("prediction").textContent = "";
+  $("top").innerHTML = "";
+}
+clearPad();
+let drawing = false;
+pad.addEventListener("pointerdown", (e) => {
+  drawing = true;
+  ctx.beginPath();
+  ctx.moveTo(e.offsetX, e.offsetY);
+});
+pad.addEventListener("pointermove", (e) => {
+  if (!drawing) return;
+  Object.assign(ctx, { lineWidth: 22, lineCap: "round", lineJoin: "round", strokeStyle: "#fff" });
+  ctx.lineTo(e.offsetX, e.offsetY);
+  ctx.stroke();
+});
+for (const ev of ["pointerup", "pointerleave"]) {
+  pad.addEventListener(ev, () => {
+    if (!drawing) return;
+    drawing = false;
+    predict([padToSample()]).then(show, fail);
+  });
+}
+$("clear").addEventListener("click", clearPad);
+
+/** The drawing as one raw sample in the data source's units (kdpipe.json preprocessing.scale maps
+ *  raw values to 0..1): the ink's bounding box, padded to a square, scaled to the model's size. */
+function padToSample() {
+  const [c, h, w] = bundle.info.input.shape.slice(1);
+  const pixels = ctx.getImageData(0, 0, pad.width, pad.height).data;
+  let [x0, y0, x1, y1] = [pad.width, pad.height, -1, -1];
+  for (let y = 0; y < pad.height; y++) {
+    for (let x = 0; x < pad.width; x++) {
+      if (pixels[4 * (y * pad.width + x)] > 0) [x0, y0, x1, y1] = [Math.min(x0, x), Math.min(y0, y), Math.max(x1, x), Math.max(y1, y)];
+    }
+  }
+  const small = $("small").getContext("2d");
+  small.fillStyle = "#000";
+  small.fillRect(0, 0, w, h);
+  if (x1 >= 0) {
+    const side = Math.max(x1 - x0, y1 - y0) * 1.4; // MNIST: a 20-pixel digit in a 28-pixel square
+    const cx = (x0 + x1) / 2;
+    const cy = (y0 + y1) / 2;
+    small.imageSmoothingQuality = "high";
+    small.drawImage(pad, cx - side / 2, cy - side / 2, side, side, 0, 0, w, h);
+  }
+  const rgba = small.getImageData(0, 0, w, h).data;
+  const scale = bundle.info.preprocessing.scale;
+  const sample = new Array(c * h * w);
+  for (let ch = 0; ch < c; ch++) {
+    for (let i = 0; i < h * w; i++) sample[ch * h * w + i] = rgba[4 * i + (c === 3 ? ch : 0)] / 255 / scale;
+  }
+  return sample;
+}
+
+$("run-text").addEventListener("click", () => predict([$("text").value]).then(show, fail));
+$("load").addEventListener("click", () => load($("bundle").value).catch(fail));
+
+const fromQuery = new URLSearchParams(location.search).get("bundle");
+if (fromQuery) $("bundle").value = fromQuery;
+window.kdpipe = { load, predict, show, padToSample, ready: load($("bundle").value).catch((e) => { fail(e); return null; }) };
