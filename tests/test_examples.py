@@ -1,6 +1,8 @@
 """Every example config in configs/ runs end to end (`kdpipe all`) with tiny settings."""
 
 import json
+import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -55,3 +57,11 @@ def test_example_config_runs_end_to_end(config, tmp_path):
     report = json.loads((tmp_path / "run" / "report" / "report.json").read_text())
     assert {"teacher", "student"} <= {r["variant"] for r in report["rows"]}
     assert (tmp_path / "run" / "export" / "bundle" / "model.onnx").is_file()
+    # The README's Node.js command on the example's bundle, where the apps are installed (apps/setup.sh)
+    example = {"default": "mnist-digits.json", "text-classification": "texts.txt"}.get(config.stem)
+    apps = Path(__file__).parent.parent / "apps"
+    if example and shutil.which("node") and (apps / "node_modules").is_dir():
+        r = subprocess.run(["node", str(apps / "node" / "classify.mjs"), str(tmp_path / "run" / "export" / "bundle"),
+                            str(apps / "examples" / example)], capture_output=True, text=True, timeout=120)
+        labels = json.loads((tmp_path / "run" / "export" / "bundle" / "kdpipe.json").read_text())["labels"]
+        assert r.returncode == 0 and [line.split("\t")[1] in labels for line in r.stdout.splitlines()] == [True] * 3

@@ -30,6 +30,8 @@ async function load(url) {
     $("small").width = info.input.shape[3];
     $("small").height = info.input.shape[2];
   }
+  // One call before any is shown: the first compiles WebAssembly kernels and would overstate the time.
+  await bundle.run(bundle.isText ? ["warm up"] : [new Array(info.input.shape.slice(1).reduce((a, b) => a * b)).fill(0)]);
   return info;
 }
 
@@ -96,21 +98,24 @@ $("clear").addEventListener("click", clearPad);
 function padToSample() {
   const [c, h, w] = bundle.info.input.shape.slice(1);
   const pixels = ctx.getImageData(0, 0, pad.width, pad.height).data;
-  let [x0, y0, x1, y1] = [pad.width, pad.height, -1, -1];
+  let [x0, y0, x1, y1, mass, mx, my] = [pad.width, pad.height, -1, -1, 0, 0, 0];
   for (let y = 0; y < pad.height; y++) {
     for (let x = 0; x < pad.width; x++) {
-      if (pixels[4 * (y * pad.width + x)] > 0) [x0, y0, x1, y1] = [Math.min(x0, x), Math.min(y0, y), Math.max(x1, x), Math.max(y1, y)];
+      const v = pixels[4 * (y * pad.width + x)];
+      if (v === 0) continue;
+      [x0, y0, x1, y1] = [Math.min(x0, x), Math.min(y0, y), Math.max(x1, x), Math.max(y1, y)];
+      [mass, mx, my] = [mass + v, mx + v * x, my + v * y];
     }
   }
   const small = $("small").getContext("2d");
   small.fillStyle = "#000";
   small.fillRect(0, 0, w, h);
-  if (x1 >= 0) {
-    const side = Math.max(x1 - x0, y1 - y0) * 1.4; // MNIST: a 20-pixel digit in a 28-pixel square
-    const cx = (x0 + x1) / 2;
-    const cy = (y0 + y1) / 2;
+  if (mass > 0) {
+    // As MNIST was made: the digit's larger side fills 20 of 28 pixels, centred on its centre of
+    // mass (centring the bounding box instead turns a drawn 7 into a 2 for the default student).
+    const side = (Math.max(x1 - x0, y1 - y0) * 28) / 20;
     small.imageSmoothingQuality = "high";
-    small.drawImage(pad, cx - side / 2, cy - side / 2, side, side, 0, 0, w, h);
+    small.drawImage(pad, mx / mass - side / 2, my / mass - side / 2, side, side, 0, 0, w, h);
   }
   const rgba = small.getImageData(0, 0, w, h).data;
   const scale = bundle.info.preprocessing.scale;
