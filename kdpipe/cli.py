@@ -104,6 +104,30 @@ def _is_main() -> bool:
     return distributed.is_main()
 
 
+@cli.command("sweep")
+@click.argument("config", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a config value (repeatable).")
+@click.option("--shard", metavar="I/N", help="Run only every N-th point, starting at the I-th (split a sweep between "
+                                             "processes or machines sharing the folder).")
+@click.option("-q", "--quiet", is_flag=True, help="No progress lines.")
+def sweep_cmd(config, overrides, shard, quiet):
+    """Train every student size of sweep.students with and without KD over sweep.seeds (and
+    sweep.label_fractions), one shared teacher; write sweep.md, sweep.json and sweep.html with plots.
+    Rerun the same command to continue a stopped sweep: finished points are skipped."""
+    from kdpipe.models import factory
+    from kdpipe.pipeline.config import load_config
+    from kdpipe.pipeline.sweep import parse_shard, run_sweep
+    from kdpipe.progress import set_quiet
+
+    set_quiet(quiet)
+    cfg = load_config(config, overrides)
+    factory.EXTRA_IMPORT_ROOTS[:] = [config.resolve().parent]
+    out = run_sweep(cfg, shard=parse_shard(shard), quiet=quiet)
+    if out is not None:
+        click.echo(out.read_text(), nl=False)
+        click.echo(f"Sweep: {out.parent / 'sweep.html'} (also sweep.md, sweep.json)")
+
+
 @cli.command("show-config")
 @click.argument("config", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a config value (repeatable).")

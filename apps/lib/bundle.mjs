@@ -102,6 +102,9 @@ export class Bundle {
   /** Classifiers: per input, the top classes with probabilities and the raw scores (logits);
    *  embedders: per input, the embedding. */
   async predict(inputs, top = 3) {
+    if (!["classification", "embedding"].includes(this.info.task)) {
+      throw new Error(`a ${this.info.task} bundle: this app runs classifiers and embedders`);
+    }
     const { rows, ms } = await this.run(inputs);
     const results = rows.map((row) => {
       if (this.info.task === "embedding") return { embedding: row };

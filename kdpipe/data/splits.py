@@ -87,6 +87,29 @@ def make_splits(raw: RawData, fractions, seed: int, limit: int | None = None) ->
     return Splits(part(tr), part(va), part(te), list(raw.labels), raw.input_shape, pre, digest)
 
 
+def hide_labels(split: Split, fraction: float, seed: int) -> Split:
+    """The split with the labels of all but `fraction` of its rows (per class, at least one each)
+    replaced by IGNORE: what a user with few labels and many unlabelled inputs holds."""
+    if fraction >= 1.0:
+        return split
+    from kdpipe.training.lm_losses import IGNORE
+
+    rng = np.random.default_rng(seed + 11)
+    y = split.y.copy()
+    for cls in np.unique(split.y):
+        idx = rng.permutation(np.flatnonzero(split.y == cls))
+        y[idx[max(1, int(round(fraction * len(idx)))):]] = IGNORE
+    return Split(split.x, y)
+
+
+def labelled(split: Split) -> Split:
+    """Only the rows that kept their labels."""
+    from kdpipe.training.lm_losses import IGNORE
+
+    keep = split.y != IGNORE
+    return split if keep.all() else Split(split.x[keep], split.y[keep])
+
+
 @lru_cache(maxsize=4)
 def _cached_raw(data_cfg_json: str):
     from kdpipe.pipeline.config import DataConfig
@@ -97,4 +120,6 @@ def _cached_raw(data_cfg_json: str):
 def load_splits(cfg) -> Splits:
     """cfg: the whole Config. Cached per process: the runner's pre-flight check and the stages share it."""
     raw = _cached_raw(cfg.data.model_dump_json())
-    return make_splits(raw, cfg.data.split, cfg.seed, cfg.data.limit)
+    splits = make_splits(raw, cfg.data.split, cfg.data_seed, cfg.data.limit)
+    splits.train = hide_labels(splits.train, cfg.data.label_fraction, cfg.data_seed)
+    return splits

@@ -38,6 +38,12 @@ class DataConfig(Section):
     sequence_length: int = Field(128, ge=8, le=8192, description="text tasks: tokens per block (LM) or per text")
     vocab_size: int = Field(2000, ge=100, description="language models: size of a tokenizer trained here")
     mask_prob: float = Field(0.15, gt=0, lt=1, description="masked LM: fraction of tokens to predict")
+    split_seed: int | None = Field(None, description="seeds the split (and the sample of data.limit and of "
+                                   "label_fraction); default: seed. kdpipe sweep fixes it so every seed is tested on "
+                                   "the same data")
+    label_fraction: float = Field(1.0, gt=0, le=1, description="classification: keep the labels of this fraction of "
+                                  "the training split (per class); KD still learns from every training input through "
+                                  "the teacher, the no-KD baseline (and a teacher trained here) from the labelled ones")
 
     @field_validator("split")
     @classmethod
@@ -160,6 +166,25 @@ class BenchmarkConfig(Section):
         return v
 
 
+class SweepConfig(Section):
+    """`kdpipe sweep`: a family of students, each with and without KD, over seeds and label fractions."""
+
+    students: dict[str, dict[str, Any]] = Field(
+        default_factory=dict, description="name -> student.params for that size (or {model:, params:} to change "
+                                          "the architecture too)")
+    seeds: list[int] = Field(default_factory=lambda: [0, 1, 2], min_length=1)
+    label_fractions: list[float] = Field(default_factory=lambda: [1.0], min_length=1,
+                                         description="fractions of training labels kept (data-efficiency curve)")
+    within: float = Field(1.0, ge=0, description="'close to the teacher': within this many metric units")
+
+    @field_validator("label_fractions")
+    @classmethod
+    def _fractions(cls, v):
+        if any(not 0 < f <= 1 for f in v):
+            raise ValueError("each label fraction must be in (0, 1]")
+        return sorted(set(v))
+
+
 class Config(Section):
     name: str = "run"
     output_dir: str | None = None
@@ -178,6 +203,7 @@ class Config(Section):
     quantize: QuantizeConfig = Field(default_factory=QuantizeConfig)
     export: ExportConfig = Field(default_factory=ExportConfig)
     benchmark: BenchmarkConfig = Field(default_factory=BenchmarkConfig)
+    sweep: SweepConfig = Field(default_factory=SweepConfig)
 
     @field_validator("name")
     @classmethod
@@ -209,10 +235,22 @@ class Config(Section):
         return self
 
     @model_validator(mode="after")
+    def _label_fraction_needs_labels(self):
+        if self.data.label_fraction < 1 and self.task != "classification":
+            raise ValueError(f"data.label_fraction: only for classification (task {self.task} learns from the text "
+                             "itself, or from the teacher)")
+        return self
+
+    @model_validator(mode="after")
     def _quantize_needs_calibration(self):
         if "static" in self.quantize.variants and not self.quantize.calibration:
             raise ValueError("quantize.calibration: static quantization needs at least one calibration method")
         return self
+
+    @property
+    def data_seed(self) -> int:
+        """The seed of the data split: data.split_seed, else seed."""
+        return self.seed if self.data.split_seed is None else self.data.split_seed
 
     def run_dir(self, base: Path | None = None) -> Path:
         root = Path(base) if base else Path.cwd()

@@ -192,12 +192,46 @@ def notes(report: dict) -> list[str]:
             out.append(f"{p.upper()} provider: {st['reason']}")
     if report.get("bundle"):
         out.append(f"Deployable bundle: {report['bundle']['path']}/ ({report['bundle']['variant']}).")
+        versus = versus_quantized_teacher(report)
+        if versus:
+            out.append(versus)
     m = report.get("machine")
     if m:
         out.append(f"Measured on {m['cpu']} ({m['cores']} cores; SIMD: {', '.join(m['simd']) or 'none listed'}).")
     out.append(f"The metric ({report['metric']['name']}) is on the test split; latency is p50 per call, throughput "
                "is samples per second; the torch teacher row is PyTorch eager, the others onnxruntime.")
     return out
+
+
+def _row_of(report: dict, label: str) -> dict | None:
+    """A report row by its bundle label (`student-fp32` is the student's onnx-fp32 row)."""
+    for r in report["rows"]:
+        if r["format"] != "torch" and (r["variant"] == label or f"{r['variant']}-fp32" == label):
+            return r
+    return None
+
+
+def versus_quantized_teacher(report: dict) -> str | None:
+    """One sentence: does the bundle beat what a user gets without distillation (the teacher,
+    dynamic int8) on the metric, size and batch-1 CPU latency, and if not, what to take instead."""
+    bundle, qt = _row_of(report, report["bundle"]["variant"]), _row_of(report, "teacher-int8-dynamic")
+    if not bundle or not qt or bundle is qt:
+        return None
+    m, b = report["metric"], str(min(report["batch_sizes"]))
+    lat = lambda r: (r["latency"].get("cpu") or {}).get(b, {}).get("p50_ms")  # noqa: E731
+    worse = bundle["metric_drop_points"] - qt["metric_drop_points"]  # > 0: the bundle scores worse
+    smaller = qt["size_bytes"] / bundle["size_bytes"]
+    faster = lat(qt) / lat(bundle) if lat(qt) and lat(bundle) else None
+    facts = (f"{bundle['metric']['value']:.2f} vs {qt['metric']['value']:.2f}{m['unit']} test {m['name']}, "
+             f"{smaller:.1f}x smaller" + (f", {faster:.1f}x the speed at batch {b}" if faster else ""))
+    if worse <= 0 and smaller >= 1 and (faster is None or faster >= 1):
+        return f"Against the teacher quantized without distillation (teacher-int8-dynamic) the bundle is as good or better on every count: {facts}."
+    if worse > 0 and smaller >= 1 and (faster is None or faster >= 1):
+        return (f"Against the teacher quantized without distillation (teacher-int8-dynamic) the bundle trades "
+                f"{worse:.2f}{' points' if m['unit'] == '%' else ''} of {m['name']} for size and speed: {facts}; "
+                f"take teacher-int8-dynamic where that {m['name']} matters more.")
+    return (f"The bundle does not beat the teacher quantized without distillation: {facts}; "
+            "teacher-int8-dynamic (quantize/) is the better choice here.")
 
 
 def render_terminal(report: dict, console=None) -> None:
@@ -277,6 +311,9 @@ def _splits_markdown(splits: dict) -> list[str]:
              "| samples | " + " | ".join(f"{sizes[n]:,}" for n in names) + " |"]
     for label in (per_class or {}).get("train", {}):
         lines.append(f"| class {label} | " + " | ".join(f"{per_class[n].get(label, 0):,}" for n in names) + " |")
+    if (per_class or {}).get("train_unlabelled"):
+        lines.append(f"| train inputs without a label (data.label_fraction; KD only) | {per_class['train_unlabelled']:,} "
+                     "| | |")
     return lines
 
 

@@ -4,15 +4,15 @@ hard labels only (the baseline KD must beat). Same initial weights, data, epochs
 from __future__ import annotations
 
 import copy
-from pathlib import Path
 
 import numpy as np
 
+from kdpipe.data.splits import labelled
 from kdpipe.evaluation import score, torch_predictor
 from kdpipe.models.checkpoint import count_params
-from kdpipe.pipeline.artifacts import sha256_file
 from kdpipe.progress import say
 from kdpipe.training.loop import fit, resolve_device, seed_everything
+from kdpipe.training.teacher import history, prepare_teacher, steps_scale
 from kdpipe.variants import variant_row
 
 NAME = "distill"
@@ -30,22 +30,8 @@ def run(ctx) -> dict:
                   precision=cfg.precision, quiet=ctx.quiet, metric=task.metric)
     rows, training = [], {}
 
-    seed_everything(cfg.seed)
-    teacher, t_spec = task.build("teacher", cfg, data)
-    given = cfg.teacher.weights or cfg.teacher.model.startswith("hf:")
-    if given:
-        source = cfg.teacher.weights or cfg.teacher.model
-        training["teacher"] = {"source": source}
-        if cfg.teacher.weights:
-            training["teacher"]["sha256"] = sha256_file(Path(cfg.teacher.weights))
-    # trained here, or a given one fine-tuned on this data first (an embedding teacher, with no labels to
-    # learn from, is always used as it is)
-    if (not given or cfg.teacher.finetune) and hard_loss is not None:
-        tc = cfg.teacher.train
-        r = fit(teacher, data.train, data.val, epochs=tc.epochs, lr=tc.lr, weight_decay=tc.weight_decay,
-                warmup=tc.warmup, seed=cfg.seed, loss_fn=hard_loss, desc="teacher",
-                checkpoint=ctx.checkpoint("teacher"), **common)
-        training["teacher"] = {**training.get("teacher", {}), **_history(r)}
+    teacher, t_spec, training["teacher"] = prepare_teacher(cfg, task, data, checkpoint=ctx.checkpoint("teacher"),
+                                                           quiet=ctx.quiet)
     row, reference = _save(ctx, "teacher", teacher, t_spec)
     rows.append(row)
 
@@ -56,9 +42,9 @@ def run(ctx) -> dict:
 
     if dc.baseline and hard_loss is not None:  # (embeddings have no labels to train a baseline on)
         baseline = copy.deepcopy(init)
-        r = fit(baseline, data.train, data.val, loss_fn=hard_loss, desc="baseline",
-                checkpoint=ctx.checkpoint("baseline"), **train_args)
-        training["baseline"] = _history(r)
+        r = fit(baseline, labelled(data.train), data.val, loss_fn=hard_loss, desc="baseline",
+                checkpoint=ctx.checkpoint("baseline"), **{**train_args, "epochs": round(dc.epochs * steps_scale(data))})
+        training["baseline"] = history(r)
         rows.append(_save(ctx, "baseline", baseline, s_spec, reference)[0])
 
     student = copy.deepcopy(init)
@@ -77,7 +63,7 @@ def run(ctx) -> dict:
 
         del student.matcher  # training-only projections: not part of the model that ships
         release(student, teacher)
-    training["student"] = _history(r)
+    training["student"] = history(r)
     rows.append(_save(ctx, "student", student, s_spec, reference)[0])
 
     if not ctx.is_main:  # extra torchrun processes only help train
@@ -113,13 +99,10 @@ def class_counts(data) -> dict | None:
     labels = getattr(data, "labels", None)
     if not labels or np.asarray(data.train.y).ndim != 1:
         return None
-    return {name: dict(zip(labels, np.bincount(np.asarray(split.y), minlength=len(labels)).tolist()))
-            for name, split in (("train", data.train), ("val", data.val), ("test", data.test))}
-
-
-def _history(r) -> dict:
-    out = {"final_val": r.final_val, "seconds_per_step": r.seconds_per_step, "history": r.history}
-    return {**out, "teacher_cache": r.teacher_cache} if r.teacher_cache else out
+    out = {name: dict(zip(labels, np.bincount(np.asarray(labelled(split).y), minlength=len(labels)).tolist()))
+           for name, split in (("train", data.train), ("val", data.val), ("test", data.test))}
+    unlabelled = len(data.train) - len(labelled(data.train))
+    return {**out, "train_unlabelled": unlabelled} if unlabelled else out
 
 
 def _save(ctx, name, model, spec, reference=None) -> tuple[dict | None, np.ndarray | None]:

@@ -63,7 +63,7 @@ class Embedding(HFTask):
         if cfg.teacher.finetune:
             raise ConfigError("teacher.finetune: an embedding teacher is used as given (there are no labels)")
         texts = load_texts(dc.source, dc.text_column)
-        rng = np.random.default_rng(cfg.seed)
+        rng = np.random.default_rng(cfg.data_seed)
         if dc.limit is not None and dc.limit < len(texts):
             texts = [texts[i] for i in np.sort(rng.permutation(len(texts))[: dc.limit])]
         tok = self.tokenizer(cfg, texts)
@@ -74,7 +74,7 @@ class Embedding(HFTask):
         from kdpipe.evaluation import torch_predictor
 
         y = logits(torch_predictor(teacher), x, batch_size=32)
-        tr, va, te = split_indices(np.zeros(len(x), dtype=np.int64), dc.split, cfg.seed)
+        tr, va, te = split_indices(np.zeros(len(x), dtype=np.int64), dc.split, cfg.data_seed)
         if min(len(tr), len(va), len(te)) < 2:
             raise DataError(f"data: {len(x)} texts are too few to split {tuple(dc.split)}")
         return TextData(Split(x[tr], y[tr]), Split(x[va], y[va]), Split(x[te], y[te]), tok, dc.sequence_length,

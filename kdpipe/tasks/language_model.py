@@ -34,7 +34,7 @@ class LanguageModel(HFTask):
         tok = self.tokenizer(cfg, texts)
         sep = tok.eos_token_id if self.kind == "causal" else tok.sep_token_id
         blocks = pack(texts, tok, dc.sequence_length, sep)
-        rng = np.random.default_rng(cfg.seed)
+        rng = np.random.default_rng(cfg.data_seed)
         if dc.limit is not None and dc.limit < len(blocks):
             blocks = blocks[np.sort(rng.permutation(len(blocks))[: dc.limit])]
         if self.kind == "masked":
@@ -42,7 +42,7 @@ class LanguageModel(HFTask):
         else:
             x, y = blocks, blocks
         # Blocks have no class: split_indices stratifies on one dummy class, i.e. a seeded shuffle.
-        tr, va, te = split_indices(np.zeros(len(blocks), dtype=np.int64), dc.split, cfg.seed)
+        tr, va, te = split_indices(np.zeros(len(blocks), dtype=np.int64), dc.split, cfg.data_seed)
         if min(len(tr), len(va), len(te)) == 0:
             raise DataError(f"data: {len(blocks)} blocks of {dc.sequence_length} tokens are too few to split "
                             f"{tuple(dc.split)}; use more text or a shorter data.sequence_length")

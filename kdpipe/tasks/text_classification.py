@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from kdpipe.data.splits import Split, split_indices
+from kdpipe.data.splits import Split, hide_labels, split_indices
 from kdpipe.errors import DataError, ModelError
 from kdpipe.tasks.base import ACCURACY
 from kdpipe.tasks.hf_task import HFTask, TextData, digest, encode
@@ -32,17 +32,17 @@ class TextClassification(HFTask):
         if unknown:
             raise DataError(f"data: labels {unknown[:5]} are not in data.labels {labels}")
         y = np.asarray([labels.index(v) for v in raw], dtype=np.int64)
-        rng = np.random.default_rng(cfg.seed)
+        rng = np.random.default_rng(cfg.data_seed)
         if dc.limit is not None and dc.limit < len(y):
             keep = np.sort(rng.permutation(len(y))[: dc.limit])
             texts, y = [texts[i] for i in keep], y[keep]
         tok = self.tokenizer(cfg, texts)
         x = encode(tok, texts, dc.sequence_length)
-        tr, va, te = split_indices(y, dc.split, cfg.seed)
+        tr, va, te = split_indices(y, dc.split, cfg.data_seed)
         if min(len(tr), len(va), len(te)) == 0:
             raise DataError(f"data: {len(y)} texts are too few to split {tuple(dc.split)}")
-        return TextData(Split(x[tr], y[tr]), Split(x[va], y[va]), Split(x[te], y[te]), tok, dc.sequence_length,
-                        digest(x, y), labels)
+        train = hide_labels(Split(x[tr], y[tr]), dc.label_fraction, cfg.data_seed)
+        return TextData(train, Split(x[va], y[va]), Split(x[te], y[te]), tok, dc.sequence_length, digest(x, y), labels)
 
     def hf_params(self, cfg, section, data) -> dict:
         params = super().hf_params(cfg, section, data)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from kdpipe.training.lm_losses import IGNORE
+
 
 def kd_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, labels: torch.Tensor,
             temperature: float, alpha: float) -> torch.Tensor:
@@ -21,12 +23,15 @@ def kd_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, labels: 
     ) * (t * t)
     if alpha >= 1.0:
         return soft
-    hard = F.cross_entropy(student_logits, labels)
-    return alpha * soft + (1.0 - alpha) * hard
+    return alpha * soft + (1.0 - alpha) * hard_loss(student_logits, teacher_logits, labels)
 
 
 def hard_loss(student_logits: torch.Tensor, teacher_logits, labels: torch.Tensor) -> torch.Tensor:
-    return F.cross_entropy(student_logits, labels)
+    """Cross-entropy over the rows that have a label (IGNORE marks the others); 0 for a batch with none."""
+    real = labels != IGNORE
+    if not real.any():
+        return student_logits.sum() * 0.0
+    return F.cross_entropy(student_logits, labels, ignore_index=IGNORE)
 
 
 class _FusedKD(torch.autograd.Function):
@@ -43,10 +48,14 @@ class _FusedKD(torch.autograd.Function):
         pt = log_pt.exp()
         log_q = F.log_softmax(s, dim=-1)
         soft = (pt * (log_pt - log_qt)).sum() * (temperature * temperature / n)
-        hard = -log_q.gather(1, labels[:, None]).sum() / n
+        # the hard term averages over the labelled rows only (IGNORE: no label), as cross_entropy does
+        real = (labels != IGNORE)[:, None]
+        m = max(int(real.sum()), 1)
+        picked = labels.clamp(min=0)[:, None]
+        hard = -(log_q.gather(1, picked) * real).sum() / m
         grad = log_qt.exp().sub_(pt).mul_(alpha * temperature / n)
-        onehot = torch.zeros_like(log_q).scatter_(1, labels[:, None], 1.0)
-        grad.add_(log_q.exp().sub_(onehot), alpha=(1.0 - alpha) / n)
+        onehot = torch.zeros_like(log_q).scatter_(1, picked, 1.0)
+        grad.add_(log_q.exp().sub_(onehot).mul_(real), alpha=(1.0 - alpha) / m)
         ctx.save_for_backward(grad)
         return alpha * soft + (1.0 - alpha) * hard
 

@@ -111,12 +111,32 @@ def _check(folder: Path, got: np.ndarray, want: np.ndarray, runtime: str, ops_se
     return diff
 
 
+def _outputs(rows: list[dict]) -> np.ndarray:
+    """The apps' results (logits of a classifier, or an embedding) as one array."""
+    return np.array([row.get("embedding") or row["logits"] for row in rows], np.float32)
+
+
 def _node_outputs(folder: Path, inputs_file: Path) -> np.ndarray:
     r = subprocess.run([NODE, str(APPS / "node" / "classify.mjs"), str(folder), str(inputs_file), "--json"],
                        capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr
-    rows = [json.loads(line) for line in r.stdout.splitlines()]
-    return np.array([row.get("embedding") or row["logits"] for row in rows], np.float32)
+    return _outputs([json.loads(line) for line in r.stdout.splitlines()])
+
+
+def _site(tmp_path: Path) -> Path:
+    """A folder to serve: apps/ (the page and its libraries) plus the bundles the test puts there."""
+    root = tmp_path / "site"
+    root.mkdir()
+    (root / "apps").symlink_to(APPS)
+    return root
+
+
+def _browser(root: Path, *args: str) -> list[dict]:
+    """apps/web/browser.mjs: the page in headless Chromium, one result per bundle."""
+    r = subprocess.run([NODE, str(APPS / "web" / "browser.mjs"), "--root", str(root), *args], capture_output=True,
+                       text=True, timeout=600, env={**os.environ, "CHROMIUM": CHROMIUM})
+    assert r.returncode == 0, r.stderr
+    return json.loads(r.stdout)
 
 
 def _verified_ops_were_all_run(runtime: str, ops_seen: dict, worst: dict) -> None:
@@ -145,24 +165,17 @@ def test_every_variant_runs_in_node_like_python(runs, tmp_path):
 @needs_chromium
 def test_every_variant_runs_in_chromium_like_python(runs, tmp_path):
     """The page, served over HTTP, loads each bundle and runs the same inputs through window.kdpipe."""
-    root = tmp_path / "site"
-    root.mkdir()
-    (root / "apps").symlink_to(APPS)
+    root = _site(tmp_path)
     ops_seen, worst = {"onnxruntime-web": set()}, {}
     for run in runs.values():
         inputs = _inputs(run)
         inputs_file = tmp_path / f"{run.parent.name}-inputs.json"
         inputs_file.write_text(json.dumps(inputs))
         folders = _variants(run, root)
-        args = [a for f in folders for a in ("--bundle", f"/{f.name}")]
-        r = subprocess.run([NODE, str(APPS / "web" / "browser.mjs"), "--root", str(root), *args, "--inputs",
-                            str(inputs_file)], capture_output=True, text=True, timeout=600,
-                           env={**os.environ, "CHROMIUM": CHROMIUM})
-        assert r.returncode == 0, r.stderr
-        for folder, page in zip(folders, json.loads(r.stdout)):
+        pages = _browser(root, *[a for f in folders for a in ("--bundle", f"/{f.name}")], "--inputs", str(inputs_file))
+        for folder, page in zip(folders, pages):
             assert page["info"] and not page["errors"], (folder.name, page["errors"])
-            rows = page["predictions"]["results"]
-            got = np.array([row.get("embedding") or row["logits"] for row in rows], np.float32)
+            got = _outputs(page["predictions"]["results"])
             worst[folder.name] = _check(folder, got, _python_outputs(folder, inputs), "onnxruntime-web", ops_seen)
     assert len(worst) >= 20
     _verified_ops_were_all_run("onnxruntime-web", ops_seen, worst)
@@ -170,16 +183,10 @@ def test_every_variant_runs_in_chromium_like_python(runs, tmp_path):
 
 @needs_chromium
 def test_a_person_draws_a_digit_and_sees_a_prediction(runs, tmp_path):
-    root = tmp_path / "site"
-    root.mkdir()
-    (root / "apps").symlink_to(APPS)
+    root = _site(tmp_path)
     (root / "bundle").symlink_to(runs["image"] / "export" / "bundle")
     shot = tmp_path / "page.png"
-    r = subprocess.run([NODE, str(APPS / "web" / "browser.mjs"), "--root", str(root), "--bundle", "/bundle", "--draw",
-                        "--screenshot", str(shot)], capture_output=True, text=True, timeout=300,
-                       env={**os.environ, "CHROMIUM": CHROMIUM})
-    assert r.returncode == 0, r.stderr
-    page = json.loads(r.stdout)[0]
+    page = _browser(root, "--bundle", "/bundle", "--draw", "--screenshot", str(shot))[0]
     assert not page["errors"] and page["drawn"] in page["info"]["labels"]
     assert shot.stat().st_size > 10_000
 

@@ -42,7 +42,15 @@ def test_prune_really_removes_parameters_and_records_recovery(manifest):
 
 def test_quantize_variants_are_smaller_and_measured_in_onnxruntime(tiny_run, manifest):
     rows = _rows(manifest, "quantize")
-    assert set(rows) == {"pruned-int8-dynamic", "pruned-int8-static-minmax", "pruned-int8-static-entropy", "pruned-fp16"}
+    assert set(rows) == {"pruned-int8-dynamic", "pruned-int8-static-minmax", "pruned-int8-static-entropy", "pruned-fp16",
+                         "teacher-int8-dynamic"}
+    # the no-distillation bar: the teacher itself in int8, the better of plain and per-channel on validation
+    qt = rows.pop("teacher-int8-dynamic")
+    assert qt["source"] == "teacher" and qt["quantization"]["no_distillation"]
+    vals = qt["quantization"]["candidates_val"]
+    assert set(vals) == {"plain", "per-channel"} and qt["metric"]["val"] == max(vals.values())
+    assert qt["size_bytes"] < _rows(manifest, "export")["teacher"]["size_bytes"]
+    assert not (tiny_run / "quantize" / "teacher-int8-dynamic-plain.onnx").exists()  # the loser is not kept
     fp32 = _rows(manifest, "export")["pruned"]["size_bytes"]
     for name, r in rows.items():
         assert r["size_bytes"] < fp32 and 0 <= r["metric"]["test"] <= 100

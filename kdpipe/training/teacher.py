@@ -1,0 +1,48 @@
+"""The teacher a run distills from: built (a given one with its weights), and trained on this data
+when it was not given or `teacher.finetune` asks for it. The distill stage and `kdpipe sweep` (which
+trains one teacher for every point) both take it from here."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from kdpipe.data.splits import labelled
+from kdpipe.pipeline.artifacts import sha256_file
+from kdpipe.training.loop import FitResult, fit, resolve_device, seed_everything
+
+
+def history(r: FitResult) -> dict:
+    """What a training run records in the manifest."""
+    out = {"final_val": r.final_val, "seconds_per_step": r.seconds_per_step, "history": r.history}
+    return {**out, "teacher_cache": r.teacher_cache} if r.teacher_cache else out
+
+
+def steps_scale(data) -> float:
+    """With data.label_fraction < 1, what learns from labels alone (a teacher trained here, the no-KD
+    baseline) sees only the labelled rows, for as many steps as a pass over every row takes: this many
+    times the epochs."""
+    return len(data.train) / max(len(labelled(data.train)), 1)
+
+
+def prepare_teacher(cfg, task, data, *, checkpoint=None, quiet: bool = False):
+    """(teacher model, spec to rebuild it, what the manifest records of it)."""
+    hard_loss, _ = task.losses(cfg)
+    seed_everything(cfg.seed)
+    teacher, spec = task.build("teacher", cfg, data)
+    record: dict = {}
+    given = cfg.teacher.weights or cfg.teacher.model.startswith("hf:")
+    if given:
+        record["source"] = cfg.teacher.weights or cfg.teacher.model
+        if cfg.teacher.weights:
+            record["sha256"] = sha256_file(Path(cfg.teacher.weights))
+    # trained here, or a given one fine-tuned on this data first (an embedding teacher, with no labels to
+    # learn from, is always used as it is)
+    if (not given or cfg.teacher.finetune) and hard_loss is not None:
+        tc = cfg.teacher.train
+        r = fit(teacher, labelled(data.train), data.val, epochs=round(tc.epochs * steps_scale(data)), lr=tc.lr,
+                weight_decay=tc.weight_decay, warmup=tc.warmup, seed=cfg.seed, loss_fn=hard_loss, desc="teacher",
+                checkpoint=checkpoint, batch_size=cfg.data.batch_size, micro_batch_size=cfg.data.micro_batch_size,
+                device=resolve_device(cfg.device, cfg.precision), precision=cfg.precision, quiet=quiet,
+                metric=task.metric)
+        record.update(history(r))
+    return teacher, spec, record
