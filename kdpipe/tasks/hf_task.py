@@ -133,6 +133,9 @@ class HFTask(Task):
     def check_outputs(self, data, teacher: HFModule, shapes: dict) -> None:
         """Task-specific checks of the output shapes for the first two training inputs."""
 
+    def check_models(self, data, models: dict) -> None:
+        """Task-specific checks of what the built models compute ({role: model})."""
+
     def preflight(self, cfg, data) -> None:
         teacher, _ = self.build("teacher", cfg, data)
         student, spec = self.build("student", cfg, data, teacher)
@@ -144,6 +147,7 @@ class HFTask(Task):
         with torch.inference_mode():
             shapes = {role: tuple(m.eval()(ids).shape) for role, m in (("teacher", teacher), ("student", student))}
         self.check_outputs(data, teacher, shapes)
+        self.check_models(data, {"teacher": teacher, "student": student})
         if shapes["teacher"] != shapes["student"]:
             raise ModelError(f"teacher and student outputs do not line up: {shapes['teacher']} vs {shapes['student']} "
                              f"for 2 samples")
@@ -196,11 +200,37 @@ class HFTask(Task):
             if self.pool:
                 self._export_pooled(model, data, out, opset)
                 return
+            if not self._optimum_exports(model):  # e.g. BERT as a causal LM (is_decoder): torch.onnx directly
+                self._export_torch(model, data, out, opset)
+                return
             from optimum.exporters.onnx import main_export
 
             main_export(str(saved), tmp, task=self.optimum_task, opset=opset, device="cpu",
                         do_validation=False, library_name="transformers")
             shutil.move(str(Path(tmp) / "model.onnx"), out)
+
+    def _optimum_exports(self, model) -> bool:
+        """Whether optimum has an ONNX recipe for this model type and task."""
+        import optimum.exporters.onnx.model_configs  # noqa: F401  (registers the ONNX recipes)
+        from optimum.exporters.tasks import TasksManager
+
+        try:
+            tasks = TasksManager.get_supported_tasks_for_model_type(model.hf.config.model_type, "onnx",
+                                                                     library_name="transformers")
+        except KeyError:
+            return False
+        return self.optimum_task in tasks
+
+    def _export_torch(self, model, data, out, opset) -> None:
+        """torch.onnx for what optimum has no recipe for: the same inputs and output names as optimum's
+        export (input_ids, attention_mask -> logits), dynamic batch and sequence axes."""
+        ids = torch.from_numpy(data.train.x[:2])
+        if ids.dim() == 3:
+            ids = ids[:, 0]
+        torch.onnx.export(model.eval(), (ids, torch.ones_like(ids)), str(out), opset_version=opset, dynamo=False,
+                          input_names=["input_ids", "attention_mask"], output_names=["logits"],
+                          dynamic_axes={n: {0: "batch", 1: "sequence"} for n in ("input_ids", "attention_mask",
+                                                                                  "logits")})
 
     @staticmethod
     def _export_pooled(model, data, out, opset) -> None:
@@ -219,8 +249,8 @@ class HFTask(Task):
         from onnxruntime.transformers.optimizer import optimize_model
 
         config = model.hf.config
-        if config.model_type not in FUSABLE:
-            return None
+        if config.model_type not in FUSABLE or (config.model_type != "gpt2" and getattr(config, "is_decoder", False)):
+            return None  # onnxruntime's BERT fusions assume bidirectional attention: not for a causal BERT
         with contextlib.redirect_stdout(io.StringIO()):
             fused = optimize_model(str(onnx_path), model_type=FUSABLE[config.model_type],
                                    num_heads=config.num_attention_heads, hidden_size=config.hidden_size, opt_level=1)

@@ -62,6 +62,26 @@ class LanguageModel(HFTask):
             if a is not None and b is not None and a != b:
                 raise ModelError(f"teacher and student special tokens differ: {attr} {a} vs {b}")
 
+    def check_models(self, data, models: dict) -> None:
+        """causal-lm: a model that attends to later tokens sees the one it must predict (BERT without
+        is_decoder: bidirectional attention) and learns to copy it. Measured, whatever the
+        architecture: change the last token of a block, and no earlier position may notice."""
+        if self.kind != "causal":
+            return
+        import torch
+
+        ids = torch.from_numpy(data.train.x[:1]).clone()
+        changed = ids.clone()
+        changed[0, -1] = (changed[0, -1] + 1) % len(data.tokenizer)
+        for role, model in models.items():
+            with torch.inference_mode():
+                a, b = model.eval()(ids)[:, :-1], model(changed)[:, :-1]
+            if not torch.allclose(a, b, atol=1e-4):
+                cfg = model.hf.config
+                hint = " (set is_decoder: true in its params for a causal mask)" if hasattr(cfg, "is_decoder") else ""
+                raise ModelError(f"{role}.model: a {cfg.model_type} model that attends to later tokens cannot learn "
+                                 f"next-token prediction: it sees the token it must predict{hint}")
+
     def check_outputs(self, data, teacher, shapes) -> None:
         expected = (*data.train.x[:2].shape, teacher.hf.config.vocab_size)
         if shapes["teacher"] != expected:

@@ -129,3 +129,31 @@ def test_sparse_cache_config_errors(tmp_path, capsys, task, change, message):
     cfg = lm_config(tmp_path, "causal-lm", **{"task": task, "distill.cache_format": "topk", **change})
     assert run_cli("distill", str(cfg)) == 2
     assert message in capsys.readouterr().err
+
+
+BERT_STUDENT = {"num_hidden_layers": 1, "hidden_size": 32, "num_attention_heads": 2, "intermediate_size": 64}
+
+
+def test_an_encoder_architecture_student_learns_next_tokens_through_every_stage(tmp_path):
+    """BERT with a causal mask (is_decoder: transformers' BertLMHeadModel) as the student of the GPT-2
+    teacher: optimum has no text-generation recipe for BERT, so it exports through torch.onnx, with
+    parity, int8 and a bundle."""
+    cfg = lm_config(tmp_path, "causal-lm", **{"student.model": "hf-config:bert",
+                                              "student.params": {**BERT_STUDENT, "is_decoder": True},
+                                              "benchmark.providers": ["cpu"]})
+    assert run_cli("all", str(cfg), "-q") == 0
+    out = json.loads((tmp_path / "run" / "manifest.json").read_text())["stages"]
+    assert all(p["max_abs_diff"] < 1e-4 and p["agreement"] == 100.0 for p in out["export"]["outputs"]["parity"].values())
+    rows = {r["variant"]: r for r in out["quantize"]["outputs"]["variants"]}
+    assert rows["student-int8-dynamic"]["metric"]["test"] > 1 and "student-fp32-fused" not in rows  # no BERT fusions
+    bundle = tmp_path / "run" / "export" / "bundle"
+    assert json.loads((bundle / "config.json").read_text())["is_decoder"] is True
+    assert (bundle / "model.onnx").is_file() and (bundle / "README.md").is_file()
+
+
+def test_a_bidirectional_encoder_is_refused_for_next_token_prediction(tmp_path, capsys):
+    cfg = lm_config(tmp_path, "causal-lm", **{"student.model": "hf-config:bert", "student.params": BERT_STUDENT})
+    assert run_cli("all", str(cfg)) == 2
+    err = capsys.readouterr().err
+    assert "student.model: a bert model that attends to later tokens cannot learn next-token prediction" in err
+    assert "is_decoder: true" in err and not (tmp_path / "run").exists()
