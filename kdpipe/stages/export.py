@@ -112,8 +112,9 @@ def _model_card(ctx, chosen: dict, info: dict, onnx_rows: list[dict], written: d
 
     m = task.metric
     return ModelCard(
-        title=f"{cfg.name}: {_label(chosen)}", task=info.get("task", task.name) if task.name != "classification"
-        or "tokenizer" not in info else "text-classification", variant=_label(chosen),
+        title=f"{cfg.name}: {_label(chosen)}",
+        task="text-classification" if task.name == "classification" and "tokenizer" in info else task.name,
+        variant=_label(chosen),
         precision=chosen["format"].removeprefix("onnx-"), metric_name=m.name,
         metric_unit=m.unit, higher_is_better=m.higher_is_better, made=made, rows=rows, test_samples=len(splits.test),
         data_source=cfg.data.source, machine={**machine_info(), "threads": threads, "onnxruntime": onnxruntime.__version__},
