@@ -186,3 +186,40 @@ def text_outputs(folder: Path, session, info: dict, texts: list[str], batch_size
 def predict_texts(folder: Path, session, info: dict, texts: list[str]):
     """(predicted class index, probability) per text."""
     return _top_class(text_outputs(folder, session, info, texts))
+
+
+def lm_outputs(folder: Path, session, info: dict, texts: list[str], continue_tokens: int = 20) -> list[dict]:
+    """Language-model bundles, one text at a time (no padding, as they were trained on packed text).
+    causal-lm: the text's perplexity under the model and a greedy continuation; masked-lm: the text
+    with each mask token replaced by the model's top prediction."""
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(folder)
+    names = [i.name for i in session.get_inputs()]
+    max_len = info["max_sequence_length"]
+
+    def logits(ids: list[int]) -> np.ndarray:
+        x = np.asarray([ids[-max_len:]], dtype=np.int64)
+        feeds = {"input_ids": x, "attention_mask": np.ones_like(x), "token_type_ids": np.zeros_like(x),
+                 "position_ids": np.arange(x.shape[1], dtype=np.int64)[None]}
+        return session.run(None, {n: feeds[n] for n in names})[0][0].astype(np.float64)
+
+    out = []
+    for text in texts:
+        ids = tok(text, add_special_tokens=info["task"] == "masked-lm")["input_ids"][:max_len]
+        if info["task"] == "masked-lm":
+            lg, filled = logits(ids), list(ids)
+            for pos in [i for i, t in enumerate(ids) if t == tok.mask_token_id]:
+                filled[pos] = int(lg[pos].argmax())
+            out.append({"filled": tok.decode(filled, skip_special_tokens=True)})
+            continue
+        lg = logits(ids)
+        logp = lg - (lg.max(-1, keepdims=True) + np.log(np.exp(lg - lg.max(-1, keepdims=True)).sum(-1, keepdims=True)))
+        nll = -np.mean([logp[i, ids[i + 1]] for i in range(len(ids) - 1)]) if len(ids) > 1 else float("nan")
+        generated = list(ids)
+        for _ in range(continue_tokens):  # greedy; the whole (cut) sequence each step: no KV cache in the graph
+            generated.append(int(logits(generated)[-1].argmax()))
+            if generated[-1] == tok.eos_token_id:
+                break
+        out.append({"perplexity": float(np.exp(nll)), "continuation": tok.decode(generated[len(ids):])})
+    return out

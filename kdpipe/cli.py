@@ -144,17 +144,21 @@ def show_config(config, overrides):
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per input sample.")
 def predict_cmd(bundle, inputs, as_json):
     """Run a bundle on inputs. Classifiers of arrays: .npz (array x, shaped like the model's input or
-    as flat rows), CSV (feature columns) or image files; text classifiers and embedders: .txt (one text
-    a line) or .jsonl ("text" field) files. Prints the label and its probability, or the embedding."""
-    from kdpipe.bundle import load_bundle, predict, predict_texts, read_inputs, read_texts, text_outputs
+    as flat rows), CSV (feature columns) or image files; text bundles: .txt (one text a line) or .jsonl
+    ("text" field) files. Prints the label and its probability (classifiers), the embedding (embedders),
+    the perplexity and a greedy continuation (causal-lm) or the text with its masks filled (masked-lm)."""
+    from kdpipe.bundle import (lm_outputs, load_bundle, predict, predict_texts, read_inputs, read_texts,
+                               text_outputs)
 
     sess, info = load_bundle(bundle)
     task = info.get("task", "classification")
-    if task not in ("classification", "embedding"):
-        raise KdpipeError(f"{bundle}: a {task} bundle; `kdpipe predict` runs classification and embedding bundles. "
-                          "Run a language model with onnxruntime and its tokenizer.json, or optimum's ORTModelFor... "
-                          "classes (README: 'Text bundles in an app')")
     for path in inputs:
+        if task in ("causal-lm", "masked-lm"):
+            for i, r in enumerate(lm_outputs(bundle, sess, info, read_texts(path))):
+                click.echo(json.dumps({"input": str(path), "index": i, **r}) if as_json else
+                           f"{path}[{i}]\t" + "\t".join(f"{k}: {v:.2f}" if isinstance(v, float) else f"{k}: {v!r}"
+                                                        for k, v in r.items()))
+            continue
         if task == "embedding":
             for i, vec in enumerate(text_outputs(bundle, sess, info, read_texts(path))):
                 values = [round(float(v), 6) for v in vec]

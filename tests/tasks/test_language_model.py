@@ -103,10 +103,36 @@ def test_vocabulary_mismatch_is_refused_before_training(tmp_path, capsys):
     assert not (tmp_path / "run").exists()
 
 
-def test_predict_refuses_a_language_model_bundle_clearly(lm_run, capsys):
+def test_predict_scores_and_continues_or_fills_masks(lm_run, tmp_path, capsys):
+    """causal-lm: each line's perplexity (the metric's own arithmetic on the bundle's logits) and a
+    greedy continuation; masked-lm: the line with its mask tokens filled."""
+    import onnxruntime as ort
+    from transformers import AutoTokenizer
+
+    from kdpipe.tasks.base import PERPLEXITY
+
     task, run = lm_run
-    assert run_cli("predict", str(run / "export" / "bundle"), "whatever.txt") == 2
-    assert f"a {task} bundle; `kdpipe predict` runs classification and embedding bundles" in capsys.readouterr().err
+    bundle = run / "export" / "bundle"
+    tok = AutoTokenizer.from_pretrained(bundle)
+    lines = ["The for statement iterates over the items of a sequence.", "A class defines new objects."]
+    if task == "masked-lm":
+        lines = [f"The for statement iterates over the {tok.mask_token} of a sequence."]
+    (tmp_path / "in.txt").write_text("\n".join(lines) + "\n")
+    capsys.readouterr()
+    assert run_cli("predict", str(bundle), str(tmp_path / "in.txt"), "--json") == 0
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert len(rows) == len(lines)
+    if task == "masked-lm":
+        assert tok.mask_token not in rows[0]["filled"] and rows[0]["filled"].startswith("the for statement")
+        return
+    sess = ort.InferenceSession(str(bundle / "model.onnx"), providers=["CPUExecutionProvider"])
+    for line, row in zip(lines, rows):
+        max_len = json.loads((bundle / "kdpipe.json").read_text())["max_sequence_length"]
+        ids = np.asarray([tok(line)["input_ids"][:max_len]], dtype=np.int64)  # predict cuts there too
+        feeds = {"input_ids": ids, "attention_mask": np.ones_like(ids), "position_ids": np.arange(ids.shape[1])[None]}
+        logits = sess.run(None, {i.name: feeds[i.name] for i in sess.get_inputs()})[0]
+        want = PERPLEXITY.finish(*PERPLEXITY.partial(logits, ids))
+        assert row["perplexity"] == pytest.approx(want, rel=1e-6) and isinstance(row["continuation"], str)
 
 
 @pytest.mark.parametrize("fmt", ["topk", "sampled"])
