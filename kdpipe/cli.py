@@ -46,17 +46,23 @@ def cli(debug):
         os.environ["KDPIPE_DEBUG"] = "1"
 
 
-def _run(config: Path, overrides, force: bool, quiet: bool, stages: list[str]):
-    from kdpipe import distributed
-    from kdpipe.pipeline import runner
+def _load(config: Path, overrides, quiet: bool):
+    """The config, with the quiet setting and the config's folder importable for python: models."""
+    from kdpipe.models import factory
     from kdpipe.pipeline.config import load_config
     from kdpipe.progress import set_quiet
-
-    from kdpipe.models import factory
 
     set_quiet(quiet)
     cfg = load_config(config, overrides)
     factory.EXTRA_IMPORT_ROOTS[:] = [config.resolve().parent]  # python:module:factory beside the config
+    return cfg
+
+
+def _run(config: Path, overrides, force: bool, quiet: bool, stages: list[str]):
+    from kdpipe import distributed
+    from kdpipe.pipeline import runner
+
+    cfg = _load(config, overrides, quiet)
     distributed.init()  # no-op unless launched by torchrun / accelerate launch
     # what a hint to run another stage must repeat so that it runs on the same folder and config
     hint = shlex.join([str(config), *(a for o in overrides for a in ("--set", o))])
@@ -114,14 +120,9 @@ def sweep_cmd(config, overrides, shard, quiet):
     """Train every student size of sweep.students with and without KD over sweep.seeds (and
     sweep.label_fractions), one shared teacher; write sweep.md, sweep.json and sweep.html with plots.
     Rerun the same command to continue a stopped sweep: finished points are skipped."""
-    from kdpipe.models import factory
-    from kdpipe.pipeline.config import load_config
     from kdpipe.pipeline.sweep import parse_shard, run_sweep
-    from kdpipe.progress import set_quiet
 
-    set_quiet(quiet)
-    cfg = load_config(config, overrides)
-    factory.EXTRA_IMPORT_ROOTS[:] = [config.resolve().parent]
+    cfg = _load(config, overrides, quiet)
     out = run_sweep(cfg, shard=parse_shard(shard), quiet=quiet)
     if out is not None:
         click.echo(out.read_text(), nl=False)

@@ -15,7 +15,8 @@ def _kdpipe(*args, cwd=None):
     return subprocess.run([sys.executable, "-m", "kdpipe", *args], capture_output=True, text=True, cwd=cwd)
 
 
-@pytest.mark.parametrize("cmd", ["all", "distill", "prune", "quantize", "export", "benchmark", "report", "show-config", "predict"])
+@pytest.mark.parametrize("cmd", ["all", "distill", "prune", "quantize", "export", "benchmark", "report", "sweep", "show-config",
+                                 "predict"])
 def test_every_command_has_help(cmd):
     r = _kdpipe(cmd, "--help")
     assert r.returncode == 0 and "Usage:" in r.stdout
