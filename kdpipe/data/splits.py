@@ -19,7 +19,8 @@ from kdpipe.errors import DataError
 @dataclass
 class Split:
     x: np.ndarray  # preprocessed float32
-    y: np.ndarray  # int64
+    y: np.ndarray  # int64; IGNORE where data.label_fraction hid the label
+    y_all: np.ndarray | None = None  # every label, before any was hidden (for teacher.labels: all)
 
     def __len__(self) -> int:
         return len(self.y)
@@ -99,7 +100,7 @@ def hide_labels(split: Split, fraction: float, seed: int) -> Split:
     for cls in np.unique(split.y):
         idx = rng.permutation(np.flatnonzero(split.y == cls))
         y[idx[max(1, int(round(fraction * len(idx)))):]] = IGNORE
-    return Split(split.x, y)
+    return Split(split.x, y, y_all=split.y)
 
 
 def labelled(split: Split) -> Split:
@@ -108,6 +109,11 @@ def labelled(split: Split) -> Split:
 
     keep = split.y != IGNORE
     return split if keep.all() else Split(split.x[keep], split.y[keep])
+
+
+def with_every_label(split: Split) -> Split:
+    """The split as it was before data.label_fraction hid labels."""
+    return split if split.y_all is None else Split(split.x, split.y_all)
 
 
 @lru_cache(maxsize=4)

@@ -70,6 +70,9 @@ class TeacherConfig(Section):
     finetune: bool = Field(False, description="train a given teacher (hf: or weights) on the data first, "
                                               "with teacher.train")
     train: TrainConfig = Field(default_factory=lambda: TrainConfig(epochs=15))
+    labels: Literal["kept", "all"] = Field("kept", description="a teacher trained here, with data.label_fraction < 1: "
+                                           "from the kept labels only, or from every training label (a teacher made "
+                                           "where more labels were at hand than the student's data keeps)")
 
 
 class StudentConfig(Section):
@@ -385,6 +388,14 @@ def dump_config(cfg: Config) -> str:
     return yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False)
 
 
+# Keys added after runs were recorded, with the value that behaves as before they existed: left out of
+# a stage's recorded config (and fingerprint) at that value, so adding them does not rerun old runs.
+ADDED_LATER = {("teacher", "labels"): "kept"}
+
+
 def section_dict(cfg: Config, names: tuple[str, ...]) -> dict:
     full = cfg.model_dump(mode="json")
+    for (section, key), neutral in ADDED_LATER.items():
+        if section in full and full[section].get(key) == neutral:
+            del full[section][key]
     return {n: full[n] for n in names}

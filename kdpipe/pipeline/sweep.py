@@ -96,9 +96,10 @@ def shared_teacher(cfg: Config, root: Path, quiet: bool) -> dict:
             saved = task.save(model.cpu(), folder, "teacher", spec, data)
             atomic_write_json(done, {"path": saved.name, "training": record})
     saved = folder / json.loads(done.read_text())["path"]
+    given = {"finetune": False, "labels": "kept"}  # trained already: which labels it saw is in its weights
     if saved.is_dir():  # a transformers folder: the points take it as a given model, tokenizer included
-        return {"model": f"hf:{saved}", "params": {}, "finetune": False, "weights": None}
-    return {"weights": str(saved), "finetune": False}
+        return {"model": f"hf:{saved}", "params": {}, "weights": None, **given}
+    return {"weights": str(saved), **given}
 
 
 def run_sweep(cfg: Config, *, shard: tuple[int, int] = (1, 1), quiet: bool = False,

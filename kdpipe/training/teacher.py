@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from kdpipe.data.splits import labelled
+from kdpipe.data.splits import labelled, with_every_label
 from kdpipe.pipeline.artifacts import sha256_file
 from kdpipe.training.loop import FitResult, fit, resolve_device, seed_everything
 
@@ -39,10 +39,12 @@ def prepare_teacher(cfg, task, data, *, checkpoint=None, quiet: bool = False):
     # learn from, is always used as it is)
     if (not given or cfg.teacher.finetune) and hard_loss is not None:
         tc = cfg.teacher.train
-        r = fit(teacher, labelled(data.train), data.val, epochs=round(tc.epochs * steps_scale(data)), lr=tc.lr,
+        every = cfg.teacher.labels == "all"
+        train = with_every_label(data.train) if every else labelled(data.train)
+        r = fit(teacher, train, data.val, epochs=tc.epochs if every else round(tc.epochs * steps_scale(data)), lr=tc.lr,
                 weight_decay=tc.weight_decay, warmup=tc.warmup, seed=cfg.seed, loss_fn=hard_loss, desc="teacher",
                 checkpoint=checkpoint, batch_size=cfg.data.batch_size, micro_batch_size=cfg.data.micro_batch_size,
                 device=resolve_device(cfg.device, cfg.precision), precision=cfg.precision, quiet=quiet,
                 metric=task.metric)
-        record.update(history(r))
+        record.update(history(r), labels_seen=len(labelled(train)))
     return teacher, spec, record
