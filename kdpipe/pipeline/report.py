@@ -69,7 +69,9 @@ def build_report(manifest: dict, providers: list[str], batch_sizes: list[int]) -
         "kd": _kd_summary(rows, metric),
         "prune": _prune_summary(out("prune")),
         "bundle": out("export").get("bundle"),
-        "splits": {"samples": out("distill").get("split_sizes"), "per_class": out("distill").get("class_counts")},
+        "splits": {"samples": out("distill").get("split_sizes"), "per_class": out("distill").get("class_counts"),
+                   # how many labels a teacher trained here saw (teacher.labels: all sees the hidden ones too)
+                   "teacher_labels": out("distill").get("training", {}).get("teacher", {}).get("labels_seen")},
         "machine": bench.get("machine"),
         "provider_status": bench.get("providers"),
         "stages": {name: {"seconds": e.get("seconds"), "started": e.get("started"), "peak_rss_mb": e.get("peak_rss_mb")}
@@ -314,6 +316,8 @@ def _splits_markdown(splits: dict) -> list[str]:
     if (per_class or {}).get("train_unlabelled"):
         lines.append(f"| train inputs without a label (data.label_fraction; KD only) | {per_class['train_unlabelled']:,} "
                      "| | |")
+        if splits.get("teacher_labels"):
+            lines.append(f"| training labels the teacher learnt from (teacher.labels) | {splits['teacher_labels']:,} | | |")
     return lines
 
 

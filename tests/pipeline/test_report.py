@@ -41,3 +41,20 @@ def test_kd_verdict_says_when_the_baseline_already_matches_the_teacher():
     assert "already matches the teacher" in _kd_summary(rows(97.3, 97.3, 96.6), ACCURACY)["verdict"]
     assert "try another temperature" in _kd_summary(rows(97.3, 94.0, 93.5), ACCURACY)["verdict"]
     assert _kd_summary(rows(97.3, 93.8, 94.3), ACCURACY)["verdict"].startswith("KD helped")
+
+
+def test_report_says_how_many_labels_student_and_teacher_learnt_from(tmp_path):
+    """data.label_fraction with teacher.labels: all: the splits table counts the unlabelled training
+    inputs and the labels the teacher saw (every one), and the teacher's record says so too."""
+    from tests.conftest import run_cli, write_config
+
+    cfg = write_config(tmp_path, {"data.label_fraction": 0.5, "teacher.labels": "all", "prune.enabled": False,
+                                  "quantize.enabled": False})
+    assert run_cli("all", str(cfg), "-q") == 0
+    report = json.loads((tmp_path / "run" / "report" / "report.json").read_text())
+    splits = report["splits"]
+    labelled = sum(splits["per_class"]["train"].values())
+    assert splits["per_class"]["train_unlabelled"] == splits["samples"]["train"] - labelled > 0
+    assert splits["teacher_labels"] == splits["samples"]["train"]
+    md = (tmp_path / "run" / "report" / "report.md").read_text()
+    assert f"| training labels the teacher learnt from (teacher.labels) | {splits['samples']['train']:,} |" in md
