@@ -33,6 +33,10 @@ def main() -> None:
     ap.add_argument("--set", dest="overrides", action="append", default=[])
     args = ap.parse_args()
     base = load_config(args.config, args.overrides)
+    if base.data.label_fraction < 1:  # this script trains on every label; the pipeline's few-label runs are a sweep
+        raise SystemExit(f"{args.config}: data.label_fraction is {base.data.label_fraction}; this script compares "
+                         "students trained on every label: use `kdpipe sweep` for few-label settings, or "
+                         "--set data.label_fraction=1")
     students = [[int(h) for h in s.split(",")] for s in (args.hidden or [])] or [base.student.params.get("hidden", [32])]
     settings = [tuple(float(v) for v in s.split(",")) for s in (args.kd or [])] or [(base.distill.temperature, base.distill.alpha)]
 

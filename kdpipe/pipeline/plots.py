@@ -1,4 +1,5 @@
-"""Report plots: the task's metric against file size and against latency, one point per variant."""
+"""Report plots: the task's metric against file size and against latency, one point per variant, with
+the Pareto frontier of the ONNX variants drawn as a dashed line."""
 
 from __future__ import annotations
 
@@ -19,19 +20,26 @@ def make_plots(report: dict, folder: Path) -> dict[str, str]:
     b = min(report["batch_sizes"])
     out = {}
     specs = [
-        ("accuracy_vs_size", "size (KB, log scale)", lambda r: r["size_bytes"] / 1024),
-        ("accuracy_vs_latency", f"CPU latency p50 at batch {b} (ms, log scale)",
+        ("accuracy_vs_size", "size", "size (KB, log scale)", lambda r: r["size_bytes"] / 1024),
+        ("accuracy_vs_latency", "latency", f"CPU latency p50 at batch {b} (ms, log scale)",
          lambda r: (r["latency"].get("cpu") or {}).get(str(b), {}).get("p50_ms")),
     ]
-    for name, xlabel, getx in specs:
+    from kdpipe.pipeline.frontier import label
+
+    for name, kind, xlabel, getx in specs:
         pts = [(getx(r), r["metric"]["value"], f"{r['variant']} ({r['format']})") for r in rows]
         pts = [p for p in pts if p[0]]
         if not pts:
             continue
         fig, ax = plt.subplots(figsize=(9, 4.5), dpi=100)
         markers = "osD^v<>pP*Xh"
-        for i, (x, y, label) in enumerate(pts):  # a legend, not annotations: close points would overlap
-            ax.scatter(x, y, marker=markers[i % len(markers)], s=40, label=label)
+        for i, (x, y, name_) in enumerate(pts):  # a legend, not annotations: close points would overlap
+            ax.scatter(x, y, marker=markers[i % len(markers)], s=40, label=name_)
+        on = set((report.get("frontier") or {}).get(kind, []))
+        edge = sorted((getx(r), r["metric"]["value"]) for r in rows
+                      if r["format"].startswith("onnx") and label(r) in on and getx(r))
+        if len(edge) > 1:
+            ax.plot(*zip(*edge), linestyle="--", color="grey", linewidth=1, zorder=0, label="Pareto frontier (ONNX)")
         ax.set_xscale("log")
         ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
         ax.xaxis.set_minor_formatter(NullFormatter())

@@ -9,6 +9,7 @@ from __future__ import annotations
 import html
 from datetime import datetime, timezone
 
+from kdpipe.pipeline.frontier import frontiers
 from kdpipe.tasks import get_task
 from kdpipe.units import fmt_size
 
@@ -57,7 +58,7 @@ def build_report(manifest: dict, providers: list[str], batch_sizes: list[int]) -
             **({"quantization": r["quantization"]} if "quantization" in r else {}),
             **({"parity": r["parity"]} if "parity" in r else {}),
         })
-    return {
+    report = {
         "schema_version": SCHEMA_VERSION,
         "name": manifest.get("name"),
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -79,6 +80,8 @@ def build_report(manifest: dict, providers: list[str], batch_sizes: list[int]) -
         "versions": manifest.get("versions"),
         "seed": manifest.get("config", {}).get("seed"),
     }
+    report["frontier"] = frontiers(report)
+    return report
 
 
 def _latency_cell(res: dict | None, status: dict | None, fmt: str) -> dict:
@@ -197,12 +200,33 @@ def notes(report: dict) -> list[str]:
         versus = versus_quantized_teacher(report)
         if versus:
             out.append(versus)
+    line = frontier_note(report)
+    if line:
+        out.append(line)
     m = report.get("machine")
     if m:
         out.append(f"Measured on {m['cpu']} ({m['cores']} cores; SIMD: {', '.join(m['simd']) or 'none listed'}).")
     out.append(f"The metric ({report['metric']['name']}) is on the test split; latency is p50 per call, throughput "
                "is samples per second; the torch teacher row is PyTorch eager, the others onnxruntime.")
     return out
+
+
+def frontier_note(report: dict) -> str | None:
+    """Which variants no other beats on both the metric and size (and batch-1 latency), and whether
+    the bundle is one of them."""
+    fr = report.get("frontier") or {}
+    if not fr:
+        return None
+    parts = [f"against size: {', '.join(fr['size'])}"] if fr.get("size") else []
+    if fr.get("latency"):
+        parts.append(f"against batch-{min(report['batch_sizes'])} CPU latency: {', '.join(fr['latency'])}")
+    line = "Pareto frontier (no other variant is both better and smaller/faster), " + "; ".join(parts) + "."
+    bundle = (report.get("bundle") or {}).get("variant")
+    if bundle:
+        on = [k for k in ("size", "latency") if bundle in fr.get(k, []) or f"{bundle}-fp32" in fr.get(k, [])]
+        line += (f" The bundle is on {' and '.join(on)} frontier{'s' if len(on) > 1 else ''}." if on else
+                 " The bundle is on neither: a variant listed there is at least as good and cheaper.")
+    return line
 
 
 def _row_of(report: dict, label: str) -> dict | None:

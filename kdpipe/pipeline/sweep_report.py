@@ -69,14 +69,17 @@ def summarise(cfg, results: list[dict]) -> dict:
 
 def findings(s: dict) -> list[str]:
     u, name = s["metric"]["unit"], s["metric"]["name"]
-    units = "points" if u == "%" else name
+    units = ("point" if s["within"] == 1 else "points") if u == "%" else name
+    seeds = f"{len(s['seeds'])} seed" + ("s" if len(s["seeds"]) > 1 else "")
     out = [f"Teacher: {s['teacher']['metric']:.2f}{u} test {name}, {s['teacher']['params']:,} parameters; every "
-           f"point shares it and the test split (mean and spread are over {len(s['seeds'])} seeds)."]
-    full = [r for r in s["table"] if r["label_fraction"] == max(s["label_fractions"])]
-    pays = [r["student"] for r in full if r["kd_gain"] > 0 and r["kd_wins"] * 2 > r["seeds"]]
-    not_pays = [r["student"] for r in full if r["student"] not in pays]
-    out.append(f"KD ahead of the same student without KD (mean, and on most seeds): {', '.join(pays) or 'none'}"
-               + (f"; not at: {', '.join(not_pays)}" if not_pays else "") + ".")
+           f"point shares it and the test split (mean and spread are over {seeds})."]
+    for fraction in sorted(s["label_fractions"], reverse=True):
+        rows = [r for r in s["table"] if r["label_fraction"] == fraction]
+        pays = [r["student"] for r in rows if r["kd_gain"] > 0 and r["kd_wins"] * 2 > r["seeds"]]
+        not_pays = [r["student"] for r in rows if r["student"] not in pays]
+        at = f" with {fraction:.0%} of the labels" if len(s["label_fractions"]) > 1 else ""
+        out.append(f"KD ahead of the same student without KD{at} (mean, and on most seeds): {', '.join(pays) or 'none'}"
+                   + (f"; not at: {', '.join(not_pays)}" if not_pays else "") + ".")
     for key, label in (("kd", "with KD"), ("no_kd", "without KD")):
         best = s["smallest_within"][key]
         out.append(f"Smallest student within {s['within']:g} {units} of the teacher {label}: {best or 'none'}.")
