@@ -5,6 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 
+def bundle_label(row: dict) -> str:
+    """A variant's name among the bundle candidates: torch models are exported, so the student's
+    onnx-fp32 row is `student-fp32` (quantized rows keep their names)."""
+    fp32 = row["format"] == "onnx-fp32" and "-fp32" not in row["variant"]
+    return f"{row['variant']}-fp32" if fp32 else row["variant"]
+
 
 def variant_row(variant: str, fmt: str, path: Path, rel: str, params: int, score: dict, made_by: str,
                 **extra) -> dict:

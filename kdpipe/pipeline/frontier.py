@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from typing import Callable
 
+from kdpipe.variants import bundle_label
+
 
 def pareto(points: list[tuple[str, float, float]], higher_is_better: bool) -> list[str]:
     """points: (name, cost, metric). The names on the frontier, cheapest first: a point is on it when
@@ -21,14 +23,11 @@ def pareto(points: list[tuple[str, float, float]], higher_is_better: bool) -> li
 
 
 def cost_of(report: dict, kind: str) -> Callable[[dict], float | None]:
+    """A report row's file size, or its CPU p50 at the smallest batch (None where not measured)."""
     b = str(min(report["batch_sizes"]))
     if kind == "size":
         return lambda r: r["size_bytes"]
     return lambda r: (r["latency"].get("cpu") or {}).get(b, {}).get("p50_ms")
-
-
-def label(row: dict) -> str:
-    return row["variant"] if row["format"] != "onnx-fp32" or "-fp32" in row["variant"] else f"{row['variant']}-fp32"
 
 
 def frontiers(report: dict) -> dict[str, list[str]]:
@@ -38,7 +37,7 @@ def frontiers(report: dict) -> dict[str, list[str]]:
     out = {}
     for kind in ("size", "latency"):
         cost = cost_of(report, kind)
-        pts = [(label(r), cost(r), r["metric"]["value"]) for r in report["rows"] if r["format"].startswith("onnx")]
+        pts = [(bundle_label(r), cost(r), r["metric"]["value"]) for r in report["rows"] if r["format"].startswith("onnx")]
         pts = [p for p in pts if p[1] is not None and p[2] is not None]
         if pts:
             out[kind] = pareto(pts, higher)

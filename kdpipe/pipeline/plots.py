@@ -19,13 +19,13 @@ def make_plots(report: dict, folder: Path) -> dict[str, str]:
     rows = report["rows"]
     b = min(report["batch_sizes"])
     out = {}
+    from kdpipe.pipeline.frontier import cost_of
+    from kdpipe.variants import bundle_label
+
     specs = [
         ("accuracy_vs_size", "size", "size (KB, log scale)", lambda r: r["size_bytes"] / 1024),
-        ("accuracy_vs_latency", "latency", f"CPU latency p50 at batch {b} (ms, log scale)",
-         lambda r: (r["latency"].get("cpu") or {}).get(str(b), {}).get("p50_ms")),
+        ("accuracy_vs_latency", "latency", f"CPU latency p50 at batch {b} (ms, log scale)", cost_of(report, "latency")),
     ]
-    from kdpipe.pipeline.frontier import label
-
     for name, kind, xlabel, getx in specs:
         pts = [(getx(r), r["metric"]["value"], f"{r['variant']} ({r['format']})") for r in rows]
         pts = [p for p in pts if p[0]]
@@ -37,7 +37,7 @@ def make_plots(report: dict, folder: Path) -> dict[str, str]:
             ax.scatter(x, y, marker=markers[i % len(markers)], s=40, label=name_)
         on = set((report.get("frontier") or {}).get(kind, []))
         edge = sorted((getx(r), r["metric"]["value"]) for r in rows
-                      if r["format"].startswith("onnx") and label(r) in on and getx(r))
+                      if r["format"].startswith("onnx") and bundle_label(r) in on and getx(r))
         if len(edge) > 1:
             ax.plot(*zip(*edge), linestyle="--", color="grey", linewidth=1, zorder=0, label="Pareto frontier (ONNX)")
         ax.set_xscale("log")

@@ -9,9 +9,10 @@ from __future__ import annotations
 import html
 from datetime import datetime, timezone
 
-from kdpipe.pipeline.frontier import frontiers
+from kdpipe.pipeline.frontier import cost_of, frontiers
 from kdpipe.tasks import get_task
 from kdpipe.units import fmt_size
+from kdpipe.variants import bundle_label
 
 SCHEMA_VERSION = 1
 NOT_AVAILABLE = "not available"
@@ -232,7 +233,7 @@ def frontier_note(report: dict) -> str | None:
 def _row_of(report: dict, label: str) -> dict | None:
     """A report row by its bundle label (`student-fp32` is the student's onnx-fp32 row)."""
     for r in report["rows"]:
-        if r["format"] != "torch" and (r["variant"] == label or f"{r['variant']}-fp32" == label):
+        if r["format"] != "torch" and label in (r["variant"], bundle_label(r)):
             return r
     return None
 
@@ -244,7 +245,7 @@ def versus_quantized_teacher(report: dict) -> str | None:
     if not bundle or not qt or bundle is qt:
         return None
     m, b = report["metric"], str(min(report["batch_sizes"]))
-    lat = lambda r: (r["latency"].get("cpu") or {}).get(b, {}).get("p50_ms")  # noqa: E731
+    lat = cost_of(report, "latency")
     worse = bundle["metric_drop_points"] - qt["metric_drop_points"]  # > 0: the bundle scores worse
     smaller = qt["size_bytes"] / bundle["size_bytes"]
     faster = lat(qt) / lat(bundle) if lat(qt) and lat(bundle) else None

@@ -15,7 +15,7 @@ from kdpipe.runtime.onnx_convert import set_metadata
 from kdpipe.runtime.machine import default_threads, machine_info
 from kdpipe.runtime.sessions import make_session, timed_call
 from kdpipe.runtime.timing import measure
-from kdpipe.variants import variant_row
+from kdpipe.variants import bundle_label, variant_row
 
 NAME = "export"
 REQUIRES = ("distill", "prune", "quantize")
@@ -40,7 +40,7 @@ def run(ctx) -> dict:
         rows.append(variant_row(name, "onnx-fp32", out, ctx.rel(out), src["params"],
                                 score(onnx_pred, splits, task.metric, reference), NAME, source=name,
                                 parity=parity[name]))
-        written[_label(rows[-1])] = out  # still in the staging folder, not yet at its recorded path
+        written[bundle_label(rows[-1])] = out  # still in the staging folder, not yet at its recorded path
         say(f"[export] {name}: max |torch - onnx| = {parity[name]['max_abs_diff']:.2e}, "
             f"predictions agree on {parity[name]['agreement']:.2f}% of validation outputs")
 
@@ -48,10 +48,10 @@ def run(ctx) -> dict:
     chosen = choose_bundle(cfg.export, rows + quantized["variants"], quantized, task.metric)
     source = chosen.get("source", chosen["variant"])
     source_row = next(r for r in torch_rows if r["variant"] == source)
-    info = task.write_bundle(ctx.out / "bundle", written.get(_label(chosen)) or ctx.file(chosen["path"]),
-                             _label(chosen), ctx.file(source_row["path"]), splits, chosen["metric"], cfg)
+    info = task.write_bundle(ctx.out / "bundle", written.get(bundle_label(chosen)) or ctx.file(chosen["path"]),
+                             bundle_label(chosen), ctx.file(source_row["path"]), splits, chosen["metric"], cfg)
     write_model_card(ctx.out / "bundle", _model_card(ctx, chosen, info, rows + quantized["variants"], written))
-    say(f"[export] bundle: {_label(chosen)} -> {ctx.out.name}/bundle/ ({', '.join(sorted(os.listdir(ctx.out / 'bundle')))})")
+    say(f"[export] bundle: {bundle_label(chosen)} -> {ctx.out.name}/bundle/ ({', '.join(sorted(os.listdir(ctx.out / 'bundle')))})")
     return {"variants": rows, "parity": parity, "bundle": {"path": f"{NAME}/bundle", "variant": info["variant"]}}
 
 
@@ -66,18 +66,18 @@ def _model_card(ctx, chosen: dict, info: dict, onnx_rows: list[dict], written: d
     cfg, task, splits = ctx.cfg, ctx.task, ctx.splits
     distill = ctx.upstream("distill")
     torch_rows = {r["variant"]: r for r in distill["variants"]}
-    by_label = {_label(r): r for r in onnx_rows}
+    by_label = {bundle_label(r): r for r in onnx_rows}
     threads = cfg.benchmark.threads or default_threads()
     x = splits.test.x[:1]
 
     def latency(row):
-        sess, _ = make_session(written.get(_label(row)) or ctx.file(row["path"]), "cpu", threads)
+        sess, _ = make_session(written.get(bundle_label(row)) or ctx.file(row["path"]), "cpu", threads)
         names = [i.name for i in sess.get_inputs()]
         return measure(timed_call(sess, task.feeds(names, x), "cpu"), warmup=5, min_seconds=0.5, min_runs=20,
                        batch=1)["p50_ms"]
 
     bundle_model = ctx.out / "bundle" / info["model"]
-    rows = [Row(f"**this model** ({_label(chosen)})", chosen["metric"]["test"], bundle_model.stat().st_size,
+    rows = [Row(f"**this model** ({bundle_label(chosen)})", chosen["metric"]["test"], bundle_model.stat().st_size,
                 latency(chosen))]
     if "teacher-int8-dynamic" in by_label:
         q = by_label["teacher-int8-dynamic"]
@@ -112,9 +112,9 @@ def _model_card(ctx, chosen: dict, info: dict, onnx_rows: list[dict], written: d
 
     m = task.metric
     return ModelCard(
-        title=f"{cfg.name}: {_label(chosen)}",
+        title=f"{cfg.name}: {bundle_label(chosen)}",
         task="text-classification" if task.name == "classification" and "tokenizer" in info else task.name,
-        variant=_label(chosen),
+        variant=bundle_label(chosen),
         precision=chosen["format"].removeprefix("onnx-"), metric_name=m.name,
         metric_unit=m.unit, higher_is_better=m.higher_is_better, made=made, rows=rows, test_samples=len(splits.test),
         data_source=cfg.data.source, machine={**machine_info(), "threads": threads, "onnxruntime": onnxruntime.__version__},
@@ -130,13 +130,6 @@ def check_parity(torch_predict, onnx_predict, x: np.ndarray) -> dict:
         "max_abs_diff": float(np.abs(a - b).max()),
         "agreement": float((a.argmax(-1) == b.argmax(-1)).mean() * 100.0),
     }
-
-
-def _label(row: dict) -> str:
-    """A variant's name among the bundle candidates: torch models are exported, so `student` ships as
-    `student-fp32` (`student` is accepted too)."""
-    fp32 = row["format"] == "onnx-fp32" and "-fp32" not in row["variant"]
-    return f"{row['variant']}-fp32" if fp32 else row["variant"]
 
 
 def possible_bundles(cfg) -> list[str]:
@@ -171,7 +164,7 @@ def check(cfg) -> None:
 def choose_bundle(ec, candidates: list[dict], quantized: dict, metric) -> dict:
     """auto: the best int8 variant on validation if it is within max_drop (metric units) of its fp32
     source, else the fp32 source."""
-    by_label = {_label(r): r for r in candidates}
+    by_label = {bundle_label(r): r for r in candidates}
     if ec.bundle != "auto":
         wanted = ec.bundle if ec.bundle in by_label else f"{ec.bundle}-fp32"
         if wanted not in by_label:  # possible under the config, but not made in this run (e.g. no fusions)

@@ -46,5 +46,5 @@ def prepare_teacher(cfg, task, data, *, checkpoint=None, quiet: bool = False):
                 checkpoint=checkpoint, batch_size=cfg.data.batch_size, micro_batch_size=cfg.data.micro_batch_size,
                 device=resolve_device(cfg.device, cfg.precision), precision=cfg.precision, quiet=quiet,
                 metric=task.metric)
-        record.update(history(r), labels_seen=len(labelled(train)))
+        record.update(history(r), labels_seen=len(train))
     return teacher, spec, record

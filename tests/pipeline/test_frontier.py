@@ -3,6 +3,7 @@
 import json
 
 from kdpipe.pipeline.frontier import pareto
+from kdpipe.variants import bundle_label
 
 
 def test_pareto_keeps_what_nothing_beats_on_both():
@@ -15,8 +16,7 @@ def test_pareto_keeps_what_nothing_beats_on_both():
 
 def test_report_marks_the_frontier_and_the_bundle(tiny_run):
     report = json.loads((tiny_run / "report" / "report.json").read_text())
-    onnx = {(r["variant"] if r["format"] != "onnx-fp32" else f"{r['variant']}-fp32"): r
-            for r in report["rows"] if r["format"].startswith("onnx")}
+    onnx = {bundle_label(r): r for r in report["rows"] if r["format"].startswith("onnx")}
     for kind, cost in (("size", lambda r: r["size_bytes"]),
                        ("latency", lambda r: r["latency"]["cpu"]["1"]["p50_ms"])):
         front = report["frontier"][kind]
