@@ -59,6 +59,17 @@ class HFModule(nn.Module):
         emb = (out.last_hidden_state * w).sum(1) / w.sum(1).clamp(min=1.0)  # mean over real tokens
         return emb if self.proj is None else self.proj(emb)
 
+    @torch.no_grad()
+    def start_projection(self, channels: list[int]) -> None:
+        """Start the projection as the map that puts each of the student's channels back where it
+        came from in the teacher's width, so a student sliced or pruned from the teacher starts from
+        the teacher's own embedding (restricted to the kept channels), not from a random map."""
+        if self.proj is None:
+            return
+        self.proj.weight.zero_()
+        self.proj.bias.zero_()
+        self.proj.weight[torch.as_tensor(channels), torch.arange(len(channels))] = 1.0
+
 
 def _auto(task: str):
     import transformers
@@ -128,15 +139,39 @@ def _narrow(config, widths: dict) -> None:
                          f"num_attention_heads {heads}")
 
 
-def derive_student(teacher: nn.Module, layers="every_other", widths: dict | None = None,
-                   init: str = "slice") -> tuple[nn.Module, list[int]]:
+def derive_student(teacher: nn.Module, layers="every_other", widths: dict | None = None, init: str = "slice",
+                   calibration=None) -> tuple[nn.Module, list[int], list[int] | None]:
     """Same architecture, fewer layers, initialised from the chosen teacher layers and all of the
     teacher's other weights (embeddings, final norm, head). Narrower `widths` (hidden_size,
     num_attention_heads, intermediate_size) change the shapes: each such tensor then starts as the
-    leading slice of the teacher's (init "slice") or fresh (init "fresh"); tensors whose shape is
-    unchanged are still copied. Returns (student, teacher layer indices)."""
+    leading slice of the teacher's (init "slice"), as the slice of the most important channels,
+    heads and neurons measured on `calibration` inputs (init "prune", kdpipe.models.hf_prune), or
+    fresh (init "fresh"); tensors whose shape is unchanged are still copied. `layers` may also be a
+    number: keep that many of the teacher's most important layers (measured on `calibration`).
+    Returns (student, teacher layer indices, teacher hidden channels the student's width holds, or
+    None when it starts fresh)."""
+    from kdpipe.models import hf_prune
+
     stack_name, stack = layer_list(teacher)
-    chosen = choose_layers(len(stack), layers)
+    widths = dict(widths or {})
+    imp = None
+    if init == "prune" or isinstance(layers, int):
+        if calibration is None:
+            raise ModelError("derive:teacher: init prune and a layer count need calibration inputs")
+        imp = hf_prune.measure_importance(teacher, calibration)
+    chosen = hf_prune.make_plan(teacher, imp, layers=layers).layers if isinstance(layers, int) \
+        else choose_layers(len(stack), layers)
+    if init == "prune":
+        plan = hf_prune.make_plan(teacher, imp, widths.pop("hidden_size", None), widths.pop("intermediate_size", None),
+                                  chosen)
+        heads = widths.pop("num_attention_heads", None)
+        if heads is not None and heads * teacher.config.hidden_size != len(plan.hidden) * teacher.config.num_attention_heads:
+            raise ModelError(f"student.params: init prune keeps the head size, so hidden_size {len(plan.hidden)} "
+                             f"takes {len(plan.hidden) * teacher.config.num_attention_heads // teacher.config.hidden_size}"
+                             f" heads, not {heads}")
+        if widths:
+            raise ModelError(f"student.params: init prune cannot set {', '.join(widths)}")
+        return hf_prune.apply_plan(teacher, plan), chosen, plan.hidden
     config = copy.deepcopy(teacher.config)
     config.num_hidden_layers = len(chosen)
     if widths:
@@ -157,4 +192,4 @@ def derive_student(teacher: nn.Module, layers="every_other", widths: dict | None
             state[key] = source[tuple(slice(0, n) for n in target.shape)].clone()
         # else: keep the fresh initialisation of the narrower student
     student.load_state_dict(state)
-    return student, chosen
+    return student, chosen, list(range(config.hidden_size)) if init == "slice" else None

@@ -123,6 +123,10 @@ class PruneConfig(Section):
     method: Literal["structured"] = "structured"
     ratio: float = Field(0.3, gt=0, lt=1)
     round_to: int | None = Field(None, ge=1, description="keep widths that are multiples of this (e.g. 8)")
+    hidden: float | None = Field(None, ge=0, lt=1, description="transformers: share of hidden channels removed, "
+                                                               "attention heads with them (default: ratio)")
+    ffn: float | None = Field(None, ge=0, lt=1, description="transformers: share of FFN neurons removed (default: ratio)")
+    layers: int = Field(0, ge=0, description="transformers: whole layers removed, the least important first")
     finetune: TrainConfig = Field(default_factory=lambda: TrainConfig(epochs=5, lr=5e-4))
 
 
@@ -390,7 +394,7 @@ def dump_config(cfg: Config) -> str:
 
 # Keys added after runs were recorded, with the value that behaves as before they existed: left out of
 # a stage's recorded config (and fingerprint) at that value, so adding them does not rerun old runs.
-ADDED_LATER = {("teacher", "labels"): "kept"}
+ADDED_LATER = {("teacher", "labels"): "kept", ("prune", "hidden"): None, ("prune", "ffn"): None, ("prune", "layers"): 0}
 
 
 def section_dict(cfg: Config, names: tuple[str, ...]) -> dict:

@@ -135,8 +135,8 @@ def _kd_summary(rows: list[dict], metric) -> dict | None:
 def _prune_summary(p: dict) -> dict | None:
     if not p or p.get("skipped"):
         return None
-    return {k: p[k] for k in ("ratio", "params_before", "params_after", "accuracy_before_recovery",
-                              "accuracy_after_recovery", "student_accuracy")}
+    return {k: p[k] for k in ("ratio", "removed", "params_before", "params_after", "accuracy_before_recovery",
+                              "accuracy_after_recovery", "student_accuracy") if k in p}
 
 
 # --- rendering -------------------------------------------------------------------------------
@@ -187,11 +187,13 @@ def notes(report: dict) -> list[str]:
         out.append(line)
     if report.get("prune"):
         p = report["prune"]
+        u = report["metric"]["unit"]
+        removed = p.get("removed", {}).get("removed") or f"{p['ratio']:.0%} of channels/neurons"
         out.append(
-            f"Pruning: {p['ratio']:.0%} of channels/neurons removed, params {p['params_before']:,} -> "
-            f"{p['params_after']:,}; test {report['metric']['name']} {p['student_accuracy']['test']:.2f}% before pruning, "
-            f"{p['accuracy_before_recovery']['test']:.2f}% right after, {p['accuracy_after_recovery']['test']:.2f}% "
-            "after the KD recovery fine-tune."
+            f"Pruning: {removed} removed, params {p['params_before']:,} -> "
+            f"{p['params_after']:,}; test {report['metric']['name']} {p['student_accuracy']['test']:.2f}{u} before "
+            f"pruning, {p['accuracy_before_recovery']['test']:.2f}{u} right after, "
+            f"{p['accuracy_after_recovery']['test']:.2f}{u} after the KD recovery fine-tune."
         )
     for p, st in (report.get("provider_status") or {}).items():
         if not st["available"]:

@@ -99,7 +99,9 @@ def _model_card(ctx, chosen: dict, info: dict, onnx_rows: list[dict], written: d
             + ", ".join(f"{k} {v}" for k, v in kd.items() if k != "cache_teacher") + "."]
     if ctx.has("prune"):
         p = ctx.upstream("prune")
-        made.append(f"Pruned: {p['ratio']:.0%} of channels/neurons removed ({p['params_before']:,} -> "
+        removed = p.get("removed", {}).get("removed") or f"{p['ratio']:.0%} of channels/neurons"
+        made.append(f"Pruned ({p.get('removed', {}).get('method', 'structured')}): {removed} removed "
+                    f"({p['params_before']:,} -> "
                     f"{p['params_after']:,} parameters), then a KD recovery fine-tune.")
     qi = chosen.get("quantization")
     made.append("Exported to ONNX fp32 (checked against PyTorch)." if not qi else

@@ -1,5 +1,7 @@
-"""prune: structured pruning of the distilled student (neurons and channels really removed, with
-Torch-Pruning), then a KD fine-tune from the teacher to win back accuracy."""
+"""prune: structured pruning of the distilled student (channels, neurons, heads and layers really
+removed: Torch-Pruning for array models, activation importance for transformers, each task's
+`prune`), then a KD fine-tune from the teacher to win back accuracy (with the distill stage's
+hidden-state matching where it is set)."""
 
 from __future__ import annotations
 
@@ -24,10 +26,6 @@ def run(ctx) -> dict:
         say("[prune] disabled in the config (prune.enabled: false)")
         return {"skipped": "prune.enabled is false", "variants": []}
     task = ctx.task
-    if not task.prunable:
-        why = f"structured pruning is implemented for array classifiers, not yet for {task.name} transformers"
-        say(f"[prune] skipped: {why}")
-        return {"skipped": why, "variants": []}
     distilled = ctx.upstream("distill")
     rows = {r["variant"]: r for r in distilled["variants"]}
     splits = ctx.splits
@@ -36,34 +34,53 @@ def run(ctx) -> dict:
     params_before = count_params(student)
 
     seed_everything(cfg.seed + 3)
-    prune_structured(student, splits.input_shape, splits.num_classes, pc.ratio, pc.round_to)
+    try:
+        student, spec, removed = task.prune(student, spec, splits, pc)
+    except NotImplementedError as e:
+        say(f"[prune] skipped: {e}")
+        return {"skipped": str(e), "variants": []}
     params_after = count_params(student)
     if ctx.is_main:
         predict = torch_predictor(student)
         before_recovery = {"val": evaluate(predict, splits.val, task.metric),
                            "test": evaluate(predict, splits.test, task.metric)}
+        say(f"[prune] {removed['removed']}: params {params_before:,} -> {params_after:,}")
 
     dc = cfg.distill
     _, loss = task.losses(cfg)
+    live_teacher, matching = (None if getattr(task, "targets_from_teacher", False) else teacher), None
+    if dc.intermediate.enabled:  # recover the teacher's hidden states too, as distill trained them
+        from kdpipe.training.intermediate import with_matching
+
+        loss, matching = with_matching(loss, dc.intermediate, teacher, student, spec.get("teacher_layers"))
+        student.matcher, live_teacher = matching, teacher
     r = fit(student, splits.train, splits.val, epochs=pc.finetune.epochs, lr=pc.finetune.lr,
             weight_decay=pc.finetune.weight_decay, warmup=pc.finetune.warmup, batch_size=cfg.data.batch_size,
             micro_batch_size=cfg.data.micro_batch_size, seed=cfg.seed + 4,
-            loss_fn=loss, teacher=teacher, cache_teacher=dc.cache_teacher,
+            loss_fn=loss, teacher=live_teacher, cache_teacher=dc.cache_teacher and matching is None,
+            cache_format=dc.cache_format, cache_k=dc.cache_k, temperature=dc.temperature,
             device=resolve_device(cfg.device, cfg.precision), precision=cfg.precision,
             desc="prune recovery (KD)", quiet=ctx.quiet, checkpoint=ctx.checkpoint("pruned"), metric=task.metric)
+    if matching is not None:
+        from kdpipe.training.intermediate import release
+
+        del student.matcher
+        release(student, teacher)
     if not ctx.is_main:  # extra torchrun processes only help train
         return {}
     path = task.save(student.cpu(), ctx.out, "pruned", spec, splits)
     predict = torch_predictor(student)
     row = variant_row("pruned", "torch", path, ctx.rel(path), params_after,
                       score(predict, splits, task.metric, ctx.teacher_reference()), NAME)
-    say(f"[prune] params {params_before} -> {params_after}; test accuracy {before_recovery['test']:.2f}% "
-        f"after pruning, {row['metric']['test']:.2f}% after recovery")
+    u = task.metric.unit
+    say(f"[prune] test {task.metric.name} {before_recovery['test']:.2f}{u} after pruning, "
+        f"{row['metric']['test']:.2f}{u} after recovery")
     return {
         "variants": [row],
         "params_before": params_before,
         "params_after": params_after,
         "ratio": pc.ratio,
+        "removed": removed,
         "accuracy_before_recovery": before_recovery,
         "accuracy_after_recovery": {"val": row["metric"]["val"], "test": row["metric"]["test"]},
         "student_accuracy": rows["student"]["metric"],

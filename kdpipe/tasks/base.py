@@ -71,7 +71,6 @@ class Task(ABC):
     metric: Metric
     quantize_op_types: list[str] | None = None  # None: every op onnxruntime's quantizer supports
     dynamic_extra_ops: list[str] = []  # more op types for dynamic int8 only
-    prunable = False  # the prune stage's structured pruning applies to this task's models
 
     @abstractmethod
     def load_data(self, cfg):
@@ -110,6 +109,10 @@ class Task(ABC):
     def write_bundle(self, folder: Path, onnx_model: Path, variant: str, saved_source: Path, data, metric: dict,
                      cfg) -> dict:
         """The deployable folder: the model and what an app needs to use it."""
+
+    def prune(self, model: nn.Module, spec: dict, data, pc) -> tuple[nn.Module, dict, dict]:
+        """Structured pruning for the prune stage: (smaller model, its spec, what was removed)."""
+        raise NotImplementedError(f"structured pruning is not implemented for {self.name} models")
 
     def fuse(self, onnx_path: Path, out: Path, model: nn.Module) -> dict | None:
         """onnxruntime's transformer graph fusions, where the model type allows: writes `out` and

@@ -18,7 +18,6 @@ from kdpipe.training.kd_loss import hard_loss, kd_loss_fn
 class Classification(Task):
     name = "classification"
     metric = ACCURACY
-    prunable = True
 
     def load_data(self, cfg):
         from kdpipe.data.splits import load_splits
@@ -56,6 +55,13 @@ class Classification(Task):
 
     def losses(self, cfg):
         return hard_loss, kd_loss_fn(cfg.distill.temperature, cfg.distill.alpha)
+
+    def prune(self, model, spec, data, pc):
+        from kdpipe.stages.prune import prune_structured
+
+        prune_structured(model, data.input_shape, data.num_classes, pc.ratio, pc.round_to)
+        return model, spec, {"method": "magnitude (Torch-Pruning, L2 of each channel group)",
+                             "removed": f"{pc.ratio:.0%} of channels/neurons"}
 
     def save(self, model, folder, name, spec, data) -> Path:
         path = folder / f"{name}.safetensors"

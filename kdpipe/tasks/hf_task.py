@@ -118,14 +118,60 @@ class HFTask(Task):
                 raise ConfigError(f"student.params: derive:teacher takes {', '.join(sorted(DERIVE_PARAMS))} "
                                   f"(got {', '.join(sorted(unknown))})")
             init = p.pop("init", "slice")
-            if init not in ("slice", "fresh"):
-                raise ConfigError(f"student.params.init: {init!r}; use slice or fresh")
-            hf, chosen = derive_student(teacher.hf, p.pop("layers", "every_other"), p, init)
+            if init not in ("slice", "prune", "fresh"):
+                raise ConfigError(f"student.params.init: {init!r}; use slice, prune or fresh")
+            from kdpipe.models.hf_prune import IMPORTANCE_SAMPLES
+
+            hf, chosen, channels = derive_student(teacher.hf, p.pop("layers", "every_other"), p, init,
+                                                  data.train.x[:IMPORTANCE_SAMPLES])
             spec["teacher_layers"] = chosen
-        else:
-            hf = build_hf(section.model, self.hf_params(cfg, section, data), self.name, f"{role}.model",
-                          trust_remote_code=getattr(section, "trust_remote_code", False))
+            module = self.wrap(hf, data, teacher)
+            if channels is not None:
+                module.start_projection(channels)
+            return module, spec
+        hf = build_hf(section.model, self.hf_params(cfg, section, data), self.name, f"{role}.model",
+                      trust_remote_code=getattr(section, "trust_remote_code", False))
         return self.wrap(hf, data, teacher if role == "student" else None), spec
+
+    def prune(self, model, spec, data, pc):
+        """Minitron-style width (hidden channels with their heads, FFN neurons) and depth pruning by
+        activation importance on training inputs (kdpipe.models.hf_prune)."""
+        from kdpipe.models.hf_prune import IMPORTANCE_SAMPLES, prune_model
+
+        cfg = model.hf.config
+        head = cfg.hidden_size // cfg.num_attention_heads
+        hidden = pc.ratio if pc.hidden is None else pc.hidden
+        ffn = pc.ratio if pc.ffn is None else pc.ffn
+        heads = max(1, round(cfg.num_attention_heads * (1 - hidden)))
+        neurons = max(1, round(cfg.intermediate_size * (1 - ffn)))
+        if pc.round_to:
+            neurons = max(pc.round_to, neurons // pc.round_to * pc.round_to)
+        n = cfg.num_hidden_layers
+        if pc.layers >= n:
+            raise ConfigError(f"prune.layers: {pc.layers} would remove all {n} layers of the student")
+        hf, plan, _ = prune_model(model.hf, data.train.x[:IMPORTANCE_SAMPLES], heads * head, neurons,
+                                  n - pc.layers if pc.layers else None)
+        pruned = HFModule(hf, model.pool, model.proj.out_features if model.proj is not None else
+                          (cfg.hidden_size if model.pool and hf.config.hidden_size != cfg.hidden_size else None))
+        if pruned.proj is not None:
+            with torch.no_grad():
+                if model.proj is not None:  # the student's own projection, on the channels kept
+                    pruned.proj.weight.copy_(model.proj.weight[:, plan.hidden])
+                    pruned.proj.bias.copy_(model.proj.bias)
+                else:
+                    pruned.start_projection(plan.hidden)
+        if spec.get("teacher_layers"):
+            spec = {**spec, "teacher_layers": [spec["teacher_layers"][i] for i in plan.layers]}
+        what = {"method": "activation importance (Minitron: LayerNorm channels, head output norms, FFN "
+                          "activations, block cosine)",
+                "hidden_size": [cfg.hidden_size, hf.config.hidden_size],
+                "attention_heads": [cfg.num_attention_heads, hf.config.num_attention_heads],
+                "intermediate_size": [cfg.intermediate_size, hf.config.intermediate_size],
+                "layers_kept": plan.layers, "layers_before": n}
+        what["removed"] = (f"hidden {cfg.hidden_size}->{hf.config.hidden_size} (heads {cfg.num_attention_heads}->"
+                           f"{hf.config.num_attention_heads}), FFN {cfg.intermediate_size}->"
+                           f"{hf.config.intermediate_size}, layers {n}->{len(plan.layers)}")
+        return pruned, spec, what
 
     def check_pair(self, cfg, data, teacher: HFModule, student: HFModule) -> None:
         """Task-specific pre-flight checks of the built teacher and student, before they run."""

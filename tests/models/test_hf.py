@@ -28,7 +28,7 @@ def assert_reloads(student, task, folder):
 def test_derived_student_keeps_every_other_layer_and_reloads(task, tmp_path):
     model_type, params = TINY[task]
     teacher = build_hf(f"hf-config:{model_type}", params, task, "teacher.model").eval()
-    student, chosen = derive_student(teacher)
+    student, chosen, _ = derive_student(teacher)
     assert chosen == [0, 2] and student.config.num_hidden_layers == 2
     _, t_layers = layer_list(teacher)
     _, s_layers = layer_list(student)
@@ -40,7 +40,7 @@ def test_derived_student_keeps_every_other_layer_and_reloads(task, tmp_path):
 
 def test_explicit_layer_choice_and_errors():
     teacher = build_hf("hf-config:gpt2", TINY["causal-lm"][1], "causal-lm", "teacher.model")
-    student, chosen = derive_student(teacher, [1, 3])
+    student, chosen, _ = derive_student(teacher, [1, 3])
     assert chosen == [1, 3]
     with pytest.raises(ModelError, match="distinct teacher layer indices in 0..3"):
         derive_student(teacher, [0, 7])
@@ -54,7 +54,7 @@ def test_narrower_derived_student_slices_or_starts_fresh_and_reloads(task, init,
     model_type, params = TINY[task]
     teacher = build_hf(f"hf-config:{model_type}", params, task, "teacher.model").eval()
     torch.manual_seed(0)
-    student, chosen = derive_student(teacher, "every_other",
+    student, chosen, _ = derive_student(teacher, "every_other",
                                      {"hidden_size": 16, "num_attention_heads": 1, "intermediate_size": 24}, init)
     assert student.config.hidden_size == 16 and student.config.num_hidden_layers == 2
     n = sum(p.numel() for p in student.parameters())

@@ -16,7 +16,7 @@ BERT = {"num_hidden_layers": 4, "hidden_size": 32, "num_attention_heads": 2, "in
 
 def _pair(widths=None):
     teacher = HFModule(build_hf("hf-config:bert", BERT, "masked-lm", "teacher.model").eval())
-    hf, chosen = derive_student(teacher.hf, "every_other", widths)
+    hf, chosen, _ = derive_student(teacher.hf, "every_other", widths)
     return teacher, HFModule(hf), chosen
 
 

@@ -1,0 +1,234 @@
+"""Structured pruning of BERT-family transformers by activation importance (NVIDIA Minitron's recipe).
+
+Calibration batches run through the model once; attention heads are ranked by the norm of their
+output, FFN neurons by their mean |activation|, hidden (residual) channels by their mean |value| at
+every LayerNorm, and whole blocks by how much they change their input (1 - cosine, ShortGPT's block
+importance). The narrower model of the same class is then built and the kept slices copied in.
+
+Widths stay the same in every block, so the result is a plain config of its model type:
+save_pretrained / from_pretrained, optimum's exporter and onnxruntime's fusions take it like any
+other model. BERT's attention needs heads x head size = hidden size, so heads are pruned together
+with the hidden width (the head size is kept); each block keeps its own most important heads.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+
+from kdpipe.errors import ModelError
+from kdpipe.models.hf import layer_list
+
+# A block's parts, by name inside the block, as BERT, RoBERTa, ELECTRA, XLM-R and MiniLM lay them out.
+IMPORTANCE_SAMPLES = 512  # calibration inputs the importance is measured on (Minitron used 1,024)
+QKV = ("attention.self.query", "attention.self.key", "attention.self.value")
+ATTN_OUT, FFN_IN, FFN_OUT = "attention.output.dense", "intermediate.dense", "output.dense"
+
+
+@dataclass
+class Importance:
+    hidden: torch.Tensor  # [hidden]
+    heads: torch.Tensor  # [layers, heads]
+    ffn: torch.Tensor  # [layers, intermediate]
+    blocks: torch.Tensor  # [layers]: 1 - mean cosine(input, output) over real tokens
+    tokens: int
+
+
+@dataclass
+class Plan:
+    """What is kept: teacher block indices, hidden channels, and per kept block its heads and neurons."""
+
+    layers: list[int]
+    hidden: list[int]
+    heads: list[list[int]]
+    ffn: list[list[int]]
+
+
+def check_layout(model: nn.Module, where: str = "pruning") -> None:
+    _, stack = layer_list(model)
+    block = stack[0]
+    missing = [n for n in (*QKV, ATTN_OUT, FFN_IN, FFN_OUT) if not isinstance(_get(block, n), nn.Linear)]
+    if missing:
+        raise ModelError(f"{where}: transformer pruning knows BERT-family blocks (bert, roberta, electra, "
+                         f"xlm-roberta); {model.config.model_type} blocks have no {', '.join(missing)}")
+
+
+def _get(module: nn.Module, name: str):
+    try:
+        return module.get_submodule(name)
+    except AttributeError:
+        return None
+
+
+def _inputs(x: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+    t = torch.as_tensor(x)
+    return (t[:, 0], t[:, 1]) if t.dim() == 3 else (t, torch.ones_like(t))
+
+
+@torch.inference_mode()
+def measure_importance(model: nn.Module, x: np.ndarray, batch_size: int = 16) -> Importance:
+    """Activation importance over the inputs x (token ids, or ids and mask stacked as the tasks feed
+    them); padding positions do not count."""
+    check_layout(model)
+    _, stack = layer_list(model)
+    cfg = model.config
+    n, heads, head_size = len(stack), cfg.num_attention_heads, cfg.hidden_size // cfg.num_attention_heads
+    acc = {"hidden": torch.zeros(cfg.hidden_size), "heads": torch.zeros(n, heads),
+           "ffn": torch.zeros(n, _get(stack[0], FFN_IN).out_features), "blocks": torch.zeros(n)}
+    state = {"mask": None, "inputs": {}}
+
+    def masked_sum(t):  # [batch, seq, ...] -> sum over real positions
+        m = state["mask"].to(t.dtype).view(*state["mask"].shape, *([1] * (t.dim() - 2)))
+        return (t * m).sum((0, 1))
+
+    hooks = []
+    norms = [m for name, m in model.named_modules() if isinstance(m, nn.LayerNorm)
+             and (name.startswith(layer_list(model)[0]) or "embeddings" in name)]
+    def channels(m, i, o):  # (a hook that returns a value would replace the output)
+        acc["hidden"].add_(masked_sum(o.abs().float()))
+
+    hooks += [norm.register_forward_hook(channels) for norm in norms]
+    for li, block in enumerate(stack):
+        def per_head(m, i, li=li):
+            h = i[0].float()
+            acc["heads"][li] += masked_sum(h.view(*h.shape[:2], heads, head_size).norm(dim=-1))
+
+        def neurons(m, i, o, li=li):
+            acc["ffn"][li] += masked_sum(o.abs().float())
+
+        def block_in(m, args, kwargs, li=li):
+            state["inputs"][li] = args[0] if args else kwargs["hidden_states"]
+
+        def block_out(m, args, kwargs, o, li=li):
+            out = o[0] if isinstance(o, tuple) else o
+            cos = nn.functional.cosine_similarity(state["inputs"][li].float(), out.float(), dim=-1)
+            acc["blocks"][li] += masked_sum(1 - cos)
+
+        hooks += [_get(block, ATTN_OUT).register_forward_pre_hook(per_head),
+                  _get(block, "intermediate").register_forward_hook(neurons),
+                  block.register_forward_pre_hook(block_in, with_kwargs=True),
+                  block.register_forward_hook(block_out, with_kwargs=True)]
+    was_training = model.training
+    model.eval()
+    tokens = 0
+    try:
+        for i in range(0, len(x), batch_size):
+            ids, mask = _inputs(x[i:i + batch_size])
+            state["mask"] = mask
+            tokens += int(mask.sum())
+            model(input_ids=ids, attention_mask=mask)
+    finally:
+        for h in hooks:
+            h.remove()
+        model.train(was_training)
+    if not tokens:
+        raise ModelError("pruning: the calibration inputs hold no real tokens")
+    return Importance(**{k: v / tokens for k, v in acc.items()}, tokens=tokens)
+
+
+def _top(scores: torch.Tensor, k: int) -> list[int]:
+    return sorted(torch.argsort(scores, descending=True, stable=True)[:k].tolist())
+
+
+def make_plan(model: nn.Module, imp: Importance, hidden_size: int | None = None, intermediate_size: int | None = None,
+              layers: list[int] | int | None = None) -> Plan:
+    """The most important channels, heads and neurons for the target widths; `layers` is a list of
+    block indices to keep, or how many of the most important blocks to keep (None: all)."""
+    cfg = model.config
+    head_size = cfg.hidden_size // cfg.num_attention_heads
+    hidden_size = hidden_size or cfg.hidden_size
+    intermediate_size = intermediate_size or imp.ffn.shape[1]
+    if hidden_size % head_size or not 0 < hidden_size <= cfg.hidden_size:
+        raise ModelError(f"pruning: hidden size {hidden_size} must be a multiple of the head size {head_size} "
+                         f"(heads are pruned with the width) and at most {cfg.hidden_size}")
+    if not 0 < intermediate_size <= imp.ffn.shape[1]:
+        raise ModelError(f"pruning: intermediate size {intermediate_size} must be in 1..{imp.ffn.shape[1]}")
+    n = imp.blocks.shape[0]
+    if layers is None:
+        kept = list(range(n))
+    elif isinstance(layers, int):
+        if not 0 < layers <= n:
+            raise ModelError(f"pruning: cannot keep {layers} of {n} layers")
+        kept = _top(imp.blocks, layers)
+    else:
+        kept = list(layers)
+    heads = hidden_size // head_size
+    return Plan(layers=kept, hidden=_top(imp.hidden, hidden_size), heads=[_top(imp.heads[i], heads) for i in kept],
+                ffn=[_top(imp.ffn[i], intermediate_size) for i in kept])
+
+
+def apply_plan(model: nn.Module, plan: Plan) -> nn.Module:
+    """A new model of the same class with the plan's widths and blocks, weights copied from `model`."""
+    check_layout(model)
+    stack_name, _ = layer_list(model)
+    cfg = copy.deepcopy(model.config)
+    head_size = cfg.hidden_size // cfg.num_attention_heads
+    old_hidden = cfg.hidden_size
+    cfg.hidden_size, cfg.num_attention_heads = len(plan.hidden), len(plan.hidden) // head_size
+    cfg.intermediate_size, cfg.num_hidden_layers = len(plan.ffn[0]), len(plan.layers)
+    new = type(model)(cfg).to(next(model.parameters()).dtype)
+    hid = torch.tensor(plan.hidden)
+    prefix = stack_name + "."
+    state, filled = new.state_dict(), set()
+    old_state = model.state_dict()
+
+    def rows_cols(name: str, mod: nn.Linear) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+        if name.startswith(prefix):
+            i, part = name[len(prefix):].split(".", 1)
+            heads = torch.tensor([h * head_size + d for h in plan.heads[int(i)] for d in range(head_size)])
+            ffn = torch.tensor(plan.ffn[int(i)])
+            special = {**{q: (heads, hid) for q in QKV}, ATTN_OUT: (hid, heads), FFN_IN: (ffn, hid),
+                       FFN_OUT: (hid, ffn)}
+            if part in special:
+                return special[part]
+        return (hid if mod.out_features == old_hidden else None), (hid if mod.in_features == old_hidden else None)
+
+    def old_name(name: str) -> str:
+        if not name.startswith(prefix):
+            return name
+        i, rest = name[len(prefix):].split(".", 1)
+        return f"{prefix}{plan.layers[int(i)]}.{rest}"
+
+    for name, mod in new.named_modules():
+        if isinstance(mod, nn.Linear):
+            rows, cols = rows_cols(name, model.get_submodule(old_name(name)))
+            picks = {"weight": (rows, cols), "bias": (rows,)}
+        elif isinstance(mod, nn.Embedding):
+            picks = {"weight": (None, hid)}
+        elif isinstance(mod, nn.LayerNorm):
+            picks = {"weight": (hid,), "bias": (hid,)}
+        else:
+            continue
+        for pname, index in picks.items():
+            key = f"{name}.{pname}" if name else pname
+            if key not in state:
+                continue
+            t = old_state[old_name(key)]
+            for dim, idx in enumerate(index):
+                if idx is not None:
+                    t = t.index_select(dim, idx)
+            state[key] = t.clone()
+            filled.add(key)
+    for key in state:
+        if key in filled:
+            continue
+        source = old_state.get(old_name(key))
+        if source is None or source.shape != state[key].shape:
+            raise ModelError(f"pruning: cannot carry {key} over to the pruned {cfg.model_type} "
+                             f"({None if source is None else tuple(source.shape)} -> {tuple(state[key].shape)})")
+        state[key] = source.clone()
+    new.load_state_dict(state)
+    if getattr(new.config, "tie_word_embeddings", False):
+        new.tie_weights()
+    return new.train(model.training)
+
+
+def prune_model(model: nn.Module, x: np.ndarray, hidden_size=None, intermediate_size=None, layers=None):
+    """Measure importance on x, plan and apply: (pruned model, plan, importance)."""
+    imp = measure_importance(model, x)
+    plan = make_plan(model, imp, hidden_size, intermediate_size, layers)
+    return apply_plan(model, plan), plan, imp

@@ -1,0 +1,124 @@
+"""Transformer pruning by activation importance (kdpipe.models.hf_prune), on tiny BERTs built here."""
+
+import numpy as np
+import pytest
+import torch
+from transformers import BertConfig, BertForMaskedLM, BertForSequenceClassification, BertModel
+
+from kdpipe.errors import ModelError
+from kdpipe.models.hf import HFModule, build_hf, derive_student
+from kdpipe.models.hf_prune import apply_plan, make_plan, measure_importance, prune_model
+
+CLASSES = [BertModel, BertForMaskedLM, BertForSequenceClassification]
+
+
+def tiny(cls, seed=0):
+    torch.manual_seed(seed)
+    c = BertConfig(vocab_size=100, hidden_size=32, num_attention_heads=4, intermediate_size=64, num_hidden_layers=3,
+                   max_position_embeddings=32)
+    return cls(c).eval()
+
+
+def inputs(n=12, length=10):
+    rng = np.random.default_rng(0)
+    x = np.stack([rng.integers(1, 100, (n, length)), np.ones((n, length), dtype=np.int64)], axis=1)
+    x[: n // 2, 1, length // 2:] = 0  # half the texts padded
+    return x
+
+
+def out(model, x):
+    with torch.inference_mode():
+        return model(input_ids=torch.as_tensor(x[:, 0]), attention_mask=torch.as_tensor(x[:, 1]))[0]
+
+
+@pytest.mark.parametrize("cls", CLASSES, ids=lambda c: c.__name__)
+def test_a_plan_that_keeps_everything_reproduces_the_model_exactly(cls):
+    m, x = tiny(cls), inputs()
+    same = apply_plan(m, make_plan(m, measure_importance(m, x)))
+    assert torch.equal(out(m, x), out(same, x))
+
+
+@pytest.mark.parametrize("cls", CLASSES, ids=lambda c: c.__name__)
+def test_pruned_model_has_the_widths_and_reloads_with_from_pretrained(cls, tmp_path):
+    m, x = tiny(cls), inputs()
+    p, plan, imp = prune_model(m, x, hidden_size=16, intermediate_size=24, layers=2)
+    c = p.config
+    assert (c.hidden_size, c.num_attention_heads, c.intermediate_size, c.num_hidden_layers) == (16, 2, 24, 2)
+    assert plan.layers == sorted(plan.layers) and len(plan.heads[0]) == 2 and len(plan.hidden) == 16
+    assert sum(t.numel() for t in p.parameters()) < sum(t.numel() for t in m.parameters()) / 2
+    p.save_pretrained(tmp_path)
+    again = cls.from_pretrained(tmp_path).eval()
+    assert torch.allclose(out(again, x), out(p.eval(), x), atol=1e-6)
+    # the kept slices are the teacher's weights
+    q = m.get_submodule(_stack(m) + f".{plan.layers[0]}.attention.self.query").weight
+    rows = [h * 8 + d for h in plan.heads[0] for d in range(8)]
+    assert torch.equal(p.get_submodule(_stack(p) + ".0.attention.self.query").weight, q[rows][:, plan.hidden])
+
+
+def _stack(model):
+    from kdpipe.models.hf import layer_list
+
+    return layer_list(model)[0]
+
+
+def test_importance_finds_what_does_nothing():
+    """A head whose value weights are zero, FFN neurons that never fire and a block that passes its
+    input through are the first to go."""
+    m, x = tiny(BertModel), inputs()
+    stack = _stack(m)
+    with torch.no_grad():
+        v = m.get_submodule(f"{stack}.1.attention.self.value")
+        v.weight[8:16] = 0  # head 1 of block 1
+        v.bias[8:16] = 0
+        f = m.get_submodule(f"{stack}.0.intermediate.dense")
+        f.bias[:5] = -1e4  # GELU(-1e4) = 0: neurons 0..4 of block 0 are dead
+        f.weight[:5] = 0
+        block = m.get_submodule(f"{stack}.2")
+        block.attention.output.dense.weight.zero_()
+        block.attention.output.dense.bias.zero_()
+        block.output.dense.weight.zero_()
+        block.output.dense.bias.zero_()
+    imp = measure_importance(m, x)
+    assert imp.heads[1].argmin() == 1 and imp.heads[1][1] == 0
+    assert set(torch.argsort(imp.ffn[0])[:5].tolist()) == {0, 1, 2, 3, 4}
+    assert imp.blocks.argmin() == 2  # LayerNorm(x + 0) keeps the direction of x
+    plan = make_plan(m, imp, hidden_size=24, intermediate_size=59, layers=2)
+    assert 1 not in plan.heads[plan.layers.index(1)] and plan.layers == [0, 1]
+    assert not {0, 1, 2, 3, 4} & set(plan.ffn[0])
+
+
+def test_padding_positions_do_not_count():
+    m, x = tiny(BertModel), inputs()
+    y = x.copy()
+    y[:, 0][y[:, 1] == 0] = 7  # other tokens under the padding
+    a, b = measure_importance(m, x), measure_importance(m, y)
+    assert torch.allclose(a.hidden, b.hidden) and torch.allclose(a.heads, b.heads) and a.tokens == b.tokens
+
+
+def test_bad_widths_and_other_layouts_are_clear_errors():
+    m, x = tiny(BertModel), inputs()
+    imp = measure_importance(m, x)
+    with pytest.raises(ModelError, match="multiple of the head size 8"):
+        make_plan(m, imp, hidden_size=20)
+    with pytest.raises(ModelError, match="cannot keep 4 of 3 layers"):
+        make_plan(m, imp, layers=4)
+    gpt2 = build_hf("hf-config:gpt2", {"n_layer": 2, "n_embd": 32, "n_head": 2, "vocab_size": 100, "n_positions": 32},
+                    "causal-lm", "teacher.model")
+    with pytest.raises(ModelError, match="BERT-family blocks"):
+        measure_importance(gpt2, x[:, 0])
+
+
+def test_derived_student_init_prune_starts_from_the_teachers_most_important_channels():
+    teacher, x = tiny(BertModel), inputs()
+    student, chosen, channels = derive_student(teacher, 2, {"hidden_size": 16, "num_attention_heads": 2,
+                                                            "intermediate_size": 32}, "prune", x)
+    assert len(chosen) == 2 and student.config.hidden_size == 16 and len(channels) == 16
+    assert torch.equal(student.embeddings.word_embeddings.weight, teacher.embeddings.word_embeddings.weight[:, channels])
+    with pytest.raises(ModelError, match="keeps the head size, so hidden_size 16 takes 2 heads, not 4"):
+        derive_student(teacher, "every_other", {"hidden_size": 16, "num_attention_heads": 4}, "prune", x)
+    # the projection onto the teacher's width starts by putting each channel back where it came from
+    module = HFModule(student, pool=True, project_to=32)
+    module.start_projection(channels)
+    e = torch.randn(3, 16)
+    placed = module.proj(e)
+    assert torch.equal(placed[:, channels], e) and torch.allclose(placed.abs().sum(), e.abs().sum())

@@ -1,0 +1,51 @@
+"""The prune stage on transformers: width (hidden channels with their heads, FFN neurons) and depth
+pruned by activation importance, recovered with KD plus hidden-state matching, then exported with
+parity and quantized; tiny BERTs built here (no downloads)."""
+
+import json
+
+import pytest
+
+from tests.conftest import run_cli
+from tests.tasks.test_text_tasks import text_config
+
+
+@pytest.fixture(scope="module", params=["embedding", "classification"])
+def pruned_run(request, tmp_path_factory):
+    folder = tmp_path_factory.mktemp(f"prune-{request.param}")
+    cfg = text_config(folder, request.param, **{
+        "student.params": {"layers": [0, 1]}, "prune.enabled": True, "prune.hidden": 0.5, "prune.ffn": 0.5,
+        "prune.layers": 1, "prune.finetune": {"epochs": 1, "lr": 0.003}, "distill.intermediate": {"hidden": "auto"},
+        "quantize.variants": ["dynamic"], "benchmark.sequence_lengths": None, "benchmark.batch_sizes": [1]})
+    assert run_cli("all", str(cfg), "-q") == 0
+    return request.param, folder / "run"
+
+
+def _outputs(run, stage):
+    return json.loads((run / "manifest.json").read_text())["stages"][stage]["outputs"]
+
+
+def test_the_student_is_pruned_in_width_and_depth_and_recovered(pruned_run):
+    task, run = pruned_run
+    p = _outputs(run, "prune")
+    r = p["removed"]
+    assert r["hidden_size"] == [32, 16] and r["attention_heads"] == [2, 1] and r["intermediate_size"] == [64, 32]
+    assert len(r["layers_kept"]) == 1 and r["layers_before"] == 2
+    assert p["params_after"] < p["params_before"] / 2
+    assert len(p["recovery"]["history"]) == 1
+    report = json.loads((run / "report" / "report.json").read_text())
+    assert report["prune"]["removed"]["removed"].startswith("hidden 32->16")
+    assert "Pruning: hidden 32->16 (heads 2->1)" in (run / "report" / "report.md").read_text()
+
+
+def test_the_pruned_model_reloads_with_from_pretrained_exports_with_parity_and_quantizes(pruned_run):
+    import transformers
+
+    task, run = pruned_run
+    auto = transformers.AutoModel if task == "embedding" else transformers.AutoModelForSequenceClassification
+    model = auto.from_pretrained(run / "prune" / "pruned")
+    assert model.config.hidden_size == 16 and model.config.num_hidden_layers == 1
+    parity = _outputs(run, "export")["parity"]["pruned"]
+    assert parity["max_abs_diff"] < 1e-4
+    q = _outputs(run, "quantize")
+    assert q["source"] == "pruned" and any(v["variant"] == "pruned-int8-dynamic" for v in q["variants"])
