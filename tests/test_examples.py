@@ -23,6 +23,10 @@ TINY_TEACHER = {
                        "intermediate_size: 64}"],
 }
 
+# Examples whose student names widths of the real teacher: the same recipe at the tiny teacher's scale.
+TINY_STUDENT = {"embedding-pruned": ["student.params={layers: [0, 1], hidden_size: 16, num_attention_heads: 1, "
+                                     "intermediate_size: 32, init: prune}"]}
+
 
 def tiny_encoder_folder(path: Path) -> Path:
     """Stands in for a teacher folder an example names (e.g. all-MiniLM-L6-v2): a tiny BERT encoder with
@@ -50,6 +54,7 @@ def test_example_config_runs_end_to_end(config, tmp_path):
     extra = TINY_LM + TINY_TEACHER.get(teacher, []) if text else []
     if teacher.startswith("hf:"):  # an example that names a teacher folder: a tiny one of the same kind
         extra += [f"teacher.model=hf:{tiny_encoder_folder(tmp_path / 'teacher')}"]
+    extra += TINY_STUDENT.get(config.stem, [])
     if raw.get("benchmark", {}).get("sequence_lengths"):
         extra += ["benchmark.sequence_lengths=[8,32]"]
     sets = [a for kv in TINY + extra + [f"output_dir={tmp_path / 'run'}"] for a in ("--set", kv)]

@@ -151,7 +151,8 @@ class QuantizeConfig(Section):
 class ExportConfig(Section):
     opset: int = Field(17, ge=13, le=21)
     bundle: str = Field("auto", description="auto, or a variant name such as student or pruned-int8-dynamic")
-    max_drop: float = Field(1.0, ge=0, description="auto picks int8 only within this many val points of fp32")
+    max_drop: float = Field(1.0, ge=0, description="auto ships the fastest variant within this many validation "
+                                                   "points (metric units) of the teacher, else the most accurate")
 
 
 class BenchmarkConfig(Section):

@@ -68,7 +68,7 @@ def build_report(manifest: dict, providers: list[str], batch_sizes: list[int]) -
         "batch_sizes": batch_sizes,
         "rows": table,
         "metric": m,
-        "kd": _kd_summary(rows, metric),
+        "kd": _kd_summary(rows, metric, out("distill").get("student_start")),
         "prune": _prune_summary(out("prune")),
         "bundle": out("export").get("bundle"),
         "splits": {"samples": out("distill").get("split_sizes"), "per_class": out("distill").get("class_counts"),
@@ -102,12 +102,14 @@ def _latency_cell(res: dict | None, status: dict | None, fmt: str) -> dict:
     return cell
 
 
-def _kd_summary(rows: list[dict], metric) -> dict | None:
+def _kd_summary(rows: list[dict], metric, start: dict | None = None) -> dict | None:
     by = {r["variant"]: r for r in rows if r["format"] == "torch"}
     if "student" not in by:
         return None
     student = by["student"]["metric"]["test"]
     summary = {"student": student, "teacher": by["teacher"]["metric"]["test"]}
+    if start:  # the student before training (test split), and how it was initialised
+        summary["student_start"] = {"test": start["test"], "init": start["init"]}
     if "baseline" not in by:
         summary["verdict"] = ("no baseline: an embedding student has no labels to learn from without the teacher"
                               if metric.name.startswith("cosine") else
@@ -184,6 +186,9 @@ def notes(report: dict) -> list[str]:
         u = report["metric"]["unit"]
         if "baseline" in kd:
             line += f" (student {kd['student']:.2f}{u}, baseline {kd['baseline']:.2f}{u}, teacher {kd['teacher']:.2f}{u})."
+        if "student_start" in kd:
+            s0 = kd["student_start"]
+            line += f" Before training the student scored {s0['test']:.2f}{u} (init: {s0['init']})."
         out.append(line)
     if report.get("prune"):
         p = report["prune"]
@@ -199,7 +204,9 @@ def notes(report: dict) -> list[str]:
         if not st["available"]:
             out.append(f"{p.upper()} provider: {st['reason']}")
     if report.get("bundle"):
-        out.append(f"Deployable bundle: {report['bundle']['path']}/ ({report['bundle']['variant']}).")
+        why = (report["bundle"].get("choice") or {}).get("reason")
+        out.append(f"Deployable bundle: {report['bundle']['path']}/ ({report['bundle']['variant']})"
+                   + (f": {why}." if why else "."))
         versus = versus_quantized_teacher(report)
         if versus:
             out.append(versus)

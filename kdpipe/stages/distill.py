@@ -37,6 +37,13 @@ def run(ctx) -> dict:
 
     seed_everything(cfg.seed + 1)
     init, s_spec = task.build("student", cfg, data, teacher)
+    start = None
+    if ctx.is_main:  # where the student starts: how much a slice or pruning of the teacher keeps
+        from kdpipe.evaluation import evaluate
+
+        predict = torch_predictor(init)
+        start = {"val": evaluate(predict, data.val, task.metric), "test": evaluate(predict, data.test, task.metric),
+                 "init": cfg.student.params.get("init", "slice") if cfg.student.model == "derive:teacher" else "fresh"}
     train_args = dict(epochs=dc.epochs, lr=dc.lr, weight_decay=dc.weight_decay, warmup=dc.warmup, seed=cfg.seed + 2,
                       **common)
 
@@ -79,6 +86,7 @@ def run(ctx) -> dict:
     return {
         "variants": rows,
         "training": training,
+        "student_start": start,
         "task": task.name,
         "metric": {"name": m.name, "unit": m.unit, "higher_is_better": m.higher_is_better},
         "labels": data.labels,

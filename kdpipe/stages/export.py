@@ -45,21 +45,40 @@ def run(ctx) -> dict:
             f"predictions agree on {parity[name]['agreement']:.2f}% of validation outputs")
 
     quantized = ctx.upstream("quantize")
-    chosen = choose_bundle(cfg.export, rows + quantized["variants"], quantized, task.metric)
+    candidates = rows + quantized["variants"]
+    latency = batch1_latencies(ctx, candidates, written)
+    chosen, choice = choose_bundle(cfg.export, candidates, task.metric, latency)
+    choice["threads"] = cfg.benchmark.threads or default_threads()
     source = chosen.get("source", chosen["variant"])
     source_row = next(r for r in torch_rows if r["variant"] == source)
     info = task.write_bundle(ctx.out / "bundle", written.get(bundle_label(chosen)) or ctx.file(chosen["path"]),
                              bundle_label(chosen), ctx.file(source_row["path"]), splits, chosen["metric"], cfg)
-    write_model_card(ctx.out / "bundle", _model_card(ctx, chosen, info, rows + quantized["variants"], written))
-    say(f"[export] bundle: {bundle_label(chosen)} -> {ctx.out.name}/bundle/ ({', '.join(sorted(os.listdir(ctx.out / 'bundle')))})")
-    return {"variants": rows, "parity": parity, "bundle": {"path": f"{NAME}/bundle", "variant": info["variant"]}}
+    write_model_card(ctx.out / "bundle", _model_card(ctx, chosen, info, candidates, latency, choice))
+    say(f"[export] bundle: {bundle_label(chosen)} -> {ctx.out.name}/bundle/ "
+        f"({', '.join(sorted(os.listdir(ctx.out / 'bundle')))}): {choice['reason']}")
+    return {"variants": rows, "parity": parity,
+            "bundle": {"path": f"{NAME}/bundle", "variant": info["variant"], "choice": choice}}
+
+
+def batch1_latencies(ctx, rows: list[dict], written: dict) -> dict[str, float]:
+    """Batch-1 CPU p50 (ms) of every ONNX variant, one after another in this process with the
+    benchmark's threads and one real test input: what the bundle choice and the model card compare."""
+    threads = ctx.cfg.benchmark.threads or default_threads()
+    x = ctx.splits.test.x[:1]
+    out = {}
+    for row in progress(rows, desc="bundle choice: latency", quiet=ctx.quiet, unit="model"):
+        sess, _ = make_session(written.get(bundle_label(row)) or ctx.file(row["path"]), "cpu", threads)
+        names = [i.name for i in sess.get_inputs()]
+        out[bundle_label(row)] = measure(timed_call(sess, ctx.task.feeds(names, x), "cpu"), warmup=5, min_seconds=0.5,
+                                         min_runs=20, batch=1)["p50_ms"]
+    return out
 
 
 def _params(params: dict) -> str:
     return " (" + ", ".join(f"{k}={v}" for k, v in params.items()) + ")" if params else ""
 
 
-def _model_card(ctx, chosen: dict, info: dict, onnx_rows: list[dict], written: dict) -> ModelCard:
+def _model_card(ctx, chosen: dict, info: dict, onnx_rows: list[dict], latency: dict, choice: dict) -> ModelCard:
     """The facts of the bundle's README.md: how it was made, and its test metric, size and batch-1
     latency beside the teacher's, the quantized teacher's and the no-KD student's (latencies timed
     here side by side, same threads and inputs)."""
@@ -68,23 +87,19 @@ def _model_card(ctx, chosen: dict, info: dict, onnx_rows: list[dict], written: d
     torch_rows = {r["variant"]: r for r in distill["variants"]}
     by_label = {bundle_label(r): r for r in onnx_rows}
     threads = cfg.benchmark.threads or default_threads()
-    x = splits.test.x[:1]
 
-    def latency(row):
-        sess, _ = make_session(written.get(bundle_label(row)) or ctx.file(row["path"]), "cpu", threads)
-        names = [i.name for i in sess.get_inputs()]
-        return measure(timed_call(sess, task.feeds(names, x), "cpu"), warmup=5, min_seconds=0.5, min_runs=20,
-                       batch=1)["p50_ms"]
+    def lat(row):
+        return latency[bundle_label(row)]
 
     bundle_model = ctx.out / "bundle" / info["model"]
     rows = [Row(f"**this model** ({bundle_label(chosen)})", chosen["metric"]["test"], bundle_model.stat().st_size,
-                latency(chosen))]
-    if "teacher-int8-dynamic" in by_label:
+                lat(chosen))]
+    if "teacher-int8-dynamic" in by_label and by_label["teacher-int8-dynamic"] is not chosen:
         q = by_label["teacher-int8-dynamic"]
         rows.append(Row("teacher quantized (dynamic int8, no distillation)", q["metric"]["test"], q["size_bytes"],
-                        latency(q)))
+                        lat(q)))
     t = by_label["teacher-fp32"]
-    rows.append(Row("teacher (ONNX fp32)", t["metric"]["test"], t["size_bytes"], latency(t)))
+    rows.append(Row("teacher (ONNX fp32)", t["metric"]["test"], t["size_bytes"], lat(t)))
     if "baseline" in torch_rows:
         b = torch_rows["baseline"]
         rows.append(Row("the same student trained without KD (PyTorch)", b["metric"]["test"], b["size_bytes"]))
@@ -103,13 +118,15 @@ def _model_card(ctx, chosen: dict, info: dict, onnx_rows: list[dict], written: d
         made.append(f"Pruned ({p.get('removed', {}).get('method', 'structured')}): {removed} removed "
                     f"({p['params_before']:,} -> "
                     f"{p['params_after']:,} parameters), then a KD recovery fine-tune.")
+    if chosen.get("source", chosen["variant"]) == "teacher":
+        made = [made[0], f"This bundle is the teacher itself, quantized: no distillation. Chosen because {choice['reason']}."]
     qi = chosen.get("quantization")
     made.append("Exported to ONNX fp32 (checked against PyTorch)." if not qi else
                 f"Exported to ONNX and quantized: {qi['method']}"
                 + (f", {qi['calibration']} calibration on {qi.get('calibration_samples', '?')} training samples"
                    if qi.get("calibration") else "") + (", per-channel weights" if qi.get("per_channel") else "") + ".")
     made.append(f"Data: `{cfg.data.source}`, split train/validation/test {len(splits.train):,}/{len(splits.val):,}/"
-                f"{len(splits.test):,} (seed {cfg.seed}); the bundle was chosen on validation.")
+                f"{len(splits.test):,} (seed {cfg.seed}); the bundle was chosen on validation: {choice['reason']}.")
     import onnxruntime
 
     m = task.metric
@@ -163,21 +180,42 @@ def check(cfg) -> None:
                           f"{', '.join(possible_bundles(cfg))}")
 
 
-def choose_bundle(ec, candidates: list[dict], quantized: dict, metric) -> dict:
-    """auto: the best int8 variant on validation if it is within max_drop (metric units) of its fp32
-    source, else the fp32 source."""
+SAME_SPEED = 1.05  # batch-1 latencies within 5% of the fastest count as a tie: the smaller file wins there
+
+
+def choose_bundle(ec, candidates: list[dict], metric, latency: dict[str, float]) -> tuple[dict, dict]:
+    """The variant to ship and why. auto: of the ONNX variants within `max_drop` (metric units) of the
+    teacher on validation, the fastest at batch 1 (the smallest of those within 5% of its speed),
+    the teacher quantized without distillation included; when none is within, the most accurate.
+    The teacher in fp32 and the student trained without KD are not candidates: they are what the
+    bundle is compared with."""
     by_label = {bundle_label(r): r for r in candidates}
     if ec.bundle != "auto":
         wanted = ec.bundle if ec.bundle in by_label else f"{ec.bundle}-fp32"
         if wanted not in by_label:  # possible under the config, but not made in this run (e.g. no fusions)
             raise ConfigError(f"export.bundle {ec.bundle!r}: not made in this run (made: {', '.join(sorted(by_label))})")
-        return by_label[wanted]
-    source = quantized.get("source") or ("pruned" if "pruned-fp32" in by_label else "student")
-    fp32 = by_label[f"{source}-fp32"]
-    int8 = [r for r in candidates if r["format"] == "onnx-int8" and r.get("source", source) == source]
-    if int8:
+        return by_label[wanted], {"rule": "export.bundle", "reason": f"export.bundle names {ec.bundle}"}
+    teacher_val = by_label["teacher-fp32"]["metric"]["val"]
+    pool = [r for r in candidates if bundle_label(r) not in ("teacher-fp32", "baseline-fp32")]
+    drop = {bundle_label(r): metric.worse_by(teacher_val, r["metric"]["val"]) for r in pool}
+    within = [r for r in pool if drop[bundle_label(r)] <= ec.max_drop]
+    units = " points" if metric.unit == "%" else ""
+    if within:
+        fastest = min(latency[bundle_label(r)] for r in within)
+        near = [r for r in within if latency[bundle_label(r)] <= fastest * SAME_SPEED]
+        chosen = min(near, key=lambda r: (r["size_bytes"], latency[bundle_label(r)]))
+        reason = (f"the fastest at batch 1 of the {len(within)} variants within {ec.max_drop:g}{units} of the "
+                  f"teacher's validation {metric.name}" + (f" (the smallest of the {len(near)} within 5% of its speed)"
+                                                           if len(near) > 1 else ""))
+    else:
         sign = 1 if metric.higher_is_better else -1
-        best = max(int8, key=lambda r: (sign * r["metric"]["val"], -r["size_bytes"]))
-        if metric.worse_by(fp32["metric"]["val"], best["metric"]["val"]) <= ec.max_drop:
-            return best
-    return fp32
+        chosen = max(pool, key=lambda r: (sign * r["metric"]["val"], -latency[bundle_label(r)]))
+        reason = (f"no variant is within {ec.max_drop:g}{units} of the teacher's validation {metric.name} "
+                  f"(export.max_drop): the most accurate one")
+    if chosen.get("source") == "teacher":
+        reason += "; it is the teacher quantized without distillation: no student variant does better here"
+    return chosen, {
+        "rule": "auto", "reason": reason, "max_drop": ec.max_drop, "teacher_val": teacher_val,
+        "candidates": [{"variant": bundle_label(r), "val": r["metric"]["val"], "val_drop": round(drop[bundle_label(r)], 4),
+                        "size_bytes": r["size_bytes"], "latency_b1_ms": round(latency[bundle_label(r)], 4),
+                        "within": r in within} for r in pool]}
