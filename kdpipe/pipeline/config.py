@@ -144,6 +144,9 @@ class QuantizeConfig(Section):
     reduce_range: bool = False
     op_types: list[str] | None = Field(None, description="quantize only these ONNX op types, e.g. [MatMul, Gemm] to "
                                                          "keep convolutions fp32 (default: the task's choice)")
+    search: bool = Field(True, description="when the best int8 variant loses more than export.max_drop against its "
+                                           "fp32 source on validation, keep its most sensitive nodes in float until "
+                                           "it is within (the -mixed variant)")
     teacher: bool = Field(True, description="also quantize the teacher (dynamic int8, plain and per-channel): "
                                             "what a user gets without distillation, a row of every report")
 

@@ -70,6 +70,7 @@ def build_report(manifest: dict, providers: list[str], batch_sizes: list[int]) -
         "metric": m,
         "kd": _kd_summary(rows, metric, out("distill").get("student_start")),
         "prune": _prune_summary(out("prune")),
+        "int8": _int8_summary(rows, metric, out("quantize"), manifest.get("config", {}).get("export", {})),
         "bundle": out("export").get("bundle"),
         "splits": {"samples": out("distill").get("split_sizes"), "per_class": out("distill").get("class_counts"),
                    # how many labels a teacher trained here saw (teacher.labels: all sees the hidden ones too)
@@ -132,6 +133,23 @@ def _kd_summary(rows: list[dict], metric, start: dict | None = None) -> dict | N
         summary["verdict"] = (f"KD did not help here: the student is {-gain:.2f} {units} worse than the same model "
                               "trained without KD; try another temperature/alpha or a larger student")
     return summary
+
+
+def _int8_summary(rows: list[dict], metric, quantized: dict, export_cfg: dict) -> dict | None:
+    """Int8 variants that lose more than export.max_drop against their fp32 source on validation
+    (e.g. min-max calibration on transformer activations): named, so they are never taken silently;
+    and the accuracy-aware search's record when it ran."""
+    if not quantized or quantized.get("skipped"):
+        return None
+    budget = export_cfg.get("max_drop", 1.0)
+    fp32 = {r["variant"]: r["metric"]["val"] for r in rows if r["format"] == "onnx-fp32"}
+    broken = []
+    for r in quantized.get("variants", []):
+        src = r.get("source")
+        if r["format"] == "onnx-int8" and src in fp32 and metric.worse_by(fp32[src], r["metric"]["val"]) > budget:
+            broken.append({"variant": r["variant"], "source": src,
+                           "val_lost": round(metric.worse_by(fp32[src], r["metric"]["val"]), 4)})
+    return {"budget": budget, "over_budget": broken, "search": quantized.get("int8_search")}
 
 
 def _prune_summary(p: dict) -> dict | None:
@@ -200,6 +218,7 @@ def notes(report: dict) -> list[str]:
             f"pruning, {p['accuracy_before_recovery']['test']:.2f}{u} right after, "
             f"{p['accuracy_after_recovery']['test']:.2f}{u} after the KD recovery fine-tune."
         )
+    out += int8_notes(report)
     for p, st in (report.get("provider_status") or {}).items():
         if not st["available"]:
             out.append(f"{p.upper()} provider: {st['reason']}")
@@ -219,6 +238,31 @@ def notes(report: dict) -> list[str]:
     out.append(f"The metric ({report['metric']['name']}) is on the test split; latency is p50 per call, throughput "
                "is samples per second; the torch teacher row is PyTorch eager, the others onnxruntime.")
     return out
+
+
+def int8_notes(report: dict) -> list[str]:
+    i8 = report.get("int8") or {}
+    if not i8:
+        return []
+    units = " points" if report["metric"]["unit"] == "%" else ""
+    lines = []
+    if i8.get("over_budget"):
+        lines.append("Int8 over budget (more than export.max_drop below its fp32 source on validation; never shipped "
+                     "by auto unless still within max_drop of the teacher): " + ", ".join(
+                         f"{b['variant']} ({b['val_lost']:.2f}{units} lost)" for b in i8["over_budget"]) + ".")
+    s = i8.get("search")
+    if s:
+        head = (f"Accuracy-aware int8: {s['from']} lost {s['lost']:.2f}{units} against its fp32 source on validation "
+                f"(budget {s['budget']:g}); ")
+        if s["found"]:
+            names = ", ".join(s["kept_float"][:4]) + (" ..." if len(s["kept_float"]) > 4 else "")
+            lines.append(head + f"keeping the {len(s['kept_float'])} most sensitive of its {s['nodes']} quantizable "
+                         f"nodes in float ({names}) brings {s['from']}-mixed within budget; its size and latency are "
+                         "in the table.")
+        else:
+            lines.append(head + f"no mix of int8 and float nodes was within budget ({len(s['tried'])} tried): take "
+                         "an fp32 variant of the student, or the quantized teacher.")
+    return lines
 
 
 def frontier_note(report: dict) -> str | None:

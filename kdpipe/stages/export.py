@@ -164,9 +164,10 @@ def possible_bundles(cfg) -> list[str]:
             names.append(f"{src}-fp32-fused")  # transformers whose graph onnxruntime fuses
             for v in qc.variants:
                 if v == "static":
-                    names += [f"{src}-int8-static-{c}" for c in qc.calibration]
+                    names += [f"{src}-int8-static-{c}{m}" for c in qc.calibration for m in ("", "-mixed")[:1 + qc.search]]
                 elif v == "dynamic":
                     names += [f"{src}-int8-dynamic", f"{src}-int8-dynamic-fused"]
+                    names += [f"{src}-int8-dynamic-mixed"] if qc.search else []
                 else:
                     names.append(f"{src}-fp16")
     return names

@@ -80,12 +80,70 @@ def run(ctx) -> dict:
                                       "per_channel": qc.per_channel,
                                       "reduce_range": qc.reduce_range, "fused": kind == "dynamic-fused",
                                       "ops": op_counts(out)}))
+        search = None
+        if qc.search:
+            mixed, search = _accuracy_aware(ctx, rows, src_row, source, prepared, calib_feeds, static_ops, dyn_ops)
+            rows += [mixed] if mixed else []
         if qc.teacher:
             rows.append(_quantized_teacher(ctx, Path(tmp), qc, dyn_ops))
     for r in rows:
         say(f"[quantize] {r['variant']}: {r['size_bytes']} bytes, test {task.metric.name} "
             f"{r['metric']['test']:.2f}{task.metric.unit}")
-    return {"source": source, "source_metric": src_row["metric"], "variants": rows}
+    return {"source": source, "source_metric": src_row["metric"], "variants": rows,
+            **({"int8_search": search} if search else {})}
+
+
+def _accuracy_aware(ctx, rows, src_row, source, prepared, calib_feeds, static_ops, dyn_ops):
+    """When the best int8 variant loses more than export.max_drop against its fp32 source on
+    validation: keep its most sensitive nodes in float until it is within (runtime.int8_search).
+    Returns (the mixed variant or None, the search's record or None when no search was needed)."""
+    from kdpipe.evaluation import evaluate
+    from kdpipe.runtime.int8_search import exclusion_names, quantizable_nodes, search
+
+    task, splits, qc, metric = ctx.task, ctx.splits, ctx.cfg.quantize, ctx.task.metric
+    budget, base = ctx.cfg.export.max_drop, src_row["metric"]["val"]
+    int8 = [r for r in rows if r["format"] == "onnx-int8" and not r["quantization"].get("fused")]
+    if not int8:
+        return None, None
+    sign = 1 if metric.higher_is_better else -1
+    best = max(int8, key=lambda r: sign * r["metric"]["val"])
+    lost = metric.worse_by(base, best["metric"]["val"])
+    if lost <= budget:
+        return None, None
+    qi = best["quantization"]
+    ops = dyn_ops if qi["method"] == "dynamic" else static_ops
+
+    def quantize(out, exclude):
+        exclude = exclusion_names(exclude)
+        if qi["method"] == "dynamic":
+            _dynamic(prepared, out, qc, ops, exclude)
+        else:
+            _static(prepared, out, qc, qi["calibration"], calib_feeds, ops, exclude)
+
+    def val_metric(path):
+        sess, _ = make_session(path, "cpu")
+        return evaluate(onnx_predictor(sess, task.feeds), splits.val, metric)
+
+    nodes = quantizable_nodes(prepared, ops)
+    say(f"[quantize] {best['variant']} loses {lost:.2f} against {source} on validation (budget export.max_drop "
+        f"{budget:g}): measuring which of its {len(nodes)} quantizable nodes to keep in float")
+    res = search(prepared, quantize, nodes, task.feeds, splits.val.x, val_metric,
+                 lambda v: metric.worse_by(base, v) <= budget)
+    top = sorted(res.sensitivity.items(), key=lambda kv: -kv[1])[:10]
+    record = {"from": best["variant"], "lost": round(lost, 4), "budget": budget, "nodes": res.nodes,
+              "kept_float": res.kept_float, "tried": res.tried, "most_sensitive": dict(top),
+              "found": res.val is not None}
+    if res.val is None:
+        say(f"[quantize] no mix of int8 and float nodes is within {budget:g} of {source}: nothing added")
+        return None, record
+    name = f"{best['variant']}-mixed"
+    out = ctx.out / f"{name}.onnx"
+    quantize(out, res.kept_float)
+    row = _row(ctx, task, splits, out, name, "onnx-int8", src_row, source,
+               {**qi, "kept_float": res.kept_float, "ops": op_counts(out)})
+    say(f"[quantize] {name}: {len(res.kept_float)} of {res.nodes} nodes kept in float "
+        f"({', '.join(res.kept_float[:5])}{' ...' if len(res.kept_float) > 5 else ''})")
+    return row, record
 
 
 def _quantized_teacher(ctx, tmp: Path, qc, op_types) -> dict:
@@ -180,14 +238,16 @@ def calibration_batches(x: np.ndarray, samples: int, seed: int, batch: int = 32)
 _EXTRA = {"DefaultTensorType": onnx.TensorProto.FLOAT}
 
 
-def _dynamic(src: Path, out: Path, qc, op_types) -> None:
+def _dynamic(src: Path, out: Path, qc, op_types, exclude: list[str] | None = None) -> None:
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     quantize_dynamic(str(src), str(out), per_channel=qc.per_channel, reduce_range=qc.reduce_range,
-                     weight_type=QuantType.QInt8, op_types_to_quantize=op_types, extra_options=_EXTRA)
+                     weight_type=QuantType.QInt8, op_types_to_quantize=op_types, nodes_to_exclude=exclude,
+                     extra_options=_EXTRA)
 
 
-def _static(src: Path, out: Path, qc, calibration: str, batches: list[dict], op_types) -> None:
+def _static(src: Path, out: Path, qc, calibration: str, batches: list[dict], op_types,
+            exclude: list[str] | None = None) -> None:
     from onnxruntime.quantization import (CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType,
                                           quantize_static)
 
@@ -206,7 +266,7 @@ def _static(src: Path, out: Path, qc, calibration: str, batches: list[dict], op_
         quantize_static(str(src), str(out), Reader(), quant_format=QuantFormat.QDQ, per_channel=qc.per_channel,
                         reduce_range=qc.reduce_range, activation_type=QuantType.QUInt8,
                         weight_type=QuantType.QInt8, calibrate_method=methods[calibration],
-                        op_types_to_quantize=op_types, extra_options=_EXTRA)
+                        op_types_to_quantize=op_types, nodes_to_exclude=exclude, extra_options=_EXTRA)
 
 
 def _fp16(src: Path, out: Path) -> None:

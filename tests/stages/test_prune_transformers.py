@@ -16,7 +16,8 @@ def pruned_run(request, tmp_path_factory):
     cfg = text_config(folder, request.param, **{
         "student.params": {"layers": [0, 1]}, "prune.enabled": True, "prune.hidden": 0.5, "prune.ffn": 0.5,
         "prune.layers": 1, "prune.finetune": {"epochs": 1, "lr": 0.003}, "distill.intermediate": {"hidden": "auto"},
-        "quantize.variants": ["dynamic"], "benchmark.sequence_lengths": None, "benchmark.batch_sizes": [1]})
+        "quantize.variants": ["dynamic"], "benchmark.sequence_lengths": None, "benchmark.batch_sizes": [1],
+        "export.max_drop": 0.0})  # any int8 loss is over budget: the accuracy-aware search runs
     assert run_cli("all", str(cfg), "-q") == 0
     return request.param, folder / "run"
 
@@ -49,3 +50,23 @@ def test_the_pruned_model_reloads_with_from_pretrained_exports_with_parity_and_q
     assert parity["max_abs_diff"] < 1e-4
     q = _outputs(run, "quantize")
     assert q["source"] == "pruned" and any(v["variant"] == "pruned-int8-dynamic" for v in q["variants"])
+
+
+def test_int8_over_budget_starts_the_sensitivity_search_and_the_report_says_what_stayed_float(pruned_run):
+    task, run = pruned_run
+    q = _outputs(run, "quantize")
+    report = json.loads((run / "report" / "report.json").read_text())
+    lost = report["int8"]["over_budget"]
+    if not lost:  # int8 cost nothing on this tiny model: no search was needed
+        assert "int8_search" not in q
+        return
+    s = q["int8_search"]
+    assert s["from"] == "pruned-int8-dynamic" and s["nodes"] > 0 and s["tried"] and s["most_sensitive"]
+    md = (run / "report" / "report.md").read_text()
+    assert "Accuracy-aware int8: pruned-int8-dynamic lost" in md
+    if s["found"]:
+        mixed = next(v for v in q["variants"] if v["variant"] == "pruned-int8-dynamic-mixed")
+        assert mixed["quantization"]["kept_float"] == s["kept_float"]
+        assert mixed["metric"]["val"] == pytest.approx(_outputs(run, "prune")["variants"][0]["metric"]["val"], abs=1e-9)
+    bundle = _outputs(run, "export")["bundle"]
+    assert bundle["choice"]["max_drop"] == 0.0
