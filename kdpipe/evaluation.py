@@ -71,5 +71,8 @@ def score(predict: Predict, splits, metric, reference: np.ndarray | None = None,
         out["teacher_agreement"] = round(float((kept == reference)[real].mean() * 100.0), 2)
     if metric.extras is not None:
         out.update(metric.extras(kept, splits.test.y))
+    other = getattr(splits, "other", None)  # data.other_source: texts from another source
+    if other is not None:
+        out["other_source"] = round(evaluate(predict, other, metric, batch_size), 4)
     out["_collected"] = kept  # taken off by variant_row; the distill stage keeps the teacher's
     return out

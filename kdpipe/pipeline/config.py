@@ -44,6 +44,12 @@ class DataConfig(Section):
     label_fraction: float = Field(1.0, gt=0, le=1, description="classification: keep the labels of this fraction of "
                                   "the training split (per class); KD still learns from every training input through "
                                   "the teacher, the no-KD baseline (and a teacher trained here) from the labelled ones")
+    extra_texts: str | None = Field(None, description="embedding and text classification: more texts, without labels, "
+                                    "added to the training split for the KD loss (the no-KD baseline never sees them); "
+                                    "texts also in the validation or test split are left out")
+    other_source: str | None = Field(None, description="embedding and text classification: texts from another source, "
+                                     "scored as a second test set ('other source' in the report); labelled with the "
+                                     "same labels for classification")
 
     @field_validator("split")
     @classmethod
@@ -398,7 +404,8 @@ def dump_config(cfg: Config) -> str:
 
 # Keys added after runs were recorded, with the value that behaves as before they existed: left out of
 # a stage's recorded config (and fingerprint) at that value, so adding them does not rerun old runs.
-ADDED_LATER = {("teacher", "labels"): "kept", ("prune", "hidden"): None, ("prune", "ffn"): None, ("prune", "layers"): 0}
+ADDED_LATER = {("teacher", "labels"): "kept", ("prune", "hidden"): None, ("prune", "ffn"): None, ("prune", "layers"): 0,
+               ("data", "extra_texts"): None, ("data", "other_source"): None}
 
 
 def section_dict(cfg: Config, names: tuple[str, ...]) -> dict:

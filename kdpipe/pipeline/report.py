@@ -172,7 +172,8 @@ def _lat(cell: dict, batch: int, what: str) -> str:
     return f"{m['p50_ms']:.3f}" if what == "p50" else f"{m['throughput_per_s']:.0f}"
 
 
-ALSO = {"teacher_agreement": "agrees w/ teacher %", "top10_neighbour_overlap": "top-10 overlap %"}
+ALSO = {"other_source": "other source (data.other_source)", "teacher_agreement": "agrees w/ teacher %",
+        "top10_neighbour_overlap": "top-10 overlap %"}
 
 
 def table_columns(report: dict) -> tuple[list[str], list[list[str]]]:

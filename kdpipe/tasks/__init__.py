@@ -32,7 +32,14 @@ def _data(config_json: str):
     from kdpipe.pipeline.config import Config
 
     cfg = Config.model_validate_json(config_json)
-    return task_for(cfg).load_data(cfg)
+    task = task_for(cfg)
+    given = [k for k in ("extra_texts", "other_source") if getattr(cfg.data, k)]
+    if given and not task.takes_other_texts:
+        from kdpipe.errors import ConfigError
+
+        raise ConfigError(f"data.{given[0]}: the embedding and text-classification tasks take it; this config's "
+                          f"{cfg.task} task ({type(task).__name__}) does not")
+    return task.load_data(cfg)
 
 
 def load_data(cfg):

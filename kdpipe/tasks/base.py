@@ -71,6 +71,7 @@ class Task(ABC):
     metric: Metric
     quantize_op_types: list[str] | None = None  # None: every op onnxruntime's quantizer supports
     dynamic_extra_ops: list[str] = []  # more op types for dynamic int8 only
+    takes_other_texts = False  # data.extra_texts and data.other_source apply
 
     @abstractmethod
     def load_data(self, cfg):

@@ -18,7 +18,7 @@ from torch import nn
 from kdpipe.data.splits import Split, split_indices
 from kdpipe.errors import ConfigError, DataError
 from kdpipe.tasks.base import Metric
-from kdpipe.tasks.hf_task import HFTask, TextData, digest, encode
+from kdpipe.tasks.hf_task import HFTask, TextData, digest, encode, extra_texts, other_texts
 
 
 def _cosine_partial(out: np.ndarray, target: np.ndarray) -> tuple[float, float]:
@@ -50,6 +50,7 @@ COSINE = Metric("cosine similarity to teacher", "%", True, _cosine_partial, lamb
 class Embedding(HFTask):
     name = "embedding"
     optimum_task = "feature-extraction"
+    takes_other_texts = True
     metric = COSINE
     pool = True
     targets_from_teacher = True  # y is the teacher's output: KD needs no teacher pass while training
@@ -73,12 +74,25 @@ class Embedding(HFTask):
         teacher, _ = self.build("teacher", cfg, data)
         from kdpipe.evaluation import torch_predictor
 
-        y = logits(torch_predictor(teacher), x, batch_size=32)
+        embed = lambda xs: logits(torch_predictor(teacher), xs, batch_size=32)  # noqa: E731
+        y = embed(x)
         tr, va, te = split_indices(np.zeros(len(x), dtype=np.int64), dc.split, cfg.data_seed)
         if min(len(tr), len(va), len(te)) < 2:
             raise DataError(f"data: {len(x)} texts are too few to split {tuple(dc.split)}")
-        return TextData(Split(x[tr], y[tr]), Split(x[va], y[va]), Split(x[te], y[te]), tok, dc.sequence_length,
-                        digest(x), None)
+        other = None
+        held_out = {texts[i] for i in np.r_[va, te]}
+        if dc.other_source:
+            o_texts, _ = other_texts(cfg, {texts[i] for i in tr})
+            held_out |= set(o_texts)
+            xo = encode(tok, o_texts, dc.sequence_length)
+            other = Split(xo, embed(xo))
+        train = Split(x[tr], y[tr])
+        more = extra_texts(cfg, held_out)
+        if more:  # unlabelled by nature: an embedding student learns the teacher's output anyway
+            xe = encode(tok, more, dc.sequence_length)
+            train = Split(np.concatenate([train.x, xe]), np.concatenate([train.y, embed(xe)]))
+        return TextData(train, Split(x[va], y[va]), Split(x[te], y[te]), tok, dc.sequence_length,
+                        digest(x, train.x, *([other.x] if other else [])), None, other)
 
     def wrap(self, hf, data, teacher=None):
         from kdpipe.models.hf import HFModule

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from kdpipe.data.splits import Split
-from kdpipe.errors import ConfigError, ModelError
+from kdpipe.errors import ConfigError, DataError, ModelError
 from kdpipe.models.hf import HFModule
 from kdpipe.tasks.base import Task
 
@@ -38,6 +38,7 @@ class TextData:
     sequence_length: int
     sha256: str
     labels: list[str] | None = None  # classification only
+    other: Split | None = None  # data.other_source: a second test set from another source
 
     @property
     def num_classes(self) -> int:
@@ -55,6 +56,36 @@ def digest(*arrays: np.ndarray) -> str:
     for a in arrays:
         h.update(np.ascontiguousarray(a).tobytes())
     return h.hexdigest()
+
+
+def extra_texts(cfg, held_out: set[str]) -> list[str]:
+    """data.extra_texts, without any text that is also held out (validation, test, other source),
+    sampled down to data.limit for quick runs."""
+    from kdpipe.data.text import load_texts
+
+    dc = cfg.data
+    if not dc.extra_texts:
+        return []
+    texts = [t for t in dict.fromkeys(load_texts(dc.extra_texts, dc.text_column)) if t not in held_out]
+    if dc.limit is not None and dc.limit < len(texts):
+        rng = np.random.default_rng(cfg.data_seed + 13)
+        texts = [texts[i] for i in np.sort(rng.permutation(len(texts))[: dc.limit])]
+    return texts
+
+
+def other_texts(cfg, seen: set[str], label_column: str | None = None) -> tuple[list[str], list[str] | None]:
+    """data.other_source: texts (and labels) from another source, without any the models trained on."""
+    from kdpipe.data.text import load_labelled_texts
+
+    dc = cfg.data
+    texts, labels = load_labelled_texts(dc.other_source, dc.text_column, label_column)
+    keep = [i for i, t in enumerate(texts) if t not in seen]
+    if dc.limit is not None and dc.limit < len(keep):
+        keep = sorted(np.random.default_rng(cfg.data_seed + 17).permutation(keep)[: dc.limit].tolist())
+    if len(keep) < 2:
+        raise DataError(f"data.other_source {dc.other_source}: {len(keep)} texts the models did not train on; "
+                        "need at least 2")
+    return [texts[i] for i in keep], (None if labels is None else [labels[i] for i in keep])
 
 
 class HFTask(Task):

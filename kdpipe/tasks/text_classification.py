@@ -13,13 +13,14 @@ import numpy as np
 from kdpipe.data.splits import Split, hide_labels, split_indices
 from kdpipe.errors import DataError, ModelError
 from kdpipe.tasks.base import ACCURACY
-from kdpipe.tasks.hf_task import HFTask, TextData, digest, encode
+from kdpipe.tasks.hf_task import HFTask, TextData, digest, encode, extra_texts, other_texts
 from kdpipe.training.kd_loss import hard_loss, kd_loss_fn
 
 
 class TextClassification(HFTask):
     name = "classification"
     optimum_task = "text-classification"
+    takes_other_texts = True
     metric = ACCURACY
 
     def load_data(self, cfg) -> TextData:
@@ -42,7 +43,24 @@ class TextClassification(HFTask):
         if min(len(tr), len(va), len(te)) == 0:
             raise DataError(f"data: {len(y)} texts are too few to split {tuple(dc.split)}")
         train = hide_labels(Split(x[tr], y[tr]), dc.label_fraction, cfg.data_seed)
-        return TextData(train, Split(x[va], y[va]), Split(x[te], y[te]), tok, dc.sequence_length, digest(x, y), labels)
+        other = None
+        held_out = {texts[i] for i in np.r_[va, te]}
+        if dc.other_source:
+            o_texts, o_raw = other_texts(cfg, {texts[i] for i in tr}, dc.label_column)
+            unknown = sorted(set(o_raw) - set(labels))
+            if unknown:
+                raise DataError(f"data.other_source: labels {unknown[:5]} are not the data's {labels}")
+            held_out |= set(o_texts)
+            other = Split(encode(tok, o_texts, dc.sequence_length), np.asarray([labels.index(v) for v in o_raw]))
+        more = extra_texts(cfg, held_out)
+        if more:  # unlabelled: KD learns from the teacher's output on them, the no-KD baseline never sees them
+            from kdpipe.training.lm_losses import IGNORE
+
+            xe, none = encode(tok, more, dc.sequence_length), np.full(len(more), IGNORE, dtype=np.int64)
+            train = Split(np.concatenate([train.x, xe]), np.concatenate([train.y, none]),
+                          y_all=np.concatenate([train.y if train.y_all is None else train.y_all, none]))
+        return TextData(train, Split(x[va], y[va]), Split(x[te], y[te]), tok, dc.sequence_length,
+                        digest(x, y, train.x, *([other.x] if other else [])), labels, other)
 
     def hf_params(self, cfg, section, data) -> dict:
         params = super().hf_params(cfg, section, data)

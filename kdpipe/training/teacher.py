@@ -40,8 +40,10 @@ def prepare_teacher(cfg, task, data, *, checkpoint=None, quiet: bool = False):
     if (not given or cfg.teacher.finetune) and hard_loss is not None:
         tc = cfg.teacher.train
         every = cfg.teacher.labels == "all"
-        train = with_every_label(data.train) if every else labelled(data.train)
-        r = fit(teacher, train, data.val, epochs=tc.epochs if every else round(tc.epochs * steps_scale(data)), lr=tc.lr,
+        # rows without any label (data.extra_texts) are for KD only; like the baseline, the teacher takes as
+        # many steps as a pass over every training row
+        train = labelled(with_every_label(data.train) if every else data.train)
+        r = fit(teacher, train, data.val, epochs=round(tc.epochs * len(data.train) / max(len(train), 1)), lr=tc.lr,
                 weight_decay=tc.weight_decay, warmup=tc.warmup, seed=cfg.seed, loss_fn=hard_loss, desc="teacher",
                 checkpoint=checkpoint, batch_size=cfg.data.batch_size, micro_batch_size=cfg.data.micro_batch_size,
                 device=resolve_device(cfg.device, cfg.precision), precision=cfg.precision, quiet=quiet,

@@ -79,3 +79,12 @@ def test_pydoc_sections_are_labelled_paragraphs():
     texts, labels = load_labelled_texts("builtin:pydoc-sections", "text", "label")
     assert len(texts) == len(labels) > 1000
     assert set(labels) == {"statements", "expressions", "data-model", "built-in-types"}
+
+
+def test_stdlib_sentences_are_a_bigger_offline_corpus_of_prose():
+    from kdpipe.data.text import load_texts
+
+    a, b = load_texts("builtin:stdlib-sentences"), load_texts("builtin:pydoc-sentences")
+    assert len(a) > 3 * len(b) and len(set(a) & set(b)) < len(a) / 100  # other documents than pydoc's
+    assert all(len(s.split()) >= 6 and ">>>" not in s for s in a)
+    assert a == load_texts("builtin:stdlib-sentences")  # the same on every call

@@ -25,10 +25,22 @@ def text_config(folder, task, **extra):
         "export.max_drop": 1000.0, **extra})
 
 
+OTHER = [("A list is a mutable sequence that holds any objects in order.", "built-in-types"),
+         ("The while statement repeats its body as long as an expression is true.", "statements"),
+         ("A lambda expression creates an anonymous function from one expression.", "expressions"),
+         ("Every object has an identity, a type and a value in the data model.", "data-model")]
+
+
 @pytest.fixture(scope="module", params=["classification", "embedding"])
 def text_run(request, tmp_path_factory):
+    """Also with more unlabelled text for KD (data.extra_texts) and a second test set from another
+    source (data.other_source): sentences written here, labelled for classification."""
     folder = tmp_path_factory.mktemp(request.param)
-    assert run_cli("all", str(text_config(folder, request.param)), "-q") == 0
+    other = folder / "other.jsonl"
+    other.write_text("".join(json.dumps({"text": t, "label": y}) + "\n" for t, y in OTHER))
+    cfg = text_config(folder, request.param, **{"data.extra_texts": "builtin:stdlib-sentences",
+                                                 "data.other_source": f"jsonl:{other}"})
+    assert run_cli("all", str(cfg), "-q") == 0
     return request.param, folder / "run"
 
 
@@ -57,6 +69,32 @@ def test_every_stage_runs_with_the_task_metrics(text_run):
     assert kd["intermediate"] == {"hidden": [[0, 0], [1, 2]], "attention": [[1, 2]]}
     md = (run / "report" / "report.md").read_text()
     assert "Latency by sequence length" in md and "seq 8 b1" in md and "seq 24 b2" in md
+
+
+def test_extra_texts_train_the_student_only_and_the_other_source_is_scored(text_run):
+    task, run = text_run
+    distill = _manifest(run)["stages"]["distill"]["outputs"]
+    sizes = distill["split_sizes"]
+    # data.limit (160) splits 0.7/0.1/0.2-ish, then 160 sentences of the standard library's docstrings
+    assert sizes["train"] > 160 and sizes["val"] + sizes["test"] < 80
+    if task == "classification":
+        assert distill["class_counts"]["train_unlabelled"] == 160  # the extra texts carry no labels
+        base = distill["training"]["baseline"]["history"]
+        assert len(base) == round(1 * sizes["train"] / (sizes["train"] - 160))  # same steps as KD, labelled rows
+    report = json.loads((run / "report" / "report.json").read_text())
+    rows = {(r["variant"], r["format"]): r for r in report["rows"]}
+    for key in (("teacher", "torch"), ("student", "onnx-fp32"), ("student-int8-dynamic", "onnx-int8")):
+        assert 0 <= rows[key]["also"]["other_source"] <= 100
+    if task == "embedding":
+        assert rows[("teacher", "torch")]["also"]["other_source"] == pytest.approx(100.0, abs=1e-3)
+    assert "other source (data.other_source)" in (run / "report" / "report.md").read_text()
+
+
+def test_other_texts_are_refused_where_the_task_does_not_take_them(tmp_path, capsys):
+    cfg = write_config(tmp_path, {"data.limit": 200, "data.extra_texts": "builtin:stdlib-sentences"})
+    assert run_cli("all", str(cfg), "-q") == 2
+    err = capsys.readouterr().err
+    assert "data.extra_texts: the embedding and text-classification tasks take it" in err and "Traceback" not in err
 
 
 def test_onnx_export_matches_torch(text_run):
