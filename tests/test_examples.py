@@ -55,6 +55,8 @@ def test_example_config_runs_end_to_end(config, tmp_path):
     if teacher.startswith("hf:"):  # an example that names a teacher folder: a tiny one of the same kind
         extra += [f"teacher.model=hf:{tiny_encoder_folder(tmp_path / 'teacher')}"]
     extra += TINY_STUDENT.get(config.stem, [])
+    if raw.get("data", {}).get("other_source"):  # fetched by a script: text that ships with CPython instead
+        extra += ["data.other_source=builtin:pydoc-paragraphs"]
     if raw.get("benchmark", {}).get("sequence_lengths"):
         extra += ["benchmark.sequence_lengths=[8,32]"]
     sets = [a for kv in TINY + extra + [f"output_dir={tmp_path / 'run'}"] for a in ("--set", kv)]

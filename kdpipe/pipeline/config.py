@@ -48,8 +48,8 @@ class DataConfig(Section):
                                     "added to the training split for the KD loss (the no-KD baseline never sees them); "
                                     "texts also in the validation or test split are left out")
     other_source: str | None = Field(None, description="embedding and text classification: texts from another source, "
-                                     "scored as a second test set ('other source' in the report); labelled with the "
-                                     "same labels for classification")
+                                     "scored as a second test set ('other source' in the report; at most 1,000 "
+                                     "texts, sampled with the seed); labelled with the same labels for classification")
 
     @field_validator("split")
     @classmethod

@@ -207,7 +207,7 @@ def notes(report: dict) -> list[str]:
             line += f" (student {kd['student']:.2f}{u}, baseline {kd['baseline']:.2f}{u}, teacher {kd['teacher']:.2f}{u})."
         if "student_start" in kd:
             s0 = kd["student_start"]
-            line += f" Before training the student scored {s0['test']:.2f}{u} (init: {s0['init']})."
+            line = line.rstrip(".") + f". Before training the student scored {s0['test']:.2f}{u} (init: {s0['init']})."
         out.append(line)
     if report.get("prune"):
         p = report["prune"]

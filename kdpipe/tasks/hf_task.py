@@ -73,15 +73,20 @@ def extra_texts(cfg, held_out: set[str]) -> list[str]:
     return texts
 
 
+OTHER_MAX = 1000  # texts of data.other_source scored: a sample with the data seed is enough for a mean
+
+
 def other_texts(cfg, seen: set[str], label_column: str | None = None) -> tuple[list[str], list[str] | None]:
-    """data.other_source: texts (and labels) from another source, without any the models trained on."""
+    """data.other_source: texts (and labels) from another source, without any the models trained on;
+    at most OTHER_MAX (or data.limit) of them, sampled with the data seed."""
     from kdpipe.data.text import load_labelled_texts
 
     dc = cfg.data
     texts, labels = load_labelled_texts(dc.other_source, dc.text_column, label_column)
     keep = [i for i, t in enumerate(texts) if t not in seen]
-    if dc.limit is not None and dc.limit < len(keep):
-        keep = sorted(np.random.default_rng(cfg.data_seed + 17).permutation(keep)[: dc.limit].tolist())
+    most = min(OTHER_MAX, dc.limit or OTHER_MAX)
+    if most < len(keep):
+        keep = sorted(np.random.default_rng(cfg.data_seed + 17).permutation(keep)[:most].tolist())
     if len(keep) < 2:
         raise DataError(f"data.other_source {dc.other_source}: {len(keep)} texts the models did not train on; "
                         "need at least 2")

@@ -1,0 +1,50 @@
+"""Where a narrow derived transformer student starts, before any training: the same widths taken as
+the leading slice of the teacher's matrices (init: slice), as the teacher's most important
+channels, heads and neurons by activation (init: prune, Minitron), or fresh; scored with the
+config's metric on its validation and test splits, side by side in one process.
+
+    python benchmarks/prune_init.py configs/embedding-pruned.yaml
+    python benchmarks/prune_init.py configs/embedding-pruned.yaml --set 'student.params.layers=every_other'
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import torch
+
+from kdpipe.evaluation import evaluate, torch_predictor
+from kdpipe.models.checkpoint import count_params
+from kdpipe.pipeline.config import load_config
+from kdpipe.tasks import load_data, task_for
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("config")
+    ap.add_argument("--set", dest="overrides", action="append", default=[])
+    ap.add_argument("--threads", type=int, default=2)
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    cfg = load_config(args.config, args.overrides)
+    if cfg.student.model != "derive:teacher":
+        raise SystemExit("prune_init.py: the config's student must be derive:teacher")
+    task, data = task_for(cfg), load_data(cfg)
+    teacher, _ = task.build("teacher", cfg, data)
+    print(f"{cfg.name}: student params {dict(cfg.student.params)}; metric {task.metric.name}")
+    print("| init | params | build s | val | test |\n|---|---:|---:|---:|---:|")
+    for init in ("slice", "prune", "fresh"):
+        params = {**cfg.student.params, "init": init}
+        c = cfg.model_copy(update={"student": cfg.student.model_copy(update={"params": params})})
+        torch.manual_seed(cfg.seed + 1)
+        t0 = time.perf_counter()
+        student, _ = task.build("student", c, data, teacher)
+        built = time.perf_counter() - t0
+        predict = torch_predictor(student)
+        print(f"| {init} | {count_params(student):,} | {built:.1f} | {evaluate(predict, data.val, task.metric):.2f} | "
+              f"{evaluate(predict, data.test, task.metric):.2f} |")
+
+
+if __name__ == "__main__":
+    main()
