@@ -146,7 +146,8 @@ class QuantizeConfig(Section):
     variants: list[QuantVariant] = Field(default_factory=lambda: ["dynamic", "static", "fp16"])
     calibration: list[Calibration] = Field(default_factory=lambda: ["minmax", "percentile"])
     calibration_samples: int = Field(512, ge=1)
-    per_channel: bool = False
+    per_channel: bool | Literal["auto"] = Field("auto", description="per-channel int8 weights; auto: dynamic int8 is "
+                                                  "made both ways and the better on validation kept (static: plain)")
     reduce_range: bool = False
     op_types: list[str] | None = Field(None, description="quantize only these ONNX op types, e.g. [MatMul, Gemm] to "
                                                          "keep convolutions fp32 (default: the task's choice)")

@@ -66,20 +66,22 @@ def run(ctx) -> dict:
             name = f"{source}-" + ("fp16" if kind == "fp16" else f"int8-{kind}" + (f"-{calibration}" if calibration else ""))
             out = ctx.out / f"{name}.onnx"
             if kind == "dynamic":
-                _dynamic(prepared, out, qc, dyn_ops)
-            elif kind == "dynamic-fused":
+                rows.append(_dynamic_variant(ctx, prepared, out, name, dyn_ops, src_row, source, {"fused": False}))
+                continue
+            if kind == "dynamic-fused":
                 # a fused Attention node holds the Q/K/V weights: dynamic int8 can quantize it
-                _dynamic(fused_path, out, qc, dyn_ops and dyn_ops + ["Attention"])
-            elif kind == "static":
+                rows.append(_dynamic_variant(ctx, fused_path, out, name, dyn_ops and dyn_ops + ["Attention"], src_row,
+                                             source, {"fused": True}))
+                continue
+            if kind == "static":
                 _static(prepared, out, qc, calibration, calib_feeds, static_ops)
             else:
                 _fp16(fp32, out)
             rows.append(_row(ctx, task, splits, out, name, "onnx-fp16" if kind == "fp16" else "onnx-int8", src_row,
                              source, {"method": kind, "calibration": calibration,
                                       **({"calibration_samples": sum(map(len, calib))} if kind == "static" else {}),
-                                      "per_channel": qc.per_channel,
-                                      "reduce_range": qc.reduce_range, "fused": kind == "dynamic-fused",
-                                      "ops": op_counts(out)}))
+                                      "per_channel": qc.per_channel is True,
+                                      "reduce_range": qc.reduce_range, "fused": False, "ops": op_counts(out)}))
         search = None
         if qc.search:
             mixed, search = _accuracy_aware(ctx, rows, src_row, source, prepared, calib_feeds, static_ops, dyn_ops)
@@ -112,6 +114,8 @@ def _accuracy_aware(ctx, rows, src_row, source, prepared, calib_feeds, static_op
         return None, None
     qi = best["quantization"]
     ops = dyn_ops if qi["method"] == "dynamic" else static_ops
+
+    qc = qc.model_copy(update={"per_channel": qi["per_channel"]})  # as the variant it starts from
 
     def quantize(out, exclude):
         exclude = exclusion_names(exclude)
@@ -159,23 +163,37 @@ def _quantized_teacher(ctx, tmp: Path, qc, op_types) -> dict:
     task.export_onnx(model, ctx.file(t_row["path"]), fp32, ctx.cfg.export.opset, splits)
     del model
     quant_pre_process(str(fp32), str(prepared), skip_symbolic_shape=True)
-    tried, paths = {}, {}
-    for per_channel in (False, True):
-        path = paths[per_channel] = ctx.out / f"teacher-int8-dynamic-{'per-channel' if per_channel else 'plain'}.onnx"
-        _dynamic(prepared, path, qc.model_copy(update={"per_channel": per_channel}), op_types)
-        row = _row(ctx, task, splits, path, "teacher-int8-dynamic", "onnx-int8", t_row, "teacher",
-                   {"method": "dynamic", "calibration": None, "per_channel": per_channel,
-                    "reduce_range": qc.reduce_range, "ops": op_counts(path), "no_distillation": True})
-        tried[per_channel] = row
+    auto = qc.model_copy(update={"per_channel": "auto"})  # the bar: the better of plain and per-channel
+    return _dynamic_variant(ctx, prepared, ctx.out / "teacher-int8-dynamic.onnx", "teacher-int8-dynamic", op_types,
+                            t_row, "teacher", {"no_distillation": True}, auto)
+
+
+def _dynamic_variant(ctx, src: Path, out: Path, name: str, op_types, src_row: dict, source: str, info: dict,
+                     qc=None) -> dict:
+    """Dynamic int8 of `src`, measured. With quantize.per_channel auto, plain and per-channel
+    weights are both made and measured and the better on validation kept (ties: plain, the faster
+    on most CPUs); what each scored is recorded."""
+    qc = qc or ctx.cfg.quantize
+    task, splits = ctx.task, ctx.splits
+    choices = (False, True) if qc.per_channel == "auto" else (qc.per_channel is True,)
+    tried = {}
+    for pc in choices:
+        path = out if len(choices) == 1 else out.with_name(f"{out.stem}-{'per-channel' if pc else 'plain'}.onnx")
+        _dynamic(src, path, qc.model_copy(update={"per_channel": pc}), op_types)
+        tried[pc] = (path, _row(ctx, task, splits, path, name, "onnx-int8", src_row, source,
+                                {"method": "dynamic", "calibration": None, "per_channel": pc,
+                                 "reduce_range": qc.reduce_range, **info, "ops": op_counts(path)}))
     sign = 1 if task.metric.higher_is_better else -1
-    best = max((False, True), key=lambda pc: (sign * tried[pc]["metric"]["val"], not pc))
-    out = ctx.out / "teacher-int8-dynamic.onnx"
-    paths[best].replace(out)
-    paths[not best].unlink()
-    row = tried[best]
-    row.update(path=ctx.rel(out))
-    row["quantization"]["candidates_val"] = {("per-channel" if pc else "plain"): tried[pc]["metric"]["val"]
-                                             for pc in tried}
+    best = max(tried, key=lambda pc: (sign * tried[pc][1]["metric"]["val"], not pc))
+    path, row = tried[best]
+    if len(tried) > 1:
+        path.replace(out)
+        for pc, (other, _) in tried.items():
+            if pc != best:
+                other.unlink()
+        row.update(path=ctx.rel(out))
+        row["quantization"]["candidates_val"] = {("per-channel" if pc else "plain"): r["metric"]["val"]
+                                                 for pc, (_, r) in tried.items()}
     return row
 
 
@@ -263,7 +281,7 @@ def _static(src: Path, out: Path, qc, calibration: str, batches: list[dict], op_
     # uint8 activations with int8 weights: the combination x86 int8 kernels (VNNI and AVX2 alike) run.
     # The calibrators print their progress to stdout; kdpipe's stdout is for results.
     with contextlib.redirect_stdout(io.StringIO()):
-        quantize_static(str(src), str(out), Reader(), quant_format=QuantFormat.QDQ, per_channel=qc.per_channel,
+        quantize_static(str(src), str(out), Reader(), quant_format=QuantFormat.QDQ, per_channel=qc.per_channel is True,
                         reduce_range=qc.reduce_range, activation_type=QuantType.QUInt8,
                         weight_type=QuantType.QInt8, calibrate_method=methods[calibration],
                         op_types_to_quantize=op_types, nodes_to_exclude=exclude, extra_options=_EXTRA)

@@ -18,7 +18,7 @@ from torch import nn
 from kdpipe.data.splits import Split, split_indices
 from kdpipe.errors import ConfigError, DataError
 from kdpipe.tasks.base import Metric
-from kdpipe.tasks.hf_task import HFTask, TextData, digest, encode, extra_texts, other_texts
+from kdpipe.tasks.hf_task import HFTask, TextData, digest, encode, extra_texts, other_texts, teacher_max_length
 
 
 def _cosine_partial(out: np.ndarray, target: np.ndarray) -> tuple[float, float]:
@@ -81,10 +81,11 @@ class Embedding(HFTask):
             raise DataError(f"data: {len(x)} texts are too few to split {tuple(dc.split)}")
         other = None
         held_out = {texts[i] for i in np.r_[va, te]}
-        if dc.other_source:
+        longest = teacher_max_length(cfg, tok, teacher)  # a drop-in takes what the teacher takes
+        if dc.other_source:  # scored whole, up to the teacher's limit: how a drop-in student meets new text
             o_texts, _ = other_texts(cfg, {texts[i] for i in tr})
             held_out |= set(o_texts)
-            xo = encode(tok, o_texts, dc.sequence_length)
+            xo = encode(tok, o_texts, longest, pad_to_longest=True)
             other = Split(xo, embed(xo))
         train = Split(x[tr], y[tr])
         more = extra_texts(cfg, held_out)
@@ -92,7 +93,7 @@ class Embedding(HFTask):
             xe = encode(tok, more, dc.sequence_length)
             train = Split(np.concatenate([train.x, xe]), np.concatenate([train.y, embed(xe)]))
         return TextData(train, Split(x[va], y[va]), Split(x[te], y[te]), tok, dc.sequence_length,
-                        digest(x, train.x, *([other.x] if other else [])), None, other)
+                        digest(x, train.x, *([other.x] if other else [])), None, other, longest)
 
     def wrap(self, hf, data, teacher=None):
         from kdpipe.models.hf import HFModule

@@ -39,15 +39,18 @@ class TextData:
     sha256: str
     labels: list[str] | None = None  # classification only
     other: Split | None = None  # data.other_source: a second test set from another source
+    max_length: int | None = None  # the longest input the bundle takes, when more than sequence_length
 
     @property
     def num_classes(self) -> int:
         return len(self.labels) if self.labels else len(self.tokenizer)
 
 
-def encode(tokenizer, texts: list[str], length: int) -> np.ndarray:
-    """Padded texts as the models and apps take them: ids and attention mask stacked, [n, 2, length]."""
-    enc = tokenizer(texts, truncation=True, max_length=length, padding="max_length", return_tensors="np")
+def encode(tokenizer, texts: list[str], length: int, pad_to_longest: bool = False) -> np.ndarray:
+    """Padded texts as the models and apps take them: ids and attention mask stacked, [n, 2, length]
+    (or as long as the longest text, up to `length`)."""
+    enc = tokenizer(texts, truncation=True, max_length=length, padding="longest" if pad_to_longest else "max_length",
+                    return_tensors="np")
     return np.stack([enc["input_ids"], enc["attention_mask"]], axis=1).astype(np.int64)
 
 
@@ -71,6 +74,21 @@ def extra_texts(cfg, held_out: set[str]) -> list[str]:
         rng = np.random.default_rng(cfg.data_seed + 13)
         texts = [texts[i] for i in np.sort(rng.permutation(len(texts))[: dc.limit])]
     return texts
+
+
+def teacher_max_length(cfg, tokenizer, teacher) -> int:
+    """The longest input the teacher takes: a sentence-transformers folder's max_seq_length, else the
+    tokenizer's model_max_length, within the model's position embeddings (a drop-in student takes
+    as much; it shares the teacher's position embeddings)."""
+    limit = None
+    if cfg.teacher.model.startswith("hf:"):
+        st = Path(cfg.teacher.model[3:]) / "sentence_bert_config.json"
+        if st.is_file():
+            limit = json.loads(st.read_text()).get("max_seq_length")
+    limit = limit or (tokenizer.model_max_length if tokenizer.model_max_length < 1_000_000 else None)
+    positions = getattr(teacher.hf.config, "max_position_embeddings", None)
+    limit = min(x for x in (limit, positions) if x) if (limit or positions) else cfg.data.sequence_length
+    return max(int(limit), cfg.data.sequence_length)
 
 
 OTHER_MAX = 1000  # texts of data.other_source scored: a sample with the data seed is enough for a mean
@@ -375,7 +393,8 @@ class HFTask(Task):
         info = {
             "format": "kdpipe-bundle", "format_version": 1, "created_by": f"kdpipe {__version__}", "task": self.name,
             "model": "model.onnx", "variant": variant, "tokenizer": "tokenizer.json",
-            "inputs": ["input_ids", "attention_mask"], "max_sequence_length": data.sequence_length,
+            "inputs": ["input_ids", "attention_mask"], "max_sequence_length": data.max_length or data.sequence_length,
+            "trained_sequence_length": data.sequence_length,
             "padding": "right, attention_mask 0 on padding" if self.padded else "none (attention_mask all ones)",
             **self.bundle_info(data), "metric": metric, "runtimes": runtimes(folder / "model.onnx"),
         }
