@@ -205,7 +205,8 @@ def choose_bundle(ec, candidates: list[dict], metric, latency: dict[str, float])
         fastest = min(latency[bundle_label(r)] for r in within)
         near = [r for r in within if latency[bundle_label(r)] <= fastest * SAME_SPEED]
         chosen = min(near, key=lambda r: (r["size_bytes"], latency[bundle_label(r)]))
-        reason = (f"the fastest at batch 1 of the {len(within)} variants within {ec.max_drop:g}{units} of the "
+        reason = (f"the fastest at batch 1 of the {len(within)} variant{'s' if len(within) > 1 else ''} within "
+                  f"{ec.max_drop:g}{units} of the "
                   f"teacher's validation {metric.name}" + (f" (the smallest of the {len(near)} within 5% of its speed)"
                                                            if len(near) > 1 else ""))
     else:

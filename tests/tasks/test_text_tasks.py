@@ -236,6 +236,8 @@ def test_predict_prints_embeddings_of_an_embedding_bundle(text_run, tmp_path, ca
     got = np.array([json.loads(line)["embedding"] for line in capsys.readouterr().out.splitlines()])
     info = json.loads((bundle / "kdpipe.json").read_text())
     assert got.shape == (2, info["output"]["shape"][1])
+    # a drop-in takes what the teacher takes: its 64 position embeddings, though trained on 24 tokens
+    assert (info["max_sequence_length"], info["trained_sequence_length"]) == (64, 24)
     sess = ort.InferenceSession(str(bundle / "model.onnx"), providers=["CPUExecutionProvider"])
     x = encode(AutoTokenizer.from_pretrained(bundle), texts, info["max_sequence_length"])
     want = sess.run(None, {"input_ids": x[:, 0], "attention_mask": x[:, 1]})[0]
@@ -266,3 +268,21 @@ def test_a_missing_teacher_folder_is_one_clear_error(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "folder artifacts/teachers/nowhere not found" in err and "Traceback" not in err
     assert not (tmp_path / "run").exists()
+
+
+def test_the_teachers_maximum_length_comes_from_its_folder(tmp_path):
+    from types import SimpleNamespace
+
+    from kdpipe.pipeline.config import Config
+    from kdpipe.tasks.hf_task import teacher_max_length
+
+    teacher = SimpleNamespace(hf=SimpleNamespace(config=SimpleNamespace(max_position_embeddings=512)))
+    tok = SimpleNamespace(model_max_length=128)
+    cfg = Config.model_validate({"task": "embedding", "teacher": {"model": f"hf:{tmp_path}"},
+                                 "data": {"sequence_length": 48}})
+    assert teacher_max_length(cfg, tok, teacher) == 128  # the tokenizer's limit
+    (tmp_path / "sentence_bert_config.json").write_text('{"max_seq_length": 256}')
+    assert teacher_max_length(cfg, tok, teacher) == 256  # sentence-transformers' own
+    tok.model_max_length = 10**30  # "no limit" in transformers: the position embeddings decide
+    (tmp_path / "sentence_bert_config.json").unlink()
+    assert teacher_max_length(cfg, tok, teacher) == 512
