@@ -74,7 +74,7 @@ def measure_importance(model: nn.Module, x: np.ndarray, batch_size: int = 16) ->
     """Activation importance over the inputs x (token ids, or ids and mask stacked as the tasks feed
     them); padding positions do not count."""
     check_layout(model)
-    _, stack = layer_list(model)
+    stack_name, stack = layer_list(model)
     cfg = model.config
     n, heads, head_size = len(stack), cfg.num_attention_heads, cfg.hidden_size // cfg.num_attention_heads
     acc = {"hidden": torch.zeros(cfg.hidden_size), "heads": torch.zeros(n, heads),
@@ -87,7 +87,7 @@ def measure_importance(model: nn.Module, x: np.ndarray, batch_size: int = 16) ->
 
     hooks = []
     norms = [m for name, m in model.named_modules() if isinstance(m, nn.LayerNorm)
-             and (name.startswith(layer_list(model)[0]) or "embeddings" in name)]
+             and (name.startswith(stack_name) or "embeddings" in name)]
     def channels(m, i, o):  # (a hook that returns a value would replace the output)
         acc["hidden"].add_(masked_sum(o.abs().float()))
 
