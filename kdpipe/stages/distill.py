@@ -11,6 +11,7 @@ from kdpipe.data.splits import labelled
 from kdpipe.evaluation import score, torch_predictor
 from kdpipe.models.checkpoint import count_params
 from kdpipe.progress import say
+from kdpipe.training.intermediate import kd_training
 from kdpipe.training.loop import fit, resolve_device, seed_everything
 from kdpipe.training.teacher import history, prepare_teacher, steps_scale
 from kdpipe.variants import variant_row
@@ -55,21 +56,12 @@ def run(ctx) -> dict:
         rows.append(_save(ctx, "baseline", baseline, s_spec, reference)[0])
 
     student = copy.deepcopy(init)
-    live_teacher = None if getattr(task, "targets_from_teacher", False) else teacher  # y holds its outputs
-    matching = None
-    if dc.intermediate.enabled:  # the teacher runs live: its intermediates are not cached
-        from kdpipe.training.intermediate import with_matching
-
-        kd_loss, matching = with_matching(kd_loss, dc.intermediate, teacher, student, s_spec.get("teacher_layers"))
-        student.matcher, live_teacher = matching, teacher  # trained (and checkpointed) with the student
-    r = fit(student, data.train, data.val, loss_fn=kd_loss, teacher=live_teacher,
-            cache_teacher=dc.cache_teacher and matching is None, cache_format=dc.cache_format, cache_k=dc.cache_k,
-            temperature=dc.temperature, desc="student (KD)", checkpoint=ctx.checkpoint("student"), **train_args)
-    if matching is not None:
-        from kdpipe.training.intermediate import release
-
-        del student.matcher  # training-only projections: not part of the model that ships
-        release(student, teacher)
+    with kd_training(kd_loss, dc.intermediate, teacher, student, s_spec.get("teacher_layers"),
+                     getattr(task, "targets_from_teacher", False)) as kd:
+        r = fit(student, data.train, data.val, loss_fn=kd.loss, teacher=kd.teacher,
+                cache_teacher=dc.cache_teacher and kd.matcher is None, cache_format=dc.cache_format,
+                cache_k=dc.cache_k, temperature=dc.temperature, desc="student (KD)",
+                checkpoint=ctx.checkpoint("student"), **train_args)
     training["student"] = history(r)
     rows.append(_save(ctx, "student", student, s_spec, reference)[0])
 
@@ -97,7 +89,7 @@ def run(ctx) -> dict:
         "kd": {"temperature": dc.temperature, "alpha": dc.alpha, "cache_teacher": dc.cache_teacher,
                **({"divergence": dc.divergence, "beta": dc.beta} if task.name in ("causal-lm", "masked-lm") else {}),
                **({"embedding_loss": dc.embedding_loss} if task.name == "embedding" else {}),
-               **({"intermediate": {"hidden": matching.hidden, "attention": matching.attention}} if matching else {})},
+               **({"intermediate": {"hidden": kd.matcher.hidden, "attention": kd.matcher.attention}} if kd.matcher else {})},
     }
 
 

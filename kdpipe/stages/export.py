@@ -46,9 +46,10 @@ def run(ctx) -> dict:
 
     quantized = ctx.upstream("quantize")
     candidates = rows + quantized["variants"]
-    latency = batch1_latencies(ctx, candidates, written)
+    threads = cfg.benchmark.threads or default_threads()
+    latency = batch1_latencies(ctx, candidates, written, threads)
     chosen, choice = choose_bundle(cfg.export, candidates, task.metric, latency)
-    choice["threads"] = cfg.benchmark.threads or default_threads()
+    choice["threads"] = threads
     source = chosen.get("source", chosen["variant"])
     source_row = next(r for r in torch_rows if r["variant"] == source)
     info = task.write_bundle(ctx.out / "bundle", written.get(bundle_label(chosen)) or ctx.file(chosen["path"]),
@@ -60,10 +61,9 @@ def run(ctx) -> dict:
             "bundle": {"path": f"{NAME}/bundle", "variant": info["variant"], "choice": choice}}
 
 
-def batch1_latencies(ctx, rows: list[dict], written: dict) -> dict[str, float]:
+def batch1_latencies(ctx, rows: list[dict], written: dict, threads: int) -> dict[str, float]:
     """Batch-1 CPU p50 (ms) of every ONNX variant, one after another in this process with the
     benchmark's threads and one real test input: what the bundle choice and the model card compare."""
-    threads = ctx.cfg.benchmark.threads or default_threads()
     x = ctx.splits.test.x[:1]
     out = {}
     for row in progress(rows, desc="bundle choice: latency", quiet=ctx.quiet, unit="model"):
@@ -164,12 +164,14 @@ def possible_bundles(cfg) -> list[str]:
             names.append(f"{src}-fp32-fused")  # transformers whose graph onnxruntime fuses
             for v in qc.variants:
                 if v == "static":
-                    names += [f"{src}-int8-static-{c}{m}" for c in qc.calibration for m in ("", "-mixed")[:1 + qc.search]]
+                    int8 = [f"{src}-int8-static-{c}" for c in qc.calibration]
                 elif v == "dynamic":
-                    names += [f"{src}-int8-dynamic", f"{src}-int8-dynamic-fused"]
-                    names += [f"{src}-int8-dynamic-mixed"] if qc.search else []
+                    int8 = [f"{src}-int8-dynamic"]
+                    names.append(f"{src}-int8-dynamic-fused")
                 else:
+                    int8 = []
                     names.append(f"{src}-fp16")
+                names += int8 + ([f"{n}-mixed" for n in int8] if qc.search else [])  # accuracy-aware int8
     return names
 
 

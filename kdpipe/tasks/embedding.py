@@ -18,7 +18,7 @@ from torch import nn
 from kdpipe.data.splits import Split, split_indices
 from kdpipe.errors import ConfigError, DataError
 from kdpipe.tasks.base import Metric
-from kdpipe.tasks.hf_task import HFTask, TextData, digest, encode, extra_texts, other_texts, teacher_max_length
+from kdpipe.tasks.hf_task import HFTask, TextData, digest, encode, other_and_extra_texts, teacher_max_length
 
 
 def _cosine_partial(out: np.ndarray, target: np.ndarray) -> tuple[float, float]:
@@ -80,15 +80,12 @@ class Embedding(HFTask):
         if min(len(tr), len(va), len(te)) < 2:
             raise DataError(f"data: {len(x)} texts are too few to split {tuple(dc.split)}")
         other = None
-        held_out = {texts[i] for i in np.r_[va, te]}
         longest = teacher_max_length(cfg, tok, teacher)  # a drop-in takes what the teacher takes
-        if dc.other_source:  # scored whole, up to the teacher's limit: how a drop-in student meets new text
-            o_texts, _ = other_texts(cfg, {texts[i] for i in tr})
-            held_out |= set(o_texts)
+        o_texts, _, more = other_and_extra_texts(cfg, texts, tr, np.r_[va, te])
+        if o_texts:  # scored whole, up to the teacher's limit: how a drop-in student meets new text
             xo = encode(tok, o_texts, longest, pad_to_longest=True)
             other = Split(xo, embed(xo))
         train = Split(x[tr], y[tr])
-        more = extra_texts(cfg, held_out)
         if more:  # unlabelled by nature: an embedding student learns the teacher's output anyway
             xe = encode(tok, more, dc.sequence_length)
             train = Split(np.concatenate([train.x, xe]), np.concatenate([train.y, embed(xe)]))

@@ -111,6 +111,14 @@ def other_texts(cfg, seen: set[str], label_column: str | None = None) -> tuple[l
     return [texts[i] for i in keep], (None if labels is None else [labels[i] for i in keep])
 
 
+def other_and_extra_texts(cfg, texts: list[str], train_idx, held_idx, label_column: str | None = None):
+    """(other-source texts, their labels, extra texts): data.other_source without any training text,
+    and data.extra_texts without any text that is held out (validation, test, other source)."""
+    o_texts, o_labels = (other_texts(cfg, {texts[i] for i in train_idx}, label_column) if cfg.data.other_source
+                         else ([], None))
+    return o_texts, o_labels, extra_texts(cfg, {texts[i] for i in held_idx} | set(o_texts))
+
+
 class HFTask(Task):
     optimum_task: str  # optimum's export task name
     tokenizer_kind = "masked"  # the kind trained here when the teacher brings none
@@ -205,8 +213,8 @@ class HFTask(Task):
             raise ConfigError(f"prune.layers: {pc.layers} would remove all {n} layers of the student")
         hf, plan, _ = prune_model(model.hf, data.train.x[:IMPORTANCE_SAMPLES], heads * head, neurons,
                                   n - pc.layers if pc.layers else None)
-        pruned = HFModule(hf, model.pool, model.proj.out_features if model.proj is not None else
-                          (cfg.hidden_size if model.pool and hf.config.hidden_size != cfg.hidden_size else None))
+        # an embedder keeps its output width (HFModule adds the projection only where widths differ)
+        pruned = HFModule(hf, model.pool, model.proj.out_features if model.proj is not None else cfg.hidden_size)
         if pruned.proj is not None:
             with torch.no_grad():
                 if model.proj is not None:  # the student's own projection, on the channels kept

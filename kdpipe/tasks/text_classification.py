@@ -13,7 +13,7 @@ import numpy as np
 from kdpipe.data.splits import Split, hide_labels, split_indices
 from kdpipe.errors import DataError, ModelError
 from kdpipe.tasks.base import ACCURACY
-from kdpipe.tasks.hf_task import HFTask, TextData, digest, encode, extra_texts, other_texts
+from kdpipe.tasks.hf_task import HFTask, TextData, digest, encode, other_and_extra_texts
 from kdpipe.training.kd_loss import hard_loss, kd_loss_fn
 
 
@@ -44,15 +44,12 @@ class TextClassification(HFTask):
             raise DataError(f"data: {len(y)} texts are too few to split {tuple(dc.split)}")
         train = hide_labels(Split(x[tr], y[tr]), dc.label_fraction, cfg.data_seed)
         other = None
-        held_out = {texts[i] for i in np.r_[va, te]}
-        if dc.other_source:
-            o_texts, o_raw = other_texts(cfg, {texts[i] for i in tr}, dc.label_column)
+        o_texts, o_raw, more = other_and_extra_texts(cfg, texts, tr, np.r_[va, te], dc.label_column)
+        if o_texts:
             unknown = sorted(set(o_raw) - set(labels))
             if unknown:
                 raise DataError(f"data.other_source: labels {unknown[:5]} are not the data's {labels}")
-            held_out |= set(o_texts)
             other = Split(encode(tok, o_texts, dc.sequence_length), np.asarray([labels.index(v) for v in o_raw]))
-        more = extra_texts(cfg, held_out)
         if more:  # unlabelled: KD learns from the teacher's output on them, the no-KD baseline never sees them
             from kdpipe.training.lm_losses import IGNORE
 

@@ -9,6 +9,10 @@ attention layers count blocks from 1.
 
 from __future__ import annotations
 
+import contextlib
+from dataclasses import dataclass
+from typing import Callable
+
 import torch
 from torch import nn
 
@@ -110,3 +114,29 @@ def release(*models) -> None:
     for m in models:
         m.capture = False
         m.hidden = m.attentions = m.mask = None
+
+
+@dataclass
+class KDTraining:
+    loss: Callable
+    teacher: nn.Module | None  # the teacher to run while training; None: the targets hold its outputs
+    matcher: Matcher | None = None  # set when intermediate matching runs (the teacher runs live then)
+
+
+@contextlib.contextmanager
+def kd_training(kd_loss, ic, teacher, student, teacher_layers=None, targets_from_teacher: bool = False):
+    """The loss and the teacher for one KD training of `student` (the distill stage's, the prune
+    stage's recovery). With `distill.intermediate` set, the matching loss is added, the teacher runs
+    live (its intermediates are not cached) and the matcher's projections train and checkpoint with
+    the student; afterwards they are taken off: they are not part of the model that ships."""
+    live = None if targets_from_teacher else teacher
+    if not ic.enabled:
+        yield KDTraining(kd_loss, live)
+        return
+    loss, matcher = with_matching(kd_loss, ic, teacher, student, teacher_layers)
+    student.matcher = matcher
+    try:
+        yield KDTraining(loss, teacher, matcher)
+    finally:
+        del student.matcher
+        release(student, teacher)
