@@ -33,7 +33,9 @@ def main() -> None:
     task, data = task_for(cfg), load_data(cfg)
     teacher, _ = task.build("teacher", cfg, data)
     print(f"{cfg.name}: student params {dict(cfg.student.params)}; metric {task.metric.name}")
-    print("| init | params | build s | val | test |\n|---|---:|---:|---:|---:|")
+    other = getattr(data, "other", None)  # data.other_source, when the config names one
+    print("| init | params | build s | val | test |" + (" other source |\n|---|---:|---:|---:|---:|---:|" if other
+                                                      else "\n|---|---:|---:|---:|---:|"))
     for init in ("slice", "prune", "fresh"):
         params = {**cfg.student.params, "init": init}
         c = cfg.model_copy(update={"student": cfg.student.model_copy(update={"params": params})})
@@ -43,7 +45,8 @@ def main() -> None:
         built = time.perf_counter() - t0
         predict = torch_predictor(student)
         print(f"| {init} | {count_params(student):,} | {built:.1f} | {evaluate(predict, data.val, task.metric):.2f} | "
-              f"{evaluate(predict, data.test, task.metric):.2f} |")
+              f"{evaluate(predict, data.test, task.metric):.2f} |" +
+              (f" {evaluate(predict, other, task.metric):.2f} |" if other else ""))
 
 
 if __name__ == "__main__":

@@ -57,6 +57,9 @@ def test_example_config_runs_end_to_end(config, tmp_path):
     extra += TINY_STUDENT.get(config.stem, [])
     if raw.get("data", {}).get("other_source"):  # fetched by a script: text that ships with CPython instead
         extra += ["data.other_source=builtin:pydoc-paragraphs"]
+    more = raw.get("data", {}).get("extra_texts") or []
+    if any(not s.startswith("builtin:") for s in ([more] if isinstance(more, str) else more)):
+        extra += ["data.extra_texts=[builtin:stdlib-sentences]"]
     if raw.get("benchmark", {}).get("sequence_lengths"):
         extra += ["benchmark.sequence_lengths=[8,32]"]
     sets = [a for kv in TINY + extra + [f"output_dir={tmp_path / 'run'}"] for a in ("--set", kv)]

@@ -42,14 +42,22 @@ class HFModule(nn.Module):
         self.hf, self.pool = hf, pool
         width = hf.config.hidden_size
         self.proj = nn.Linear(width, project_to) if pool and project_to and project_to != width else None
-        self.capture = False
+        self.capture = self.capture_attentions = False
         self.hidden = self.attentions = self.mask = None
+        # One output per text (a pooled embedding, class logits): trailing padding can be cut off
+        # before the model runs (a text's outputs ignore masked positions), which on short texts
+        # padded to data.sequence_length saves most of the compute.
+        self.trim = pool or type(hf).__name__.endswith("ForSequenceClassification")
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
         if input_ids.dim() == 3:  # ids and mask stacked
             input_ids, attention_mask = input_ids[:, 0], input_ids[:, 1]
         mask = torch.ones_like(input_ids) if attention_mask is None else attention_mask
-        extra = {"output_hidden_states": True, "output_attentions": True} if self.capture else {}
+        if self.trim and attention_mask is not None and not (torch.jit.is_tracing() or torch.onnx.is_in_onnx_export()
+                                                             or torch.compiler.is_compiling()):
+            used = int(mask.any(0).nonzero().max()) + 1 if mask.any() else 1  # the last column any text uses
+            input_ids, mask = input_ids[:, :used], mask[:, :used]
+        extra = {"output_hidden_states": True, "output_attentions": self.capture_attentions} if self.capture else {}
         out = self.hf(input_ids=input_ids, attention_mask=mask, **extra)
         if self.capture:
             self.hidden, self.attentions, self.mask = out.hidden_states, out.attentions, mask
@@ -69,6 +77,14 @@ class HFModule(nn.Module):
         self.proj.weight.zero_()
         self.proj.bias.zero_()
         self.proj.weight[torch.as_tensor(channels), torch.arange(len(channels))] = 1.0
+
+
+def freeze_token_embeddings(model: nn.Module, where: str) -> None:
+    """Stop training a transformers model's token embedding table (distill.freeze_embeddings): the
+    optimiser then skips its vocabulary x width weights."""
+    if not isinstance(model, HFModule):
+        raise ModelError(f"{where}: only transformers students have a token embedding table to freeze")
+    model.hf.get_input_embeddings().weight.requires_grad_(False)
 
 
 def _auto(task: str):

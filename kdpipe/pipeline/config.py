@@ -44,9 +44,10 @@ class DataConfig(Section):
     label_fraction: float = Field(1.0, gt=0, le=1, description="classification: keep the labels of this fraction of "
                                   "the training split (per class); KD still learns from every training input through "
                                   "the teacher, the no-KD baseline (and a teacher trained here) from the labelled ones")
-    extra_texts: str | None = Field(None, description="embedding and text classification: more texts, without labels, "
-                                    "added to the training split for the KD loss (the no-KD baseline never sees them); "
-                                    "texts also in the validation or test split are left out")
+    extra_texts: str | list[str] | None = Field(
+        None, description="embedding and text classification: more texts, without labels, added to the training split "
+                          "for the KD loss (the no-KD baseline never sees them); one source or a list of them; texts "
+                          "also in the validation or test split or the other source are left out")
     other_source: str | None = Field(None, description="embedding and text classification: texts from another source, "
                                      "scored as a second test set ('other source' in the report; at most 1,000 "
                                      "texts, sampled with the seed); labelled with the same labels for classification")
@@ -121,6 +122,9 @@ class DistillConfig(Section):
                              "k tokens sampled from the teacher (unbiased)")
     cache_k: int = Field(32, ge=1, description="entries a token for cache_format topk/sampled")
     embedding_loss: Literal["cosine", "mse", "cosine+mse"] = Field("cosine+mse", description="embedding task")
+    freeze_embeddings: bool = Field(False, description="transformers: keep the student's token embedding table as it "
+                                    "starts (a derived student's is the teacher's), for the KD student and the "
+                                    "baseline alike; on a 30k-token vocabulary most of the optimiser's work")
     intermediate: IntermediateConfig = Field(default_factory=IntermediateConfig)
 
 
@@ -257,6 +261,16 @@ class Config(Section):
         if self.data.label_fraction < 1 and self.task != "classification":
             raise ValueError(f"data.label_fraction: only for classification (task {self.task} learns from the text "
                              "itself, or from the teacher)")
+        return self
+
+    @model_validator(mode="after")
+    def _freeze_needs_a_transformer(self):
+        hf = ("hf:", "hf-config:")
+        student_hf = self.student.model.startswith(hf) or (self.student.model == "derive:teacher"
+                                                           and self.teacher.model.startswith(hf))
+        if self.distill.freeze_embeddings and not student_hf:
+            raise ValueError(f"distill.freeze_embeddings: only transformers students (hf:, hf-config:, derive:teacher "
+                             f"of one) have a token embedding table; the student is {self.student.model}")
         return self
 
     @model_validator(mode="after")
@@ -406,7 +420,7 @@ def dump_config(cfg: Config) -> str:
 # Keys added after runs were recorded, with the value that behaves as before they existed: left out of
 # a stage's recorded config (and fingerprint) at that value, so adding them does not rerun old runs.
 ADDED_LATER = {("teacher", "labels"): "kept", ("prune", "hidden"): None, ("prune", "ffn"): None, ("prune", "layers"): 0,
-               ("data", "extra_texts"): None, ("data", "other_source"): None}
+               ("data", "extra_texts"): None, ("data", "other_source"): None, ("distill", "freeze_embeddings"): False}
 
 
 def section_dict(cfg: Config, names: tuple[str, ...]) -> dict:

@@ -10,6 +10,7 @@ import numpy as np
 from kdpipe.data.splits import labelled
 from kdpipe.evaluation import score, torch_predictor
 from kdpipe.models.checkpoint import count_params
+from kdpipe.models.hf import freeze_token_embeddings
 from kdpipe.progress import say
 from kdpipe.training.intermediate import kd_training
 from kdpipe.training.loop import fit, resolve_device, seed_everything
@@ -38,6 +39,8 @@ def run(ctx) -> dict:
 
     seed_everything(cfg.seed + 1)
     init, s_spec = task.build("student", cfg, data, teacher)
+    if dc.freeze_embeddings:  # before the copies: the baseline trains the same weights as the KD student
+        freeze_token_embeddings(init, "distill.freeze_embeddings")
     start = None
     if ctx.is_main:  # where the student starts: how much a slice or pruning of the teacher keeps
         from kdpipe.evaluation import evaluate

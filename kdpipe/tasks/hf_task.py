@@ -62,14 +62,16 @@ def digest(*arrays: np.ndarray) -> str:
 
 
 def extra_texts(cfg, held_out: set[str]) -> list[str]:
-    """data.extra_texts, without any text that is also held out (validation, test, other source),
-    sampled down to data.limit for quick runs."""
+    """data.extra_texts (one source or several), without any text that is also held out (validation,
+    test, other source), sampled down to data.limit for quick runs."""
     from kdpipe.data.text import load_texts
 
     dc = cfg.data
     if not dc.extra_texts:
         return []
-    texts = [t for t in dict.fromkeys(load_texts(dc.extra_texts, dc.text_column)) if t not in held_out]
+    sources = [dc.extra_texts] if isinstance(dc.extra_texts, str) else dc.extra_texts
+    loaded = dict.fromkeys(t for source in sources for t in load_texts(source, dc.text_column))
+    texts = [t for t in loaded if t not in held_out]
     if dc.limit is not None and dc.limit < len(texts):
         rng = np.random.default_rng(cfg.data_seed + 13)
         texts = [texts[i] for i in np.sort(rng.permutation(len(texts))[: dc.limit])]

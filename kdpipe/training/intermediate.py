@@ -97,7 +97,7 @@ def with_matching(kd_loss, ic, teacher, student, teacher_layers=None):
 
     transformers.logging.set_verbosity_error()  # its notes on the attention fallback are not for users
     for m in (teacher, student):
-        m.capture = True
+        m.capture, m.capture_attentions = True, bool(ic.attention)
         if ic.attention:
             # fused (sdpa) kernels return no maps; models that cannot switch fall back by themselves
             m.hf.set_attn_implementation("eager")
@@ -112,7 +112,7 @@ def with_matching(kd_loss, ic, teacher, student, teacher_layers=None):
 def release(*models) -> None:
     """Stop keeping intermediates (inference and export need only the output)."""
     for m in models:
-        m.capture = False
+        m.capture = m.capture_attentions = False
         m.hidden = m.attentions = m.mask = None
 
 

@@ -18,6 +18,7 @@ import torch
 from torch import nn
 
 from kdpipe import distributed
+from kdpipe.data.splits import text_lengths
 from kdpipe.errors import KdpipeError
 from kdpipe.tasks.base import ACCURACY, Metric
 from kdpipe.progress import progress, say
@@ -100,6 +101,7 @@ def fit(
     x = torch.from_numpy(train.x).to(device)
     y = torch.from_numpy(train.y).to(device)
     xv, yv = torch.from_numpy(val.x).to(device), torch.from_numpy(val.y).to(device)
+    lengths = text_lengths(train.x)
 
     cached = None
     cache_info: dict = {}
@@ -162,11 +164,11 @@ def fit(
     bar = progress(range(start, epochs + 1), desc=desc, quiet=quiet or not distributed.is_main(), unit="epoch")
     for epoch in bar:
         model.train()
-        perm = torch.randperm(len(y), generator=gen).to(device)
+        batches = batch_order(len(y), batch_size, gen, lengths)
         total = 0.0
-        for i in range(0, len(y), batch_size):
+        for i, batch in zip(range(0, len(y), batch_size), batches):
             t0 = time.perf_counter()
-            batch = perm[i : i + batch_size]
+            batch = batch.to(device)
             mine = batch[distributed.shard(len(batch))]
             chunks = list(mine.split(micro_batch_size or max(1, len(mine)))) or [batch[:1]]
             opt.zero_grad(set_to_none=True)
@@ -208,6 +210,23 @@ def fit(
     result.seconds_per_step = step_time / max(1, steps)
     result.teacher_cache = cache_info
     return result
+
+
+GROUP = 64  # batches a length group spans: shuffled enough, and similar lengths within a batch
+
+
+def batch_order(n: int, batch_size: int, gen: torch.Generator, lengths: np.ndarray | None = None) -> list[torch.Tensor]:
+    """One epoch's batches of indices, in random order. With `lengths` (padded texts), each run of
+    GROUP batches of a random permutation is sorted by length before it is cut into batches (as
+    transformers' LengthGroupedSampler does), and the batches are shuffled: a batch then holds texts
+    of similar length, and the model computes little padding."""
+    perm = torch.randperm(n, generator=gen)
+    if lengths is None:
+        return list(perm.split(batch_size))
+    span = GROUP * batch_size
+    groups = [g[torch.from_numpy(np.argsort(lengths[g.numpy()], kind="stable"))] for g in perm.split(span)]
+    batches = [b for g in groups for b in g.split(batch_size)]
+    return [batches[i] for i in torch.randperm(len(batches), generator=gen).tolist()]
 
 
 def _val_score(model: nn.Module, xv: torch.Tensor, yv: torch.Tensor, metric: Metric) -> float:

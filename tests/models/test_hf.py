@@ -69,3 +69,38 @@ def test_narrower_widths_must_fit_the_heads():
     teacher = build_hf("hf-config:bert", TINY["masked-lm"][1], "masked-lm", "teacher.model")
     with pytest.raises(ModelError, match="not a multiple of num_attention_heads"):
         derive_student(teacher, "every_other", {"hidden_size": 15, "num_attention_heads": 2})
+
+
+@pytest.mark.parametrize("kind", ["embedding", "classification"])
+def test_trailing_padding_is_cut_off_without_changing_the_outputs(kind):
+    """HFModule skips the columns no text in the batch uses (pooled and class outputs only), and keeps
+    the full width while exporting, so the graph takes any length."""
+    import numpy as np
+    from transformers import BertConfig, BertForSequenceClassification, BertModel
+
+    from kdpipe.models.hf import HFModule
+
+    torch.manual_seed(0)
+    c = BertConfig(vocab_size=100, hidden_size=32, num_attention_heads=4, intermediate_size=64, num_hidden_layers=2,
+                   max_position_embeddings=64, num_labels=3)
+    hf = (BertModel if kind == "embedding" else BertForSequenceClassification)(c).eval()
+    m = HFModule(hf, pool=kind == "embedding").eval()
+    x = np.stack([np.random.default_rng(0).integers(1, 100, (4, 40)), np.zeros((4, 40), dtype=np.int64)], axis=1)
+    for i, n in enumerate([5, 12, 3, 9]):
+        x[i, 1, :n] = 1
+    x = torch.as_tensor(x)
+    seen = []
+    hook = hf.register_forward_pre_hook(lambda mod, args, kw: seen.append(kw["input_ids"].shape[1]), with_kwargs=True)
+    with torch.inference_mode():
+        cut = m(x)
+        m.trim = False
+        full = m(x)
+    hook.remove()
+    assert seen == [12, 40] and torch.allclose(cut, full, atol=1e-5)
+
+
+def test_a_language_model_keeps_every_position():
+    hf = build_hf("hf-config:bert", TINY["masked-lm"][1], "masked-lm", "teacher.model").eval()
+    from kdpipe.models.hf import HFModule
+
+    assert not HFModule(hf).trim

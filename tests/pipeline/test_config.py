@@ -34,6 +34,7 @@ def test_defaults_and_overrides(tmp_path):
         ("- a\n- b\n", [], "must be a mapping"),
         ("", ["distill.epochs"], "expected KEY=VALUE"),
         ("", ["distil.epochs=3"], "unknown key 'distil' (did you mean 'distill'?)"),
+        ("distill: {freeze_embeddings: true}\n", [], "distill.freeze_embeddings: only transformers students"),
     ],
 )
 def test_bad_configs_give_one_clear_error(tmp_path, text, overrides, expected):

@@ -5,6 +5,7 @@ import json
 
 import numpy as np
 import pytest
+import torch
 
 from tests.conftest import run_cli, write_config
 
@@ -39,7 +40,8 @@ def text_run(request, tmp_path_factory):
     other = folder / "other.jsonl"
     other.write_text("".join(json.dumps({"text": t, "label": y}) + "\n" for t, y in OTHER))
     cfg = text_config(folder, request.param, **{"data.extra_texts": "builtin:stdlib-sentences",
-                                                 "data.other_source": f"jsonl:{other}"})
+                                                 "data.other_source": f"jsonl:{other}",
+                                                 "distill.freeze_embeddings": True})
     assert run_cli("all", str(cfg), "-q") == 0
     return request.param, folder / "run"
 
@@ -88,6 +90,21 @@ def test_extra_texts_train_the_student_only_and_the_other_source_is_scored(text_
     if task == "embedding":
         assert rows[("teacher", "torch")]["also"]["other_source"] == pytest.approx(100.0, abs=1e-3)
     assert "other source (data.other_source)" in (run / "report" / "report.md").read_text()
+
+
+def test_frozen_token_embeddings_stay_the_teachers(text_run):
+    """distill.freeze_embeddings: the student's (and the baseline's) token table is still the leading
+    slice of the teacher's after training; the rest of the student did train."""
+    from safetensors.torch import load_file
+
+    task, run = text_run
+    weights = {n: load_file(run / "distill" / n / "model.safetensors") for n in ("teacher", "student")}
+    key = next(k for k in weights["student"] if k.endswith("word_embeddings.weight"))
+    s, t = weights["student"][key], weights["teacher"][key]
+    assert torch.equal(s, t[:, : s.shape[1]])
+    layer = next(k for k in weights["student"] if "layer.0.output.dense.weight" in k)  # the teacher's layer 1
+    trained, start = weights["student"][layer], weights["teacher"][layer.replace("layer.0", "layer.1")]
+    assert not torch.equal(trained, start[: trained.shape[0], : trained.shape[1]])
 
 
 def test_other_texts_are_refused_where_the_task_does_not_take_them(tmp_path, capsys):
@@ -286,3 +303,15 @@ def test_the_teachers_maximum_length_comes_from_its_folder(tmp_path):
     tok.model_max_length = 10**30  # "no limit" in transformers: the position embeddings decide
     (tmp_path / "sentence_bert_config.json").unlink()
     assert teacher_max_length(cfg, tok, teacher) == 512
+
+
+def test_extra_texts_take_several_sources_without_repeats_or_held_out_texts(tmp_path):
+    from kdpipe.pipeline.config import load_config
+    from kdpipe.tasks.hf_task import extra_texts
+
+    a, b = tmp_path / "a.jsonl", tmp_path / "b.jsonl"
+    a.write_text("".join(json.dumps({"text": t}) + "\n" for t in ["one sentence", "two sentences", "held out"]))
+    b.write_text("".join(json.dumps({"text": t}) + "\n" for t in ["two sentences", "three sentences"]))
+    cfg = load_config(text_config(tmp_path, "embedding", **{"data.limit": None,
+                                                             "data.extra_texts": [f"jsonl:{a}", f"jsonl:{b}"]}))
+    assert extra_texts(cfg, {"held out"}) == ["one sentence", "two sentences", "three sentences"]

@@ -51,3 +51,21 @@ def test_micro_batches_accumulate_to_the_same_training():
             loss_fn=hard_loss, micro_batch_size=micro, quiet=True)
         results.append(torch.cat([p.detach().flatten() for p in model.parameters()]))
     assert torch.allclose(results[0], results[1], atol=1e-5)
+
+
+def test_batches_of_padded_texts_group_similar_lengths():
+    """Each index once per epoch; batches of texts hold similar lengths (little padding computed); other
+    inputs keep the plain random permutation."""
+    import numpy as np
+
+    from kdpipe.training.loop import GROUP, batch_order
+
+    n, bs = GROUP * 8 * 3 + 5, 8
+    lengths = np.random.default_rng(0).integers(1, 49, n)
+    batches = batch_order(n, bs, torch.Generator().manual_seed(0), lengths)
+    assert sorted(torch.cat(batches).tolist()) == list(range(n))
+    padded = sum(len(b) * lengths[b.numpy()].max() for b in batches)
+    shuffled = sum(len(b) * lengths[b.numpy()].max() for b in torch.randperm(n).split(bs))
+    assert padded < 0.6 * shuffled
+    assert torch.equal(torch.cat(batch_order(n, bs, torch.Generator().manual_seed(1))),
+                       torch.randperm(n, generator=torch.Generator().manual_seed(1)))
