@@ -67,6 +67,7 @@ def test_int8_over_budget_starts_the_sensitivity_search_and_the_report_says_what
     if s["found"]:
         mixed = next(v for v in q["variants"] if v["variant"] == "pruned-int8-dynamic-mixed")
         assert mixed["quantization"]["kept_float"] == s["kept_float"]
-        assert mixed["metric"]["val"] == pytest.approx(_outputs(run, "prune")["variants"][0]["metric"]["val"], abs=1e-9)
+        # back to the fp32 metric (onnxruntime against torch: float noise apart)
+        assert mixed["metric"]["val"] == pytest.approx(_outputs(run, "prune")["variants"][0]["metric"]["val"], abs=0.01)
     bundle = _outputs(run, "export")["bundle"]
     assert bundle["choice"]["max_drop"] == 0.0
