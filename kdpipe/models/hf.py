@@ -79,11 +79,10 @@ class HFModule(nn.Module):
         self.proj.weight[torch.as_tensor(channels), torch.arange(len(channels))] = 1.0
 
 
-def freeze_token_embeddings(model: nn.Module, where: str) -> None:
-    """Stop training a transformers model's token embedding table (distill.freeze_embeddings): the
-    optimiser then skips its vocabulary x width weights."""
-    if not isinstance(model, HFModule):
-        raise ModelError(f"{where}: only transformers students have a token embedding table to freeze")
+def freeze_token_embeddings(model: HFModule) -> None:
+    """Stop training a transformers model's token embedding table (distill.freeze_embeddings, which
+    the config allows for transformers students only): the optimiser then skips its vocabulary x
+    width weights."""
     model.hf.get_input_embeddings().weight.requires_grad_(False)
 
 

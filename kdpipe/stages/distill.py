@@ -40,7 +40,7 @@ def run(ctx) -> dict:
     seed_everything(cfg.seed + 1)
     init, s_spec = task.build("student", cfg, data, teacher)
     if dc.freeze_embeddings:  # before the copies: the baseline trains the same weights as the KD student
-        freeze_token_embeddings(init, "distill.freeze_embeddings")
+        freeze_token_embeddings(init)
     start = None
     if ctx.is_main:  # where the student starts: how much a slice or pruning of the teacher keeps
         from kdpipe.evaluation import evaluate

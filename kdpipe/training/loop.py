@@ -166,7 +166,7 @@ def fit(
         model.train()
         batches = batch_order(len(y), batch_size, gen, lengths)
         total = 0.0
-        for i, batch in zip(range(0, len(y), batch_size), batches):
+        for step, batch in enumerate(batches, 1):
             t0 = time.perf_counter()
             batch = batch.to(device)
             mine = batch[distributed.shard(len(batch))]
@@ -183,7 +183,7 @@ def fit(
                     if not torch.isfinite(loss):
                         kept = f"; the last good checkpoint (epoch {epoch - 1}) is kept" if checkpoint and epoch > 1 else ""
                         raise KdpipeError(
-                            f"{desc}: loss became {loss.item()} at epoch {epoch}, step {i // batch_size + 1}; "
+                            f"{desc}: loss became {loss.item()} at epoch {epoch}, step {step}; "
                             "the learning rate is likely too high for this model (or the data holds extreme values)"
                             f"{kept}"
                         )
