@@ -48,9 +48,17 @@ class DataConfig(Section):
         None, description="embedding and text classification: more texts, without labels, added to the training split "
                           "for the KD loss (the no-KD baseline never sees them); one source or a list of them; texts "
                           "also in the validation or test split or the other source are left out")
+    extra_texts_max: int | None = Field(None, ge=1, description="at most this many of data.extra_texts, sampled with "
+                                        "the data seed (KD's epochs grow with the texts they pass over)")
     other_source: str | None = Field(None, description="embedding and text classification: texts from another source, "
                                      "scored as a second test set ('other source' in the report; at most 1,000 "
                                      "texts, sampled with the seed); labelled with the same labels for classification")
+
+    @model_validator(mode="after")
+    def _max_needs_texts(self):
+        if self.extra_texts_max is not None and not self.extra_texts:
+            raise ValueError("extra_texts_max is set but data.extra_texts names no texts")
+        return self
 
     @field_validator("split")
     @classmethod
@@ -420,7 +428,8 @@ def dump_config(cfg: Config) -> str:
 # Keys added after runs were recorded, with the value that behaves as before they existed: left out of
 # a stage's recorded config (and fingerprint) at that value, so adding them does not rerun old runs.
 ADDED_LATER = {("teacher", "labels"): "kept", ("prune", "hidden"): None, ("prune", "ffn"): None, ("prune", "layers"): 0,
-               ("data", "extra_texts"): None, ("data", "other_source"): None, ("distill", "freeze_embeddings"): False}
+               ("data", "extra_texts"): None, ("data", "other_source"): None, ("distill", "freeze_embeddings"): False,
+               ("data", "extra_texts_max"): None}
 
 
 def section_dict(cfg: Config, names: tuple[str, ...]) -> dict:

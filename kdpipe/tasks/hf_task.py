@@ -63,7 +63,7 @@ def digest(*arrays: np.ndarray) -> str:
 
 def extra_texts(cfg, held_out: set[str]) -> list[str]:
     """data.extra_texts (one source or several), without any text that is also held out (validation,
-    test, other source), sampled down to data.limit for quick runs."""
+    test, other source), sampled down to data.extra_texts_max (and data.limit, for quick runs)."""
     from kdpipe.data.text import load_texts
 
     dc = cfg.data
@@ -72,9 +72,10 @@ def extra_texts(cfg, held_out: set[str]) -> list[str]:
     sources = [dc.extra_texts] if isinstance(dc.extra_texts, str) else dc.extra_texts
     loaded = dict.fromkeys(t for source in sources for t in load_texts(source, dc.text_column))
     texts = [t for t in loaded if t not in held_out]
-    if dc.limit is not None and dc.limit < len(texts):
+    most = min(n for n in (dc.limit, dc.extra_texts_max, len(texts)) if n is not None)
+    if most < len(texts):
         rng = np.random.default_rng(cfg.data_seed + 13)
-        texts = [texts[i] for i in np.sort(rng.permutation(len(texts))[: dc.limit])]
+        texts = [texts[i] for i in np.sort(rng.permutation(len(texts))[:most])]
     return texts
 
 

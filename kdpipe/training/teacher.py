@@ -6,8 +6,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
+
 from kdpipe.data.splits import labelled, with_every_label
 from kdpipe.pipeline.artifacts import sha256_file
+from kdpipe.training.lm_losses import IGNORE
 from kdpipe.training.loop import FitResult, fit, resolve_device, seed_everything
 
 
@@ -17,11 +20,15 @@ def history(r: FitResult) -> dict:
     return {**out, "teacher_cache": r.teacher_cache} if r.teacher_cache else out
 
 
-def steps_scale(data) -> float:
+def steps_scale(data, rows_trained: int | None = None) -> float:
     """With data.label_fraction < 1, what learns from labels alone (a teacher trained here, the no-KD
-    baseline) sees only the labelled rows, for as many steps as a pass over every row takes: this many
-    times the epochs."""
-    return len(data.train) / max(len(labelled(data.train)), 1)
+    baseline) sees only the labelled rows (`rows_trained`, default: those of the training split), for
+    as many steps as a pass over every row of the data takes: this many times the epochs. Texts of
+    data.extra_texts never had labels and do not count: they are KD's alone, and adding them changes
+    neither the teacher's nor the baseline's training."""
+    y = data.train.y if data.train.y_all is None else data.train.y_all
+    rows = int((np.asarray(y) != IGNORE).sum()) if np.ndim(y) == 1 else len(y)
+    return rows / max(len(labelled(data.train)) if rows_trained is None else rows_trained, 1)
 
 
 def prepare_teacher(cfg, task, data, *, checkpoint=None, quiet: bool = False):
@@ -41,9 +48,9 @@ def prepare_teacher(cfg, task, data, *, checkpoint=None, quiet: bool = False):
         tc = cfg.teacher.train
         every = cfg.teacher.labels == "all"
         # rows without any label (data.extra_texts) are for KD only; like the baseline, the teacher takes as
-        # many steps as a pass over every training row
+        # many steps as a pass over every row of the data (steps_scale)
         train = labelled(with_every_label(data.train) if every else data.train)
-        r = fit(teacher, train, data.val, epochs=round(tc.epochs * len(data.train) / max(len(train), 1)), lr=tc.lr,
+        r = fit(teacher, train, data.val, epochs=round(tc.epochs * steps_scale(data, len(train))), lr=tc.lr,
                 weight_decay=tc.weight_decay, warmup=tc.warmup, seed=cfg.seed, loss_fn=hard_loss, desc="teacher",
                 checkpoint=checkpoint, batch_size=cfg.data.batch_size, micro_batch_size=cfg.data.micro_batch_size,
                 device=resolve_device(cfg.device, cfg.precision), precision=cfg.precision, quiet=quiet,

@@ -35,6 +35,7 @@ def test_defaults_and_overrides(tmp_path):
         ("", ["distill.epochs"], "expected KEY=VALUE"),
         ("", ["distil.epochs=3"], "unknown key 'distil' (did you mean 'distill'?)"),
         ("distill: {freeze_embeddings: true}\n", [], "distill.freeze_embeddings: only transformers students"),
+        ("data: {extra_texts_max: 100}\n", [], "data: extra_texts_max is set but data.extra_texts names no texts"),
     ],
 )
 def test_bad_configs_give_one_clear_error(tmp_path, text, overrides, expected):
