@@ -10,12 +10,13 @@ import argparse
 import copy
 import statistics
 import time
+from dataclasses import replace
 
 from kdpipe.data.splits import load_splits
 from kdpipe.models.factory import build_model
 from kdpipe.pipeline.config import load_config
 from kdpipe.training.kd_loss import hard_loss, kd_loss_fn
-from kdpipe.training.loop import batched_logits, fit, seed_everything
+from kdpipe.training.loop import Schedule, TeacherSignal, batched_logits, fit, seed_everything
 
 
 def main() -> None:
@@ -31,7 +32,7 @@ def main() -> None:
     teacher = build_model(cfg.teacher.model, cfg.teacher.params, splits.input_shape, splits.num_classes, "teacher")
     student = build_model(cfg.student.model, cfg.student.params, splits.input_shape, splits.num_classes, "student")
     dc = cfg.distill
-    common = dict(epochs=args.epochs, lr=dc.lr, weight_decay=0.0, batch_size=cfg.data.batch_size, seed=0, quiet=True)
+    schedule = Schedule(epochs=args.epochs, lr=dc.lr, batch_size=cfg.data.batch_size)
 
     import torch
 
@@ -41,15 +42,18 @@ def main() -> None:
     batched_logits(teacher, xt)
     cache_once = time.perf_counter() - t0
 
-    variants = [("student alone", dict(loss_fn=hard_loss)),
-                ("KD, teacher live", dict(loss_fn=kd_loss_fn(dc.temperature, dc.alpha), teacher=teacher, cache_teacher=False)),
-                ("KD, teacher cached", dict(loss_fn=kd_loss_fn(dc.temperature, dc.alpha), teacher=teacher, cache_teacher=True))]
-    for _, kw in variants:  # warm-up
-        fit(copy.deepcopy(student), splits.train, splits.val, **{**common, "epochs": 1}, **kw)
+    kd = kd_loss_fn(dc.temperature, dc.alpha)
+    variants = [("student alone", (hard_loss, None)),
+                ("KD, teacher live", (kd, TeacherSignal(teacher, cache=False))),
+                ("KD, teacher cached", (kd, TeacherSignal(teacher, cache=True)))]
+    for _, (loss, signal) in variants:  # warm-up
+        fit(copy.deepcopy(student), splits.train, splits.val, replace(schedule, epochs=1), loss, teacher=signal,
+            quiet=True)
     samples: dict[str, list[float]] = {name: [] for name, _ in variants}
     for _ in range(args.rounds):  # interleaved rounds: drift in machine speed hits every variant alike
-        for name, kw in variants:
-            samples[name].append(fit(copy.deepcopy(student), splits.train, splits.val, **common, **kw).seconds_per_step)
+        for name, (loss, signal) in variants:
+            r = fit(copy.deepcopy(student), splits.train, splits.val, schedule, loss, teacher=signal, quiet=True)
+            samples[name].append(r.seconds_per_step)
     runs = {name: statistics.median(v) for name, v in samples.items()}
     steps = -(-len(splits.train) // cfg.data.batch_size) * args.epochs
     full = -(-len(splits.train) // cfg.data.batch_size) * dc.epochs  # a whole distill run's steps

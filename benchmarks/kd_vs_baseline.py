@@ -21,7 +21,7 @@ from kdpipe.tasks.base import ACCURACY
 from kdpipe.models.factory import build_model
 from kdpipe.pipeline.config import load_config
 from kdpipe.training.kd_loss import hard_loss, kd_loss_fn
-from kdpipe.training.loop import fit, seed_everything
+from kdpipe.training.loop import Schedule, TeacherSignal, fit, seed_everything
 
 
 def main() -> None:
@@ -49,21 +49,22 @@ def main() -> None:
         seed_everything(seed)
         teacher = build_model(cfg.teacher.model, cfg.teacher.params, splits.input_shape, splits.num_classes, "teacher")
         tc = cfg.teacher.train
-        fit(teacher, splits.train, splits.val, epochs=tc.epochs, lr=tc.lr, weight_decay=tc.weight_decay,
-            batch_size=cfg.data.batch_size, seed=seed, loss_fn=hard_loss, desc=f"teacher s{seed}", quiet=True)
+        fit(teacher, splits.train, splits.val, Schedule(epochs=tc.epochs, lr=tc.lr, weight_decay=tc.weight_decay,
+                                                        batch_size=cfg.data.batch_size, seed=seed),
+            hard_loss, desc=f"teacher s{seed}", quiet=True)
         _record(results, "teacher", teacher, splits)
         dc = cfg.distill
         for hidden in students:
             seed_everything(seed + 1)
             init = build_model("builtin:mlp", {"hidden": hidden}, splits.input_shape, splits.num_classes, "student")
-            common = dict(epochs=dc.epochs, lr=dc.lr, weight_decay=dc.weight_decay, batch_size=cfg.data.batch_size,
-                          seed=seed + 2, quiet=True)
+            schedule = Schedule(epochs=dc.epochs, lr=dc.lr, weight_decay=dc.weight_decay,
+                                batch_size=cfg.data.batch_size, seed=seed + 2)
             m = copy.deepcopy(init)
-            fit(m, splits.train, splits.val, loss_fn=hard_loss, **common)
+            fit(m, splits.train, splits.val, schedule, hard_loss, quiet=True)
             _record(results, f"mlp{hidden} baseline", m, splits)
             for t, a in settings:
                 m = copy.deepcopy(init)
-                fit(m, splits.train, splits.val, loss_fn=kd_loss_fn(t, a), teacher=teacher, **common)
+                fit(m, splits.train, splits.val, schedule, kd_loss_fn(t, a), teacher=TeacherSignal(teacher), quiet=True)
                 _record(results, f"mlp{hidden} KD T={t:g} a={a:g}", m, splits)
         print(f"seed {seed} done ({time.perf_counter() - t_start:.0f} s)", flush=True)
 

@@ -14,7 +14,7 @@ import time
 from kdpipe.evaluation import evaluate, torch_predictor
 from kdpipe.pipeline.config import load_config
 from kdpipe.tasks import load_data, task_for
-from kdpipe.training.loop import fit, seed_everything
+from kdpipe.training.loop import Schedule, TeacherSignal, fit, seed_everything
 
 
 def main() -> None:
@@ -27,35 +27,36 @@ def main() -> None:
     task, data = task_for(cfg), load_data(cfg)
     dc, tc = cfg.distill, cfg.teacher.train
     hard, kd = task.losses(cfg)
-    common = dict(batch_size=cfg.data.batch_size, quiet=True, metric=task.metric)
+    common = dict(quiet=True, metric=task.metric)
 
     seed_everything(cfg.seed)
     teacher, _ = task.build("teacher", cfg, data)
     t0 = time.perf_counter()
-    fit(teacher, data.train, data.val, epochs=tc.epochs, lr=tc.lr, weight_decay=tc.weight_decay, warmup=tc.warmup,
-        seed=cfg.seed, loss_fn=hard, **common)
+    fit(teacher, data.train, data.val, Schedule(epochs=tc.epochs, lr=tc.lr, weight_decay=tc.weight_decay, warmup=tc.warmup,
+                                                batch_size=cfg.data.batch_size, seed=cfg.seed), hard, **common)
     print(f"teacher trained in {time.perf_counter() - t0:.0f} s: val {task.metric.name} "
           f"{evaluate(torch_predictor(teacher), data.val, task.metric):.2f}")
     seed_everything(cfg.seed + 1)
     init, _ = task.build("student", cfg, data, teacher)
-    train = dict(epochs=dc.epochs, lr=dc.lr, weight_decay=dc.weight_decay, warmup=dc.warmup, seed=cfg.seed + 2,
-                 temperature=dc.temperature, **common)
+    schedule = Schedule(epochs=dc.epochs, lr=dc.lr, weight_decay=dc.weight_decay, warmup=dc.warmup,
+                        batch_size=cfg.data.batch_size, seed=cfg.seed + 2)
+    t = dc.temperature
 
     tokens = data.train.x.size
     vocab = len(data.tokenizer)
     runs = {
-        "no KD (baseline)": dict(loss_fn=hard),
-        "KD, teacher live": dict(loss_fn=kd, teacher=teacher, cache_teacher=False),
-        "KD, dense cache": dict(loss_fn=kd, teacher=teacher, cache_format="dense"),
-        f"KD, top-{args.k} cache": dict(loss_fn=kd, teacher=teacher, cache_format="topk", cache_k=args.k),
-        f"KD, sampled-{args.k} cache": dict(loss_fn=kd, teacher=teacher, cache_format="sampled", cache_k=args.k),
+        "no KD (baseline)": (hard, None),
+        "KD, teacher live": (kd, TeacherSignal(teacher, cache=False)),
+        "KD, dense cache": (kd, TeacherSignal(teacher, cache_format="dense", temperature=t)),
+        f"KD, top-{args.k} cache": (kd, TeacherSignal(teacher, cache_format="topk", cache_k=args.k, temperature=t)),
+        f"KD, sampled-{args.k} cache": (kd, TeacherSignal(teacher, cache_format="sampled", cache_k=args.k, temperature=t)),
     }
     results = {}
-    for name, kw in runs.items():
+    for name, (loss, signal) in runs.items():
         student = copy.deepcopy(init)
         seed_everything(cfg.seed + 2)  # the same dropout draws in every run: only the teacher signal differs
         t0 = time.perf_counter()
-        r = fit(student, data.train, data.val, **train, **kw)
+        r = fit(student, data.train, data.val, schedule, loss, teacher=signal, **common)
         wall = time.perf_counter() - t0
         predict = torch_predictor(student)
         results[name] = {"val": evaluate(predict, data.val, task.metric), "test": evaluate(predict, data.test, task.metric),

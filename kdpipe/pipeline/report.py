@@ -110,7 +110,7 @@ def _kd_summary(rows: list[dict], metric, start: dict | None = None) -> dict | N
     student = by["student"]["metric"]["test"]
     summary = {"student": student, "teacher": by["teacher"]["metric"]["test"]}
     if start:  # the student before training (test split), and how it was initialised
-        summary["student_start"] = {"test": start["test"], "init": start["init"]}
+        summary["student_start"] = {k: start[k] for k in ("test", "init", "teacher_layers", "layer_choice") if k in start}
     if "baseline" not in by:
         summary["verdict"] = ("no baseline: an embedding student has no labels to learn from without the teacher"
                               if metric.name.startswith("cosine") else
@@ -207,7 +207,9 @@ def notes(report: dict) -> list[str]:
             line += f" (student {kd['student']:.2f}{u}, baseline {kd['baseline']:.2f}{u}, teacher {kd['teacher']:.2f}{u})."
         if "student_start" in kd:
             s0 = kd["student_start"]
-            line = line.rstrip(".") + f". Before training the student scored {s0['test']:.2f}{u} (init: {s0['init']})."
+            kept = (f"; the teacher's layers {', '.join(map(str, s0['teacher_layers']))} (from 0, "
+                    f"{s0['layer_choice'].replace('_', ' ')})" if s0.get("teacher_layers") else "")
+            line = line.rstrip(".") + f". Before training the student scored {s0['test']:.2f}{u} (init: {s0['init']}{kept})."
         out.append(line)
     if report.get("prune"):
         p = report["prune"]

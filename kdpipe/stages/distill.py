@@ -4,6 +4,7 @@ hard labels only (the baseline KD must beat). Same initial weights, data, epochs
 from __future__ import annotations
 
 import copy
+from dataclasses import replace
 
 import numpy as np
 
@@ -13,7 +14,7 @@ from kdpipe.models.checkpoint import count_params
 from kdpipe.models.hf import freeze_token_embeddings
 from kdpipe.progress import say
 from kdpipe.training.intermediate import kd_training
-from kdpipe.training.loop import fit, resolve_device, seed_everything
+from kdpipe.training.loop import Schedule, fit, seed_everything
 from kdpipe.training.teacher import history, prepare_teacher, steps_scale
 from kdpipe.variants import variant_row
 
@@ -25,11 +26,9 @@ SECTIONS = ("seed", "task", "device", "precision", "data", "teacher", "student",
 
 def run(ctx) -> dict:
     cfg, data, task = ctx.cfg, ctx.splits, ctx.task
-    device = resolve_device(cfg.device, cfg.precision)
     dc = cfg.distill
     hard_loss, kd_loss = task.losses(cfg)
-    common = dict(batch_size=cfg.data.batch_size, micro_batch_size=cfg.data.micro_batch_size, device=device,
-                  precision=cfg.precision, quiet=ctx.quiet, metric=task.metric)
+    common = dict(quiet=ctx.quiet, metric=task.metric)
     rows, training = [], {}
 
     teacher, t_spec, training["teacher"] = prepare_teacher(cfg, task, data, checkpoint=ctx.checkpoint("teacher"),
@@ -47,24 +46,21 @@ def run(ctx) -> dict:
 
         predict = torch_predictor(init)
         start = {"val": evaluate(predict, data.val, task.metric), "test": evaluate(predict, data.test, task.metric),
-                 "init": cfg.student.params.get("init", "slice") if cfg.student.model == "derive:teacher" else "fresh"}
-    train_args = dict(epochs=dc.epochs, lr=dc.lr, weight_decay=dc.weight_decay, warmup=dc.warmup, seed=cfg.seed + 2,
-                      **common)
+                 **_start_init(cfg, s_spec)}
+    schedule = Schedule.of(cfg, dc, seed=cfg.seed + 2)
 
     if dc.baseline and hard_loss is not None:  # (embeddings have no labels to train a baseline on)
         baseline = copy.deepcopy(init)
-        r = fit(baseline, labelled(data.train), data.val, loss_fn=hard_loss, desc="baseline",
-                checkpoint=ctx.checkpoint("baseline"), **{**train_args, "epochs": round(dc.epochs * steps_scale(data))})
+        r = fit(baseline, labelled(data.train), data.val, replace(schedule, epochs=round(dc.epochs * steps_scale(data))),
+                hard_loss, checkpoint=ctx.checkpoint("baseline"), desc="baseline", **common)
         training["baseline"] = history(r)
         rows.append(_save(ctx, "baseline", baseline, s_spec, reference)[0])
 
     student = copy.deepcopy(init)
     with kd_training(kd_loss, dc.intermediate, teacher, student, s_spec.get("teacher_layers"),
                      getattr(task, "targets_from_teacher", False)) as kd:
-        r = fit(student, data.train, data.val, loss_fn=kd.loss, teacher=kd.teacher,
-                cache_teacher=dc.cache_teacher and kd.matcher is None, cache_format=dc.cache_format,
-                cache_k=dc.cache_k, temperature=dc.temperature, desc="student (KD)",
-                checkpoint=ctx.checkpoint("student"), **train_args)
+        r = fit(student, data.train, data.val, schedule, kd.loss, teacher=kd.signal(dc),
+                checkpoint=ctx.checkpoint("student"), desc="student (KD)", **common)
     training["student"] = history(r)
     rows.append(_save(ctx, "student", student, s_spec, reference)[0])
 
@@ -94,6 +90,21 @@ def run(ctx) -> dict:
                **({"embedding_loss": dc.embedding_loss} if task.name == "embedding" else {}),
                **({"intermediate": {"hidden": kd.matcher.hidden, "attention": kd.matcher.attention}} if kd.matcher else {})},
     }
+
+
+def _start_init(cfg, spec: dict) -> dict:
+    """How the student was initialised: fresh, or a slice / pruning of the teacher, and which of the
+    teacher's layers it kept (0-based) and how they were chosen."""
+    if cfg.student.model != "derive:teacher":
+        return {"init": "fresh"}
+    p = cfg.student.params
+    out = {"init": p.get("init", "slice")}
+    if spec.get("teacher_layers") is not None:
+        layers = p.get("layers", "every_other")
+        out.update(teacher_layers=list(spec["teacher_layers"]),
+                   layer_choice=("most important by activation" if isinstance(layers, int) else
+                                 "as student.params.layers lists them" if isinstance(layers, list) else str(layers)))
+    return out
 
 
 def class_counts(data) -> dict | None:

@@ -12,7 +12,7 @@ from kdpipe.evaluation import evaluate, score, torch_predictor
 from kdpipe.models.checkpoint import count_params
 from kdpipe.progress import say
 from kdpipe.training.intermediate import kd_training
-from kdpipe.training.loop import fit, resolve_device, seed_everything
+from kdpipe.training.loop import Schedule, fit, seed_everything
 from kdpipe.variants import variant_row
 
 NAME = "prune"
@@ -52,13 +52,9 @@ def run(ctx) -> dict:
     # recovered as distill trained: the same KD loss, and hidden-state matching where it is set
     with kd_training(loss, dc.intermediate, teacher, student, spec.get("teacher_layers"),
                      getattr(task, "targets_from_teacher", False)) as kd:
-        r = fit(student, splits.train, splits.val, epochs=pc.finetune.epochs, lr=pc.finetune.lr,
-                weight_decay=pc.finetune.weight_decay, warmup=pc.finetune.warmup, batch_size=cfg.data.batch_size,
-                micro_batch_size=cfg.data.micro_batch_size, seed=cfg.seed + 4,
-                loss_fn=kd.loss, teacher=kd.teacher, cache_teacher=dc.cache_teacher and kd.matcher is None,
-                cache_format=dc.cache_format, cache_k=dc.cache_k, temperature=dc.temperature,
-                device=resolve_device(cfg.device, cfg.precision), precision=cfg.precision,
-                desc="prune recovery (KD)", quiet=ctx.quiet, checkpoint=ctx.checkpoint("pruned"), metric=task.metric)
+        r = fit(student, splits.train, splits.val, Schedule.of(cfg, pc.finetune, seed=cfg.seed + 4), kd.loss,
+                teacher=kd.signal(dc), checkpoint=ctx.checkpoint("pruned"), metric=task.metric,
+                desc="prune recovery (KD)", quiet=ctx.quiet)
     if not ctx.is_main:  # extra torchrun processes only help train
         return {}
     path = task.save(student.cpu(), ctx.out, "pruned", spec, splits)

@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from kdpipe.errors import ConfigError, ModelError
+from kdpipe.training.loop import TeacherSignal
 
 
 def _blocks(module) -> int:
@@ -121,6 +122,11 @@ class KDTraining:
     loss: Callable
     teacher: nn.Module | None  # the teacher to run while training; None: the targets hold its outputs
     matcher: Matcher | None = None  # set when intermediate matching runs (the teacher runs live then)
+
+    def signal(self, dc) -> TeacherSignal | None:
+        """What the training loop learns from: the teacher, its outputs cached as the distill section
+        says, except while intermediates are matched (they need it live)."""
+        return None if self.teacher is None else TeacherSignal.of(self.teacher, dc, cache=self.matcher is None)
 
 
 @contextlib.contextmanager

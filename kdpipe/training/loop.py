@@ -59,44 +59,75 @@ def batched_logits(model: nn.Module, x: torch.Tensor, batch_size: int = 512) -> 
     return torch.cat([model(x[i : i + batch_size]).float() for i in range(0, len(x), batch_size)])
 
 
+@dataclass(frozen=True)
+class Schedule:
+    """How a model trains: optimiser schedule, batches, seed and where. `batch_size` is the global
+    batch: under torchrun each process takes its share of every batch (and splits it further into
+    micro-batches of at most `micro_batch_size`, accumulating gradients), so the optimiser sees the
+    same mean gradient whatever the number of processes."""
+
+    epochs: int
+    lr: float
+    weight_decay: float = 0.0
+    warmup: float = 0.0  # fraction of the steps with a linear warm-up
+    batch_size: int = 32
+    micro_batch_size: int | None = None
+    seed: int = 0  # the batch order
+    device: str = "cpu"
+    precision: str = "fp32"
+
+    @classmethod
+    def of(cls, cfg, section, *, seed: int, epochs: int | None = None) -> "Schedule":
+        """From a config's training section (teacher.train, distill, prune.finetune) and its data,
+        device and precision settings."""
+        return cls(epochs=section.epochs if epochs is None else epochs, lr=section.lr,
+                   weight_decay=section.weight_decay, warmup=section.warmup, batch_size=cfg.data.batch_size,
+                   micro_batch_size=cfg.data.micro_batch_size, seed=seed,
+                   device=resolve_device(cfg.device, cfg.precision), precision=cfg.precision)
+
+
+@dataclass(frozen=True)
+class TeacherSignal:
+    """The teacher a KD run learns from. Its outputs are cached once when `cache` and they fit
+    CACHE_BUDGET (`cache_format` dense, or topk / sampled with `cache_k` entries a position at the
+    KD `temperature`: teacher_cache); otherwise it runs live on every batch."""
+
+    model: nn.Module
+    cache: bool = True
+    cache_format: str = "dense"
+    cache_k: int = 32
+    temperature: float = 1.0
+
+    @classmethod
+    def of(cls, model: nn.Module, dc, *, cache: bool = True) -> "TeacherSignal":
+        """From the distill section (cache_teacher, cache_format, cache_k, temperature); `cache`
+        False where something else needs the live teacher (hidden-state matching)."""
+        return cls(model, dc.cache_teacher and cache, dc.cache_format, dc.cache_k, dc.temperature)
+
+
 def fit(
     model: nn.Module,
     train,
     val,
-    *,
-    epochs: int,
-    lr: float,
-    weight_decay: float,
-    batch_size: int,
-    seed: int,
+    schedule: Schedule,
     loss_fn: Callable,
-    teacher: nn.Module | None = None,
-    cache_teacher: bool = True,
-    device: str = "cpu",
-    precision: str = "fp32",
-    micro_batch_size: int | None = None,
-    desc: str = "train",
-    quiet: bool = False,
+    *,
+    teacher: TeacherSignal | None = None,
     checkpoint: TrainCheckpoint | None = None,
     metric: Metric = ACCURACY,
-    warmup: float = 0.0,
-    cache_format: str = "dense",
-    cache_k: int = 32,
-    temperature: float = 1.0,
+    desc: str = "train",
+    quiet: bool = False,
 ) -> FitResult:
     """Train `model` in place with loss_fn(student_logits, teacher_logits_or_None, labels).
 
-    `batch_size` is the global batch: under torchrun each process takes its share of every batch
-    (and splits it further into micro-batches of at most `micro_batch_size`, accumulating
-    gradients), so the optimiser sees the same mean gradient whatever the number of processes.
     With a checkpoint, training resumes after the last saved epoch, RNG states included, so a
     resumed run ends exactly where an uninterrupted one would (on the CPU, same threads).
-    The teacher's outputs are cached once (`cache_format` dense, or topk / sampled with `cache_k`
-    entries a position at the KD `temperature`: teacher_cache) when they fit CACHE_BUDGET.
     """
     import time
 
-    gen = torch.Generator().manual_seed(seed)  # the same on every process: one global batch order
+    sc = schedule
+    device, batch_size = sc.device, sc.batch_size
+    gen = torch.Generator().manual_seed(sc.seed)  # the same on every process: one global batch order
     model.to(device)
     x = torch.from_numpy(train.x).to(device)
     y = torch.from_numpy(train.y).to(device)
@@ -105,31 +136,33 @@ def fit(
 
     cached = None
     cache_info: dict = {}
-    if teacher is not None:
-        teacher.to(device).eval()
-        for p in teacher.parameters():
+    t_model = teacher.model if teacher is not None else None
+    if t_model is not None:
+        t_model.to(device).eval()
+        for p in t_model.parameters():
             p.requires_grad_(False)
-        if cache_teacher:  # inputs never change between epochs: run the teacher once
+        if teacher.cache:  # inputs never change between epochs: run the teacher once
             from kdpipe.training import teacher_cache
 
-            per_sample = teacher_cache.bytes_per_item(teacher, x, cache_format, cache_k)
+            fmt, k = teacher.cache_format, teacher.cache_k
+            per_sample = teacher_cache.bytes_per_item(t_model, x, fmt, k)
             if len(x) * per_sample <= CACHE_BUDGET:
                 t0 = time.perf_counter()
-                cached, loaded = teacher_cache.load_or_build(checkpoint, teacher, x, cache_format, cache_k, temperature,
-                                                             seed)
-                cache_info = {"format": cache_format, "bytes": len(x) * per_sample, "reused": loaded,
+                cached, loaded = teacher_cache.load_or_build(checkpoint, t_model, x, fmt, k, teacher.temperature, sc.seed)
+                cache_info = {"format": fmt, "bytes": len(x) * per_sample, "reused": loaded,
                               "seconds": round(time.perf_counter() - t0, 3)}
             else:
                 say(f"[{desc}] teacher outputs for the training split need {len(x) * per_sample / 2**30:.1f} GiB "
-                    f"as {cache_format}: running the teacher live instead of caching")
+                    f"as {fmt}: running the teacher live instead of caching")
 
     # bf16 mixed precision: forward and loss under autocast, weights and optimiser state in fp32.
-    autocast = torch.autocast(device_type=torch.device(device).type, dtype=torch.bfloat16, enabled=precision == "bf16")
+    autocast = torch.autocast(device_type=torch.device(device).type, dtype=torch.bfloat16, enabled=sc.precision == "bf16")
     ddp = distributed.wrap(model, device)
-    opt = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
+    opt = torch.optim.Adam(model.parameters(), lr=sc.lr, weight_decay=sc.weight_decay)
     steps_per_epoch = max(1, math.ceil(len(y) / batch_size))
+    epochs = sc.epochs
     total_steps = max(1, epochs * steps_per_epoch)
-    warm = int(warmup * total_steps)
+    warm = int(sc.warmup * total_steps)
 
     def lr_factor(step: int) -> float:  # linear warm-up (transformers need it with Adam), then cosine decay
         if step < warm:
@@ -141,10 +174,10 @@ def fit(
     def teacher_out(idx):
         if cached is not None:
             return cached[idx]
-        if teacher is None:
+        if t_model is None:
             return None
         with torch.inference_mode():
-            out = teacher(x[idx]).float()
+            out = t_model(x[idx]).float()
         return out.clone()
 
     result = FitResult(final_val=_val_score(model, xv, yv, metric))
@@ -170,7 +203,7 @@ def fit(
             t0 = time.perf_counter()
             batch = batch.to(device)
             mine = batch[distributed.shard(len(batch))]
-            chunks = list(mine.split(micro_batch_size or max(1, len(mine)))) or [batch[:1]]
+            chunks = list(mine.split(sc.micro_batch_size or max(1, len(mine)))) or [batch[:1]]
             opt.zero_grad(set_to_none=True)
             for c, idx in enumerate(chunks):
                 # Weight each chunk by its share of the global batch: DDP averages over processes,

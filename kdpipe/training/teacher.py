@@ -11,7 +11,7 @@ import numpy as np
 from kdpipe.data.splits import labelled, with_every_label
 from kdpipe.pipeline.artifacts import sha256_file
 from kdpipe.training.lm_losses import IGNORE
-from kdpipe.training.loop import FitResult, fit, resolve_device, seed_everything
+from kdpipe.training.loop import FitResult, Schedule, fit, seed_everything
 
 
 def history(r: FitResult) -> dict:
@@ -50,10 +50,8 @@ def prepare_teacher(cfg, task, data, *, checkpoint=None, quiet: bool = False):
         # rows without any label (data.extra_texts) are for KD only; like the baseline, the teacher takes as
         # many steps as a pass over every row of the data (steps_scale)
         train = labelled(with_every_label(data.train) if every else data.train)
-        r = fit(teacher, train, data.val, epochs=round(tc.epochs * steps_scale(data, len(train))), lr=tc.lr,
-                weight_decay=tc.weight_decay, warmup=tc.warmup, seed=cfg.seed, loss_fn=hard_loss, desc="teacher",
-                checkpoint=checkpoint, batch_size=cfg.data.batch_size, micro_batch_size=cfg.data.micro_batch_size,
-                device=resolve_device(cfg.device, cfg.precision), precision=cfg.precision, quiet=quiet,
-                metric=task.metric)
+        schedule = Schedule.of(cfg, tc, seed=cfg.seed, epochs=round(tc.epochs * steps_scale(data, len(train))))
+        r = fit(teacher, train, data.val, schedule, hard_loss, checkpoint=checkpoint, metric=task.metric,
+                desc="teacher", quiet=quiet)
         record.update(history(r), labels_seen=len(train))
     return teacher, spec, record

@@ -71,6 +71,10 @@ def test_every_stage_runs_with_the_task_metrics(text_run):
     assert kd["intermediate"] == {"hidden": [[0, 0], [1, 2]], "attention": [[1, 2]]}
     md = (run / "report" / "report.md").read_text()
     assert "Latency by sequence length" in md and "seq 8 b1" in md and "seq 24 b2" in md
+    # where the student started: which of the teacher's layers it kept, and how they were chosen
+    start = report["kd"]["student_start"]
+    assert start["init"] == "slice" and start["teacher_layers"] == [1]
+    assert "(init: slice; the teacher's layers 1 (from 0, as student.params.layers lists them))" in md
 
 
 def test_extra_texts_train_the_student_only_and_the_other_source_is_scored(text_run):

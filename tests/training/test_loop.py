@@ -6,7 +6,7 @@ from kdpipe.data.splits import Split
 from kdpipe.errors import ConfigError
 from kdpipe.models.builtin import MLP
 from kdpipe.training.kd_loss import hard_loss
-from kdpipe.training.loop import fit, resolve_device
+from kdpipe.training.loop import Schedule, fit, resolve_device
 
 
 def _data(n=300, seed=0):
@@ -20,8 +20,7 @@ def _data(n=300, seed=0):
 def test_fit_learns_in_both_precisions(precision):
     torch.manual_seed(0)
     model = MLP((6,), 2, hidden=(16,))
-    r = fit(model, _data(), _data(100, 1), epochs=15, lr=0.01, weight_decay=0.0, batch_size=32, seed=0,
-            loss_fn=hard_loss, precision=precision, quiet=True)
+    r = fit(model, _data(), _data(100, 1), Schedule(epochs=15, lr=0.01, precision=precision), hard_loss, quiet=True)
     assert r.final_val > 85 and len(r.history) == 15
     assert next(model.parameters()).dtype == torch.float32  # mixed precision keeps fp32 weights
 
@@ -37,8 +36,8 @@ def test_device_resolution():
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 def test_fit_on_cuda():
     model = MLP((6,), 2, hidden=(16,))
-    r = fit(model, _data(), _data(100, 1), epochs=5, lr=0.01, weight_decay=0.0, batch_size=32, seed=0,
-            loss_fn=hard_loss, device="cuda", precision="bf16", quiet=True)
+    r = fit(model, _data(), _data(100, 1), Schedule(epochs=5, lr=0.01, device="cuda", precision="bf16"), hard_loss,
+            quiet=True)
     assert r.final_val > 70
 
 
@@ -47,8 +46,7 @@ def test_micro_batches_accumulate_to_the_same_training():
     for micro in (None, 7):
         torch.manual_seed(0)
         model = MLP((6,), 2, hidden=(16,))
-        fit(model, _data(), _data(100, 1), epochs=3, lr=0.01, weight_decay=0.0, batch_size=32, seed=0,
-            loss_fn=hard_loss, micro_batch_size=micro, quiet=True)
+        fit(model, _data(), _data(100, 1), Schedule(epochs=3, lr=0.01, micro_batch_size=micro), hard_loss, quiet=True)
         results.append(torch.cat([p.detach().flatten() for p in model.parameters()]))
     assert torch.allclose(results[0], results[1], atol=1e-5)
 
