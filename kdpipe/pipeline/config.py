@@ -49,7 +49,7 @@ class DataConfig(Section):
                           "for the KD loss (the no-KD baseline never sees them); one source or a list of them; texts "
                           "also in the validation or test split or the other source are left out")
     extra_texts_max: int | None = Field(None, ge=1, description="at most this many of data.extra_texts, sampled with "
-                                        "the data seed (KD's epochs grow with the texts they pass over)")
+                                        "the data seed (KD's steps grow with the texts; the teacher's and the baseline's do not)")
     other_source: str | None = Field(None, description="embedding and text classification: texts from another source, "
                                      "scored as a second test set ('other source' in the report; at most 1,000 "
                                      "texts, sampled with the seed); labelled with the same labels for classification")
