@@ -35,7 +35,7 @@ SKIP_PAGES = {"library/stdtypes", "library/pdb", "library/string", "library/func
               "library/constants", "library/datamodel"}
 ROLE = re.compile(r":[\w:+-]+:`(?:([^`<]*?)\s*<[^`>]*>|~?!?([^`]*))`")
 def clean(par):
-    s = ROLE.sub(lambda m: (m.group(1) or m.group(2).split(".")[-1] if (m.group(2) or "").startswith("~") else (m.group(1) or m.group(2))), par)
+    s = ROLE.sub(lambda m: m.group(1) or m.group(2), par)  # :role:`text <target>` -> text, :role:`~a.b` -> a.b
     s = re.sub(r"`([^`<]+?)\s*<[^`>]+>`_+", r"\1", s)
     s = re.sub(r"``([^`]+)``", r"\1", s)
     s = re.sub(r"`([^`]+)`_*", r"\1", s)
@@ -75,7 +75,7 @@ for f in sorted(src.rglob("*.rst.txt")):
             continue
         if code_dir:
             continue
-        in_directive = None if indent <= (in_directive or 0) else in_directive
+        in_directive = None  # not inside the code directive (code_dir above): it has ended
         if literal or any(re.fullmatch(r"[=\-~^\"'*#+]{3,}", l.strip()) for l in lines):
             continue
         s = clean(" ".join(lines))

@@ -6,11 +6,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
-
 from kdpipe.data.splits import labelled, with_every_label
 from kdpipe.pipeline.artifacts import sha256_file
-from kdpipe.training.lm_losses import IGNORE
 from kdpipe.training.loop import FitResult, Schedule, fit, seed_everything
 
 
@@ -26,8 +23,7 @@ def steps_scale(data, rows_trained: int | None = None) -> float:
     as many steps as a pass over every row of the data takes: this many times the epochs. Texts of
     data.extra_texts never had labels and do not count: they are KD's alone, and adding them changes
     neither the teacher's nor the baseline's training."""
-    y = data.train.y if data.train.y_all is None else data.train.y_all
-    rows = int((np.asarray(y) != IGNORE).sum()) if np.ndim(y) == 1 else len(y)
+    rows = len(labelled(with_every_label(data.train)))  # every row that had a label before any was hidden
     return rows / max(len(labelled(data.train)) if rows_trained is None else rows_trained, 1)
 
 
