@@ -113,9 +113,13 @@ def hide_labels(split: Split, fraction: float, seed: int) -> Split:
 
 
 def labelled(split: Split) -> Split:
-    """Only the rows that kept their labels."""
+    """Only the rows that kept their labels. Rows lose labels only where a row has one label
+    (classification: data.label_fraction, data.extra_texts); per-token labels (language models) mark
+    positions that do not count, and every row stays."""
     from kdpipe.training.lm_losses import IGNORE
 
+    if np.ndim(split.y) != 1:
+        return split
     keep = split.y != IGNORE
     return split if keep.all() else Split(split.x[keep], split.y[keep])
 

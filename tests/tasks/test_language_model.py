@@ -45,6 +45,9 @@ def test_every_stage_runs_and_the_report_uses_the_task_metric(lm_run):
     assert fused["fusions"].get("SkipLayerNormalization")  # onnxruntime's transformer fusions ran
     assert rows[("student-int8-dynamic-fused", "onnx-int8")]["quantization"]["fused"]
     assert "gain_points" in report["kd"]
+    # every model trains the configured epoch over whole blocks (unmasked positions are not unlabelled rows)
+    training = json.loads((run / "manifest.json").read_text())["stages"]["distill"]["outputs"]["training"]
+    assert [len(training[m]["history"]) for m in ("teacher", "baseline", "student")] == [1, 1, 1]
     assert json.loads((run / "manifest.json").read_text())["stages"]["prune"]["outputs"]["skipped"]
 
 
