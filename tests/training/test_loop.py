@@ -67,3 +67,24 @@ def test_batches_of_padded_texts_group_similar_lengths():
     assert padded < 0.6 * shuffled
     assert torch.equal(torch.cat(batch_order(n, bs, torch.Generator().manual_seed(1))),
                        torch.randperm(n, generator=torch.Generator().manual_seed(1)))
+
+
+def test_adam_is_fused_on_cpu_and_updates_as_the_default_does():
+    from kdpipe.training.loop import _adam
+
+    torch.manual_seed(0)
+    a, b = MLP((6,), 2, hidden=(16,)), MLP((6,), 2, hidden=(16,))
+    b.load_state_dict(a.state_dict())
+    start = [p.detach().clone() for p in a.parameters()]
+    fused = _adam(a, Schedule(epochs=1, lr=1e-2, weight_decay=1e-3))
+    assert fused.defaults["fused"] is True
+    plain = torch.optim.Adam(b.parameters(), lr=1e-2, weight_decay=1e-3)
+    x = torch.randn(8, 6)
+    for _ in range(3):
+        for model, opt in ((a, fused), (b, plain)):
+            opt.zero_grad()
+            model(x).pow(2).mean().backward()
+            opt.step()
+    for pa, pb, p0 in zip(a.parameters(), b.parameters(), start):
+        assert (pa - p0).abs().max() > 1e-3  # it trained
+        torch.testing.assert_close(pa, pb, rtol=1e-5, atol=1e-6)
