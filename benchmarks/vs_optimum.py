@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from kdpipe.data.splits import trim_padding
 from kdpipe.evaluation import evaluate, onnx_predictor
 from kdpipe.pipeline.config import load_config
 from kdpipe.runtime.sessions import make_session, timed_call
@@ -64,7 +65,7 @@ def main() -> None:
             metric = evaluate(onnx_predictor(sess, task.feeds), data.test, task.metric)
             lat = {}
             for b in (1, 32):
-                x = np.ascontiguousarray(np.concatenate([data.test.x] * 2)[:b])
+                x = trim_padding(np.concatenate([data.test.x] * 2)[:b])  # as an app feeds texts
                 lat[b] = measure(timed_call(sess, task.feeds(names, x), "cpu"), warmup=5,
                                  min_seconds=args.seconds, min_runs=20, batch=b)
             results[name] = (metric, lat, path.stat().st_size)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from kdpipe.data.splits import trim_padding
 from kdpipe.pipeline.artifacts import atomic_write_json
 from kdpipe.progress import progress, say
 from kdpipe.runtime.machine import default_threads, machine_info
@@ -24,7 +25,10 @@ SECTIONS = ("benchmark",)
 def run(ctx) -> dict:
     bc, splits, task = ctx.cfg.benchmark, ctx.splits, ctx.task
     variants = ctx.upstream("export")["variants"] + ctx.upstream("quantize")["variants"]
-    inputs = {b: _batch(splits.test.x, b) for b in bc.batch_sizes}
+    # Every runtime gets the same tensors, texts cut after their longest one as an app feeds them (the
+    # PyTorch wrapper would cut them itself; onnxruntime computes whatever columns it is given).
+    padded = {b: _batch(splits.test.x, b) for b in bc.batch_sizes}
+    inputs = {b: trim_padding(x) for b, x in padded.items()}
     timing = dict(warmup=bc.warmup, min_seconds=bc.min_seconds, min_runs=bc.min_runs)
     # One thread count for every runtime, onnxruntime and PyTorch alike: a teacher timed with more
     # (or fewer) threads than the students would make every "x faster" wrong.
@@ -43,7 +47,7 @@ def run(ctx) -> dict:
             if bc.sequence_lengths:  # text models: the cost of longer inputs (same texts, cut to length)
                 entry["sequence_lengths"] = {
                     str(n): {str(b): measure(timed_call(sess, task.feeds(names, np.ascontiguousarray(x[..., :n])),
-                                                        provider), batch=b, **timing) for b, x in inputs.items()}
+                                                        provider), batch=b, **timing) for b, x in padded.items()}
                     for n in bc.sequence_lengths}
             entry["placement"] = node_placement(ctx.file(row["path"]), provider, task.feeds(names, inputs[min(inputs)]),
                                                 threads)
@@ -55,7 +59,8 @@ def run(ctx) -> dict:
             b1 = r["batches"].get("1") or next(iter(r["batches"].values()))
             say(f"[benchmark] {r['variant']} {r['format']} on {r['runtime']}/{r['provider']}: "
                 f"p50 {b1['p50_ms']:.3f} ms at batch {b1['batch']}")
-    outputs = {"machine": machine_info(), "providers": {p: _status(p) for p in bc.providers}, "results": results}
+    outputs = {"machine": machine_info(), "providers": {p: _status(p) for p in bc.providers}, "results": results,
+               "input_shapes": {str(b): list(x.shape) for b, x in inputs.items()}}
     atomic_write_json(ctx.out / "latency.json", outputs)  # for users; downstream stages read the manifest
     return outputs
 

@@ -7,6 +7,7 @@ import os
 
 import numpy as np
 
+from kdpipe.data.splits import trim_padding
 from kdpipe.errors import ConfigError
 from kdpipe.model_card import ModelCard, Row, write_model_card
 from kdpipe.evaluation import logits, onnx_predictor, score, torch_predictor
@@ -64,7 +65,7 @@ def run(ctx) -> dict:
 def batch1_latencies(ctx, rows: list[dict], written: dict, threads: int) -> dict[str, float]:
     """Batch-1 CPU p50 (ms) of every ONNX variant, one after another in this process with the
     benchmark's threads and one real test input: what the bundle choice and the model card compare."""
-    x = ctx.splits.test.x[:1]
+    x = trim_padding(ctx.splits.test.x[:1])  # as the benchmark stage times it
     out = {}
     for row in progress(rows, desc="bundle choice: latency", quiet=ctx.quiet, unit="model"):
         sess, _ = make_session(written.get(bundle_label(row)) or ctx.file(row["path"]), "cpu", threads)

@@ -88,3 +88,16 @@ def test_stdlib_sentences_are_a_bigger_offline_corpus_of_prose():
     assert len(a) > 3 * len(b) and len(set(a) & set(b)) < len(a) / 100  # other documents than pydoc's
     assert all(len(s.split()) >= 6 and ">>>" not in s for s in a)
     assert a == load_texts("builtin:stdlib-sentences")  # the same on every call
+
+
+def test_trim_padding_cuts_after_the_longest_text_and_leaves_other_inputs_alone():
+    from kdpipe.data.splits import trim_padding
+
+    ids = np.array([[5, 6, 7, 0, 0, 0], [5, 6, 0, 0, 0, 0]])
+    mask = (ids != 0).astype(np.int64)
+    x = np.stack([ids, mask], 1)
+    assert trim_padding(x).shape == (2, 2, 3) and trim_padding(x[1:]).shape == (1, 2, 2)
+    np.testing.assert_array_equal(trim_padding(x)[:, 0], ids[:, :3])
+    assert trim_padding(np.zeros((1, 2, 4), np.int64)).shape == (1, 2, 1)  # no real token: one column
+    images = np.zeros((2, 2, 6), np.float32)
+    assert trim_padding(images) is images

@@ -77,6 +77,38 @@ def test_every_stage_runs_with_the_task_metrics(text_run):
     assert "(init: slice; the teacher's layers 1 (from 0, as student.params.layers lists them))" in md
 
 
+def test_every_runtime_is_timed_on_the_same_texts_cut_as_an_app_feeds_them(text_run, tmp_path):
+    """The PyTorch teacher cuts padding on its own; onnxruntime computes every column it is given. The
+    benchmark feeds both the same tensors, cut after the longest text of each batch (here the test
+    texts are cut to 10 of the 24 tokens, so padding would be timed if the inputs were not cut)."""
+    import copy
+
+    from kdpipe.data.splits import Split
+    from kdpipe.pipeline.artifacts import RunStore
+    from kdpipe.pipeline.config import load_config
+    from kdpipe.pipeline.context import StageContext
+    from kdpipe.stages import benchmark
+
+    _, run = text_run
+    cfg = load_config(run.parent / "config.yaml")
+    assert json.loads((run / "benchmark" / "latency.json").read_text())["input_shapes"]["1"] == [1, 2, 24]
+    from kdpipe.tasks import load_data
+
+    data = copy.copy(load_data(cfg))
+    x = data.test.x.copy()
+    x[:, :, 10:] = 0  # padding: pad id 0, mask 0
+    data.test = Split(x, data.test.y)
+    ctx = StageContext(cfg, RunStore(run), tmp_path, "benchmark", quiet=True, _splits=data)
+    out = benchmark.run(ctx)
+    assert out["input_shapes"] == {"1": [1, 2, 10], "2": [2, 2, 10]}
+    torch_row = next(r for r in out["results"] if r["runtime"] == "torch-eager" and r["available"])
+    onnx_row = next(r for r in out["results"] if r["runtime"] == "onnxruntime" and r["available"])
+    assert torch_row["batches"]["1"]["p50_ms"] > 0 and onnx_row["batches"]["1"]["p50_ms"] > 0
+    assert set(onnx_row["sequence_lengths"]) == {"8", "24"}  # the by-length table still pads to 24
+    md = (run / "report" / "report.md").read_text()
+    assert "same test texts, cut after the longest of each batch as an app feeds them (24 tokens at batch 1" in md
+
+
 def test_extra_texts_train_the_student_only_and_the_other_source_is_scored(text_run):
     task, run = text_run
     distill = _manifest(run)["stages"]["distill"]["outputs"]
