@@ -233,6 +233,9 @@ def notes(report: dict) -> list[str]:
         versus = versus_quantized_teacher(report)
         if versus:
             out.append(versus)
+        small = small_validation_note(report)
+        if small:
+            out.append(small)
     line = frontier_note(report)
     if line:
         out.append(line)
@@ -303,6 +306,21 @@ def _row_of(report: dict, label: str) -> dict | None:
         if r["format"] != "torch" and label in (r["variant"], bundle_label(r)):
             return r
     return None
+
+
+def small_validation_note(report: dict) -> str | None:
+    """When the bundle was chosen on so few validation samples that export.max_drop is two samples
+    or fewer (accuracy: one sample is 100/n points), say so: the choice is then close to a coin toss."""
+    choice = (report.get("bundle") or {}).get("choice") or {}
+    n = ((report.get("splits") or {}).get("samples") or {}).get("val")
+    if choice.get("rule") != "auto" or not n or report["task"] != "classification" or report["metric"]["unit"] != "%":
+        return None
+    one = 100.0 / n
+    if choice["max_drop"] > 2 * one:
+        return None
+    return (f"The bundle was chosen on {n:,} validation samples: one is {one:.2f} points, so export.max_drop "
+            f"({choice['max_drop']:g}) is {choice['max_drop'] / one:.1f} samples and differences of a sample or two "
+            "between variants are noise; a larger validation share (data.split) makes the choice firmer.")
 
 
 def versus_quantized_teacher(report: dict) -> str | None:

@@ -203,7 +203,7 @@ def choose_bundle(ec, candidates: list[dict], metric, latency: dict[str, float])
     pool = [r for r in candidates if bundle_label(r) not in ("teacher-fp32", "baseline-fp32")]
     drop = {bundle_label(r): metric.worse_by(teacher_val, r["metric"]["val"]) for r in pool}
     within = [r for r in pool if drop[bundle_label(r)] <= ec.max_drop]
-    units = " points" if metric.unit == "%" else ""
+    units = (" point" if ec.max_drop == 1 else " points") if metric.unit == "%" else ""
     if within:
         fastest = min(latency[bundle_label(r)] for r in within)
         near = [r for r in within if latency[bundle_label(r)] <= fastest * SAME_SPEED]
@@ -218,7 +218,7 @@ def choose_bundle(ec, candidates: list[dict], metric, latency: dict[str, float])
         reason = (f"no variant is within {ec.max_drop:g}{units} of the teacher's validation {metric.name} "
                   f"(export.max_drop): the most accurate one")
     if chosen.get("source") == "teacher":
-        reason += "; it is the teacher quantized without distillation: no student variant does better here"
+        reason += "; it is the teacher quantized without distillation: no student variant does better on validation"
     return chosen, {
         "rule": "auto", "reason": reason, "max_drop": ec.max_drop, "teacher_val": teacher_val,
         "candidates": [{"variant": bundle_label(r), "val": r["metric"]["val"], "val_drop": round(drop[bundle_label(r)], 4),

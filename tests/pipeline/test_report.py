@@ -58,3 +58,19 @@ def test_report_says_how_many_labels_student_and_teacher_learnt_from(tmp_path):
     assert splits["teacher_labels"] == splits["samples"]["train"]
     md = (tmp_path / "run" / "report" / "report.md").read_text()
     assert f"| training labels the teacher learnt from (teacher.labels) | {splits['samples']['train']:,} |" in md
+
+
+def test_a_bundle_chosen_on_few_validation_samples_says_so():
+    from kdpipe.pipeline.report import small_validation_note
+
+    def report(n_val, max_drop=1.0, task="classification", unit="%", rule="auto"):
+        return {"task": task, "metric": {"unit": unit}, "splits": {"samples": {"val": n_val}},
+                "bundle": {"choice": {"rule": rule, "max_drop": max_drop}}}
+
+    note = small_validation_note(report(155))
+    assert note.startswith("The bundle was chosen on 155 validation samples: one is 0.65 points")
+    assert "is 1.6 samples" in note
+    assert small_validation_note(report(1000)) is None  # 1 point is 10 samples
+    assert small_validation_note(report(155, max_drop=2.0)) is None  # 3.1 samples
+    assert small_validation_note(report(155, task="masked-lm")) is None  # accuracy over tokens, not samples
+    assert small_validation_note(report(155, rule="export.bundle")) is None  # the user named it

@@ -29,7 +29,7 @@ def test_auto_ships_the_fastest_variant_within_max_drop_of_the_teacher():
     within = {c["variant"]: c["within"] for c in choice["candidates"]}
     assert within == {"student-fp32": True, "student-int8-dynamic": True, "student-int8-static-minmax": False,
                       "teacher-int8-dynamic": True}
-    assert "fastest at batch 1 of the 3 variants within 1 points" in choice["reason"]
+    assert "fastest at batch 1 of the 3 variants within 1 point of" in choice["reason"]
 
 
 def test_the_quantized_teacher_is_shipped_when_no_student_is_within_budget_and_says_so():
