@@ -21,6 +21,8 @@ def test_report_json_schema(tiny_run):
         assert all(not r["latency"]["cuda"]["available"] for r in report["rows"])
     assert "gain_points" in report["kd"] and report["kd"]["verdict"]
     assert set(report["stages"]) >= {"distill", "prune", "quantize", "export", "benchmark"}
+    # the tensors every runtime was timed on: arrays as they are, one per batch size
+    assert {b: s[0] for b, s in report["benchmark_inputs"].items()} == {str(b): b for b in report["batch_sizes"]}
 
 
 def test_markdown_and_html_show_the_table_and_plots(tiny_run):
