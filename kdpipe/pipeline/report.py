@@ -77,6 +77,7 @@ def build_report(manifest: dict, providers: list[str], batch_sizes: list[int]) -
                    "teacher_labels": out("distill").get("training", {}).get("teacher", {}).get("labels_seen")},
         "machine": bench.get("machine"),
         "benchmark_inputs": bench.get("input_shapes"),
+        "benchmark_inputs_are_texts": bool(bench.get("padded_texts")),
         "provider_status": bench.get("providers"),
         "stages": {name: {"seconds": e.get("seconds"), "started": e.get("started"), "peak_rss_mb": e.get("peak_rss_mb")}
                    for name, e in stages.items()},
@@ -244,17 +245,15 @@ def notes(report: dict) -> list[str]:
         out.append(f"Measured on {m['cpu']} ({m['cores']} cores; SIMD: {', '.join(m['simd']) or 'none listed'}).")
     out.append(f"The metric ({report['metric']['name']}) is on the test split; latency is p50 per call, throughput "
                "is samples per second; the torch teacher row is PyTorch eager, the others onnxruntime"
-               + _inputs_note(report.get("benchmark_inputs")) + ".")
+               + (_tokens_note(report["benchmark_inputs"]) if report.get("benchmark_inputs_are_texts") else "") + ".")
     return out
 
 
-def _inputs_note(shapes: dict | None) -> str:
-    """Which tensors were timed, for padded texts ([batch, 2, tokens]): every runtime got the same."""
-    text = {b: s for b, s in (shapes or {}).items() if len(s) == 3 and s[1] == 2}
-    if not text:
-        return ""
+def _tokens_note(shapes: dict) -> str:
+    """Which padded texts ([batch, 2, tokens]) were timed: every runtime got the same (the benchmark
+    stage says which inputs are texts; a float array can have that shape too)."""
     return ("; every runtime timed on the same test texts, cut after the longest of each batch as an app feeds them ("
-            + ", ".join(f"{s[-1]} tokens at batch {b}" for b, s in text.items()) + ")")
+            + ", ".join(f"{s[-1]} tokens at batch {b}" for b, s in shapes.items()) + ")")
 
 
 def int8_notes(report: dict) -> list[str]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from kdpipe.data.splits import trim_padding
+from kdpipe.data.splits import text_lengths, trim_padding
 from kdpipe.pipeline.artifacts import atomic_write_json
 from kdpipe.progress import progress, say
 from kdpipe.runtime.machine import default_threads, machine_info
@@ -60,7 +60,8 @@ def run(ctx) -> dict:
             say(f"[benchmark] {r['variant']} {r['format']} on {r['runtime']}/{r['provider']}: "
                 f"p50 {b1['p50_ms']:.3f} ms at batch {b1['batch']}")
     outputs = {"machine": machine_info(), "providers": {p: _status(p) for p in bc.providers}, "results": results,
-               "input_shapes": {str(b): list(x.shape) for b, x in inputs.items()}}
+               "input_shapes": {str(b): list(x.shape) for b, x in inputs.items()},
+               "padded_texts": text_lengths(splits.test.x) is not None}
     atomic_write_json(ctx.out / "latency.json", outputs)  # for users; downstream stages read the manifest
     return outputs
 

@@ -23,6 +23,8 @@ def test_report_json_schema(tiny_run):
     assert set(report["stages"]) >= {"distill", "prune", "quantize", "export", "benchmark"}
     # the tensors every runtime was timed on: arrays as they are, one per batch size
     assert {b: s[0] for b, s in report["benchmark_inputs"].items()} == {str(b): b for b in report["batch_sizes"]}
+    assert report["benchmark_inputs_are_texts"] is False
+    assert "tokens at batch" not in (tiny_run / "report" / "report.md").read_text()
 
 
 def test_markdown_and_html_show_the_table_and_plots(tiny_run):
