@@ -19,7 +19,7 @@ from kdpipe.data.splits import load_splits
 from kdpipe.models.checkpoint import load_model
 from kdpipe.pipeline.config import load_config
 from kdpipe.runtime.sessions import make_session, timed_call
-from kdpipe.runtime.timing import measure
+from kdpipe.runtime.timing import measure, measure_rounds
 
 
 def main() -> None:
@@ -41,20 +41,15 @@ def main() -> None:
 
     teacher, _ = load_model(run / "distill" / "teacher.safetensors", "teacher")
     source = manifest["stages"]["quantize"]["outputs"]["source"]
-    results = {}
+    calls = {}
     for batch in (1, 64):
         xb = np.ascontiguousarray(x[:batch])
-        tb = torch.from_numpy(xb)
-
-        def torch_call():
-            with torch.inference_mode():
-                teacher(tb)
-
-        results[("teacher", "torch eager", batch)] = measure(torch_call, batch=batch, **timing)
+        calls[("teacher", "torch eager", batch)] = (_torch_call(teacher, torch.from_numpy(xb)), batch)
         for label, path in [("teacher", run / "export" / "teacher.onnx"), (source, run / "export" / f"{source}.onnx"),
                             (bundle["variant"], run / "export" / "bundle" / "model.onnx")]:
             sess, _ = make_session(path, "cpu", args.threads)
-            results[(label, "onnxruntime", batch)] = measure(timed_call(sess, {sess.get_inputs()[0].name: xb}, "cpu"), batch=batch, **timing)
+            calls[(label, "onnxruntime", batch)] = (timed_call(sess, {sess.get_inputs()[0].name: xb}, "cpu"), batch)
+    results = measure_rounds(calls, **timing)  # side by side, in rounds
 
     teacher_acc = rows[("teacher", "torch")]["metric"]["test"]
     print(f"\ntest accuracy: teacher {teacher_acc:.2f}%, bundle ({bundle['variant']}) {bundle['metric']['test']:.2f}% "
@@ -72,6 +67,14 @@ def main() -> None:
           f"{s64 / t64:.1f}x the throughput at batch 64")
     print(f"bundled student vs teacher fp32 ONNX:        {o1 / s1:.1f}x faster at batch 1 (p50), "
           f"{s64 / o64:.1f}x the throughput at batch 64")
+
+
+def _torch_call(model, x):
+    def call():
+        with torch.inference_mode():
+            model(x)
+
+    return call
 
 
 def honesty(path, x, threads: int, calls: int = 3000) -> None:

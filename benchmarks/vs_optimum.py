@@ -22,7 +22,7 @@ from kdpipe.data.splits import trim_padding
 from kdpipe.evaluation import evaluate, onnx_predictor
 from kdpipe.pipeline.config import load_config
 from kdpipe.runtime.sessions import make_session, timed_call
-from kdpipe.runtime.timing import measure
+from kdpipe.runtime.timing import measure_rounds
 from kdpipe.tasks import get_task, load_data
 
 
@@ -58,17 +58,17 @@ def main() -> None:
         for r in manifest["stages"]["quantize"]["outputs"]["variants"]:
             if r["format"] == "onnx-int8":
                 candidates[f"kdpipe {r['variant']}"] = run / r["path"]
-        results = {}
+        metrics, calls = {}, {}
         for name, path in candidates.items():
             sess, _ = make_session(path, "cpu", args.threads)
             names = [i.name for i in sess.get_inputs()]
-            metric = evaluate(onnx_predictor(sess, task.feeds), data.test, task.metric)
-            lat = {}
+            metrics[name] = evaluate(onnx_predictor(sess, task.feeds), data.test, task.metric)
             for b in (1, 32):
                 x = trim_padding(np.concatenate([data.test.x] * 2)[:b])  # as an app feeds texts
-                lat[b] = measure(timed_call(sess, task.feeds(names, x), "cpu"), warmup=5,
-                                 min_seconds=args.seconds, min_runs=20, batch=b)
-            results[name] = (metric, lat, path.stat().st_size)
+                calls[(name, b)] = (timed_call(sess, task.feeds(names, x), "cpu"), b)
+        timed = measure_rounds(calls, warmup=5, min_seconds=args.seconds, min_runs=20)  # side by side, in rounds
+        results = {name: (metrics[name], {b: timed[(name, b)] for b in (1, 32)}, path.stat().st_size)
+                   for name, path in candidates.items()}
 
     print(f"\n{cfg.task}, {source}, sequence {data.sequence_length}, {args.threads} thread(s); test {task.metric.name}")
     for name, (metric, lat, size) in results.items():

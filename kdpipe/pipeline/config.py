@@ -185,6 +185,8 @@ class BenchmarkConfig(Section):
     warmup: int = Field(10, ge=0)
     min_seconds: float = Field(1.0, gt=0)
     min_runs: int = Field(20, ge=1)
+    rounds: int = Field(5, ge=1, description="models are timed side by side in this many rounds, each taking its "
+                                             "share of min_seconds and min_runs, so load on the machine falls on all alike")
     threads: int = Field(0, ge=0, description="intra-op threads; 0 = onnxruntime's default")
     torch_teacher: bool = True
 
@@ -224,7 +226,9 @@ class Config(Section):
         "classification", description="classification (images, features or, with hf models, text), causal-lm, "
                                       "masked-lm, embedding")
     device: Literal["auto", "cpu", "cuda"] = "cpu"
-    precision: Literal["fp32", "bf16"] = Field("fp32", description="training precision; bf16 = autocast mixed precision")
+    precision: Literal["fp32", "bf16", "auto"] = Field(
+        "fp32", description="training precision; bf16 = autocast mixed precision; auto = bf16 where the hardware "
+                            "computes it natively (a CUDA GPU with bf16, a CPU with AVX512-BF16 or AMX), else fp32")
     data: DataConfig = Field(default_factory=DataConfig)
     teacher: TeacherConfig = Field(default_factory=TeacherConfig)
     student: StudentConfig = Field(default_factory=StudentConfig)

@@ -68,7 +68,8 @@ def build_report(manifest: dict, providers: list[str], batch_sizes: list[int]) -
         "batch_sizes": batch_sizes,
         "rows": table,
         "metric": m,
-        "kd": _kd_summary(rows, metric, out("distill").get("student_start")),
+        "kd": _kd_summary(rows, metric, out("distill").get("student_start"),
+                          out("distill").get("training", {}).get("student", {}).get("precision")),
         "prune": _prune_summary(out("prune")),
         "int8": _int8_summary(rows, metric, out("quantize"), manifest.get("config", {}).get("export", {})),
         "bundle": out("export").get("bundle"),
@@ -77,6 +78,7 @@ def build_report(manifest: dict, providers: list[str], batch_sizes: list[int]) -
                    "teacher_labels": out("distill").get("training", {}).get("teacher", {}).get("labels_seen")},
         "machine": bench.get("machine"),
         "benchmark_inputs": bench.get("input_shapes"),
+        "benchmark_rounds": bench.get("rounds"),
         "benchmark_inputs_are_texts": bool(bench.get("padded_texts")),
         "provider_status": bench.get("providers"),
         "stages": {name: {"seconds": e.get("seconds"), "started": e.get("started"), "peak_rss_mb": e.get("peak_rss_mb")}
@@ -105,12 +107,12 @@ def _latency_cell(res: dict | None, status: dict | None, fmt: str) -> dict:
     return cell
 
 
-def _kd_summary(rows: list[dict], metric, start: dict | None = None) -> dict | None:
+def _kd_summary(rows: list[dict], metric, start: dict | None = None, precision: str | None = None) -> dict | None:
     by = {r["variant"]: r for r in rows if r["format"] == "torch"}
     if "student" not in by:
         return None
     student = by["student"]["metric"]["test"]
-    summary = {"student": student, "teacher": by["teacher"]["metric"]["test"]}
+    summary = {"student": student, "teacher": by["teacher"]["metric"]["test"], "precision": precision or "fp32"}
     if start:  # the student before training (test split), and how it was initialised
         summary["student_start"] = {k: start[k] for k in ("test", "init", "teacher_layers", "layer_choice") if k in start}
     if "baseline" not in by:
@@ -212,6 +214,8 @@ def notes(report: dict) -> list[str]:
             kept = (f"; the teacher's layers {', '.join(map(str, s0['teacher_layers']))} (from 0, "
                     f"{s0['layer_choice'].replace('_', ' ')})" if s0.get("teacher_layers") else "")
             line = line.rstrip(".") + f". Before training the student scored {s0['test']:.2f}{u} (init: {s0['init']}{kept})."
+        if kd.get("precision") == "bf16":
+            line = line.rstrip(".") + ". Trained in bf16 mixed precision (weights and optimiser in fp32)."
         out.append(line)
     if report.get("prune"):
         p = report["prune"]
@@ -243,8 +247,11 @@ def notes(report: dict) -> list[str]:
     m = report.get("machine")
     if m:
         out.append(f"Measured on {m['cpu']} ({m['cores']} cores; SIMD: {', '.join(m['simd']) or 'none listed'}).")
+    rounds = report.get("benchmark_rounds")
     out.append(f"The metric ({report['metric']['name']}) is on the test split; latency is p50 per call, throughput "
-               "is samples per second; the torch teacher row is PyTorch eager, the others onnxruntime"
+               "is samples per second"
+               + (f", every model timed side by side in {rounds} rounds" if rounds and rounds > 1 else "")
+               + "; the torch teacher row is PyTorch eager, the others onnxruntime"
                + (_tokens_note(report["benchmark_inputs"]) if report.get("benchmark_inputs_are_texts") else "") + ".")
     return out
 

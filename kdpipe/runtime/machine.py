@@ -13,8 +13,7 @@ def default_threads() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
-def machine_info() -> dict:
-    """CPU model and the SIMD features that decide which int8 kernels onnxruntime can use."""
+def cpu_model_and_flags() -> tuple[str, set[str]]:
     model, flags = platform.processor(), set()
     try:
         with open("/proc/cpuinfo") as f:
@@ -27,7 +26,21 @@ def machine_info() -> dict:
                     break
     except OSError:
         pass
-    simd = [f for f in ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "amx_int8") if f in flags]
+    return model, flags
+
+
+def cpu_has_bf16() -> bool:
+    """Whether this CPU computes bf16 matrix products natively (AVX512-BF16 or AMX): there bf16
+    autocast trains a transformer about 1.7x faster than fp32; elsewhere it is emulated, and slower."""
+    return bool(cpu_model_and_flags()[1] & {"avx512_bf16", "amx_bf16"})
+
+
+def machine_info() -> dict:
+    """CPU model and the SIMD features that decide which int8 kernels onnxruntime can use (and
+    whether bf16 training is native)."""
+    model, flags = cpu_model_and_flags()
+    simd = [f for f in ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "amx_int8", "avx512_bf16", "amx_bf16")
+            if f in flags]
     info = {"cpu": model, "cores": default_threads(), "simd": simd, "system": platform.platform()}
     if torch.cuda.is_available():
         info["gpu"] = torch.cuda.get_device_name(0)

@@ -7,6 +7,8 @@ session that silently fell back to the CPU is recorded as a fallback, not as CUD
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 import torch
 
@@ -15,7 +17,7 @@ from kdpipe.pipeline.artifacts import atomic_write_json
 from kdpipe.progress import progress, say
 from kdpipe.runtime.machine import default_threads, machine_info
 from kdpipe.runtime.sessions import make_session, node_placement, provider_status, timed_call
-from kdpipe.runtime.timing import measure
+from kdpipe.runtime.timing import measure_rounds
 
 NAME = "benchmark"
 REQUIRES = ("distill", "prune", "quantize", "export")
@@ -33,53 +35,60 @@ def run(ctx) -> dict:
     # One thread count for every runtime, onnxruntime and PyTorch alike: a teacher timed with more
     # (or fewer) threads than the students would make every "x faster" wrong.
     threads = bc.threads or default_threads()
-    results = []
+    # Sessions first, timing after: every model is then timed side by side in rounds (timing.py),
+    # so a load that comes and goes on the machine falls on all of them alike.
+    results, calls = [], {}
     jobs = [(row, p) for row in variants for p in bc.providers]
-    for row, provider in progress(jobs, desc="benchmark", quiet=ctx.quiet, unit="run"):
+    for row, provider in progress(jobs, desc="benchmark: sessions", quiet=ctx.quiet, unit="model"):
         entry = {"variant": row["variant"], "format": row["format"], "runtime": "onnxruntime", "provider": provider}
         sess, info = make_session(ctx.file(row["path"]), provider, threads)
         entry.update(available=sess is not None, actual_provider=info.provider, fallback=info.fallback,
                      note=info.reason, threads=threads)
         if sess is not None and not info.fallback:
             names = [i.name for i in sess.get_inputs()]
-            entry["batches"] = {str(b): measure(timed_call(sess, task.feeds(names, x), provider), batch=b, **timing)
-                                for b, x in inputs.items()}
-            if bc.sequence_lengths:  # text models: the cost of longer inputs (same texts, cut to length)
-                entry["sequence_lengths"] = {
-                    str(n): {str(b): measure(timed_call(sess, task.feeds(names, np.ascontiguousarray(x[..., :n])),
-                                                        provider), batch=b, **timing) for b, x in padded.items()}
-                    for n in bc.sequence_lengths}
+            for b, x in inputs.items():
+                calls[(len(results), "batches", str(b))] = (timed_call(sess, task.feeds(names, x), provider), b)
+            for n in bc.sequence_lengths or ():  # text models: the cost of longer inputs (same texts, cut to length)
+                for b, x in padded.items():
+                    feeds = task.feeds(names, np.ascontiguousarray(x[..., :n]))
+                    calls[(len(results), "sequence_lengths", str(n), str(b))] = (timed_call(sess, feeds, provider), b)
             entry["placement"] = node_placement(ctx.file(row["path"]), provider, task.feeds(names, inputs[min(inputs)]),
                                                 threads)
         results.append(entry)
-    if bc.torch_teacher:
-        results += _torch_teacher(ctx, inputs, timing, threads)
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        if bc.torch_teacher:
+            results += _torch_teacher(ctx, inputs, calls, len(results))
+        say(f"[benchmark] timing {len(calls)} model-input pairs side by side, {bc.rounds} rounds, "
+            f"{bc.min_seconds:g} s each, {threads} thread(s)")
+        timed = measure_rounds(calls, rounds=bc.rounds, **timing)
+    finally:
+        torch.set_num_threads(before)
+    for key, stats in timed.items():
+        node = results[key[0]]
+        for part in key[1:-1]:
+            node = node.setdefault(part, {})
+        node[key[-1]] = stats
     for r in results:
         if r.get("batches"):
             b1 = r["batches"].get("1") or next(iter(r["batches"].values()))
             say(f"[benchmark] {r['variant']} {r['format']} on {r['runtime']}/{r['provider']}: "
                 f"p50 {b1['p50_ms']:.3f} ms at batch {b1['batch']}")
     outputs = {"machine": machine_info(), "providers": {p: _status(p) for p in bc.providers}, "results": results,
+               "rounds": bc.rounds, "threads": threads,
                "input_shapes": {str(b): list(x.shape) for b, x in inputs.items()},
                "padded_texts": text_lengths(splits.test.x) is not None}
     atomic_write_json(ctx.out / "latency.json", outputs)  # for users; downstream stages read the manifest
     return outputs
 
 
-def _torch_teacher(ctx, inputs: dict, timing: dict, threads: int) -> list[dict]:
-    """The teacher in PyTorch eager, on the CPU and, when asked for and present, on the GPU, with the
-    onnxruntime sessions' thread count."""
+def _torch_teacher(ctx, inputs: dict, calls: dict, first: int) -> list[dict]:
+    """The teacher in PyTorch eager, on the CPU and, when asked for and present, on the GPU; its calls
+    join `calls` (keyed from result index `first`) to be timed with the onnxruntime sessions, with
+    their thread count (the caller sets torch's)."""
     row = next(r for r in ctx.upstream("distill")["variants"] if r["variant"] == "teacher")
     model, _ = ctx.task.load(ctx.file(row["path"]), "distill/teacher")
-    before = torch.get_num_threads()
-    torch.set_num_threads(threads)
-    try:
-        return _time_torch(ctx, model, inputs, timing)
-    finally:
-        torch.set_num_threads(before)
-
-
-def _time_torch(ctx, model, inputs: dict, timing: dict) -> list[dict]:
     out = []
     for provider in ctx.cfg.benchmark.providers:
         entry = {"variant": "teacher", "format": "torch", "runtime": "torch-eager", "provider": provider,
@@ -88,20 +97,22 @@ def _time_torch(ctx, model, inputs: dict, timing: dict) -> list[dict]:
             out.append({**entry, "available": False, "note": "not available: torch sees no CUDA device"})
             continue
         device = torch.device(provider)
-        model.to(device).eval()
-        sync = torch.cuda.synchronize if provider == "cuda" else (lambda: None)
-
-        def call(x):
-            with torch.inference_mode():
-                model(x)
-            sync()  # CUDA kernels run asynchronously: time until they are done
-
-        batches = {}
+        on_device = (model if device.type == "cpu" else copy.deepcopy(model).to(device)).eval()  # one copy per device
         for b, x in inputs.items():
-            t = torch.from_numpy(x).to(device)
-            batches[str(b)] = measure(lambda: call(t), batch=b, **timing)
-        out.append({**entry, "available": True, "actual_provider": provider, "batches": batches})
+            calls[(first + len(out), "batches", str(b))] = (_torch_call(on_device, torch.from_numpy(x).to(device), device), b)
+        out.append({**entry, "available": True, "actual_provider": provider})
     return out
+
+
+def _torch_call(model, x: torch.Tensor, device: torch.device):
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+
+    def call():
+        with torch.inference_mode():
+            model(x)
+        sync()  # CUDA kernels run asynchronously: time until they are done
+
+    return call
 
 
 def _batch(x: np.ndarray, b: int) -> np.ndarray:

@@ -15,7 +15,7 @@ from kdpipe.progress import progress, say
 from kdpipe.runtime.onnx_convert import set_metadata
 from kdpipe.runtime.machine import default_threads, machine_info
 from kdpipe.runtime.sessions import make_session, timed_call
-from kdpipe.runtime.timing import measure
+from kdpipe.runtime.timing import measure_rounds
 from kdpipe.variants import bundle_label, variant_row
 
 NAME = "export"
@@ -63,16 +63,16 @@ def run(ctx) -> dict:
 
 
 def batch1_latencies(ctx, rows: list[dict], written: dict, threads: int) -> dict[str, float]:
-    """Batch-1 CPU p50 (ms) of every ONNX variant, one after another in this process with the
+    """Batch-1 CPU p50 (ms) of every ONNX variant, side by side in rounds in this process with the
     benchmark's threads and one real test input: what the bundle choice and the model card compare."""
     x = trim_padding(ctx.splits.test.x[:1])  # as the benchmark stage times it
-    out = {}
-    for row in progress(rows, desc="bundle choice: latency", quiet=ctx.quiet, unit="model"):
+    calls = {}
+    for row in progress(rows, desc="bundle choice: sessions", quiet=ctx.quiet, unit="model"):
         sess, _ = make_session(written.get(bundle_label(row)) or ctx.file(row["path"]), "cpu", threads)
         names = [i.name for i in sess.get_inputs()]
-        out[bundle_label(row)] = measure(timed_call(sess, ctx.task.feeds(names, x), "cpu"), warmup=5, min_seconds=0.5,
-                                         min_runs=20, batch=1)["p50_ms"]
-    return out
+        calls[bundle_label(row)] = (timed_call(sess, ctx.task.feeds(names, x), "cpu"), 1)
+    timed = measure_rounds(calls, warmup=5, min_seconds=0.5, min_runs=20, rounds=ctx.cfg.benchmark.rounds)
+    return {label: stats["p50_ms"] for label, stats in timed.items()}
 
 
 def _params(params: dict) -> str:

@@ -33,6 +33,7 @@ class FitResult:
     final_val: float
     history: list[dict] = field(default_factory=list)
     seconds_per_step: float = 0.0
+    precision: str = "fp32"  # what it trained in (precision: auto resolved)
     teacher_cache: dict = field(default_factory=dict)  # format, bytes, seconds when outputs were cached
 
 
@@ -46,6 +47,21 @@ def resolve_device(setting: str, precision: str = "fp32") -> str:
     if precision == "bf16" and device == "cuda" and not torch.cuda.is_bf16_supported():
         raise ConfigError(f"precision: bf16 is not supported by {torch.cuda.get_device_name(0)}; use fp32")
     return device
+
+
+def resolve_precision(setting: str, device: str) -> str:
+    """fp32 or bf16: `auto` takes bf16 where the device computes it natively. bf16 asked for on a CPU
+    without it runs (emulated, slower than fp32), with a warning."""
+    from kdpipe.progress import warn
+    from kdpipe.runtime.machine import cpu_has_bf16
+
+    native = torch.cuda.is_bf16_supported() if device == "cuda" else cpu_has_bf16()
+    if setting == "auto":
+        return "bf16" if native else "fp32"
+    if setting == "bf16" and not native:
+        warn("precision: bf16 on a CPU without AVX512-BF16 or AMX is emulated and trains slower than fp32 "
+            "(precision: auto picks fp32 here)")
+    return setting
 
 
 def seed_everything(seed: int) -> None:
@@ -83,7 +99,8 @@ class Schedule:
         return cls(epochs=section.epochs if epochs is None else epochs, lr=section.lr,
                    weight_decay=section.weight_decay, warmup=section.warmup, batch_size=cfg.data.batch_size,
                    micro_batch_size=cfg.data.micro_batch_size, seed=seed,
-                   device=resolve_device(cfg.device, cfg.precision), precision=cfg.precision)
+                   device=(device := resolve_device(cfg.device, cfg.precision)),
+                   precision=resolve_precision(cfg.precision, device))
 
 
 @dataclass(frozen=True)
@@ -250,6 +267,7 @@ def fit(
             })
     model.eval()
     result.seconds_per_step = step_time / max(1, steps)
+    result.precision = sc.precision
     result.teacher_cache = cache_info
     return result
 

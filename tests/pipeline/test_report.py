@@ -25,6 +25,11 @@ def test_report_json_schema(tiny_run):
     assert {b: s[0] for b, s in report["benchmark_inputs"].items()} == {str(b): b for b in report["batch_sizes"]}
     assert report["benchmark_inputs_are_texts"] is False
     assert "tokens at batch" not in (tiny_run / "report" / "report.md").read_text()
+    # every model timed side by side, in rounds (benchmark.rounds, 5 by default)
+    assert report["kd"]["precision"] == "fp32"  # the default; precision: auto/bf16 say bf16
+    assert report["benchmark_rounds"] == 5 and "timed side by side in 5 rounds" in (tiny_run / "report" / "report.md").read_text()
+    timed = [r for r in json.loads((tiny_run / "benchmark" / "latency.json").read_text())["results"] if r.get("batches")]
+    assert timed and all(m["rounds"] == 5 for r in timed for m in r["batches"].values())
 
 
 def test_markdown_and_html_show_the_table_and_plots(tiny_run):
@@ -45,6 +50,18 @@ def test_kd_verdict_says_when_the_baseline_already_matches_the_teacher():
     assert "already matches the teacher" in _kd_summary(rows(97.3, 97.3, 96.6), ACCURACY)["verdict"]
     assert "try another temperature" in _kd_summary(rows(97.3, 94.0, 93.5), ACCURACY)["verdict"]
     assert _kd_summary(rows(97.3, 93.8, 94.3), ACCURACY)["verdict"].startswith("KD helped")
+
+
+def test_report_says_when_the_student_trained_in_bf16():
+    from kdpipe.pipeline.report import _kd_summary, notes
+    from kdpipe.tasks.base import ACCURACY
+
+    rows = [{"variant": v, "format": "torch", "metric": {"test": m}} for v, m in (("teacher", 97.0), ("student", 95.0))]
+    for precision, said in (("bf16", True), ("fp32", False), (None, False)):
+        kd = _kd_summary(rows, ACCURACY, precision=precision)
+        assert kd["precision"] == (precision or "fp32")
+        line = notes({"kd": kd, "metric": {"name": "accuracy", "unit": "%"}})[0]
+        assert ("Trained in bf16 mixed precision" in line) is said
 
 
 def test_report_says_how_many_labels_student_and_teacher_learnt_from(tmp_path):

@@ -53,6 +53,32 @@ def test_measure_reports_percentiles_in_order():
     assert r["runs"] >= 5 and r["p50_ms"] <= r["p90_ms"] <= r["p99_ms"] and r["throughput_per_s"] > 0
 
 
+def _drifting_load():
+    """Two calls of the same cost on a machine whose load doubles its cost after 0.3 s."""
+    import time
+
+    start = time.perf_counter()
+
+    def call():
+        time.sleep(0.002 * (2 if time.perf_counter() - start > 0.3 else 1))
+
+    return call
+
+
+def test_rounds_put_a_changing_load_on_every_model_alike():
+    from kdpipe.runtime.timing import measure_rounds
+
+    def ratio(rounds):
+        call = _drifting_load()
+        r = measure_rounds({"a": (call, 1), "b": (call, 1)}, warmup=0, min_seconds=0.3, min_runs=1, rounds=rounds)
+        return r["b"]["mean_ms"] / r["a"]["mean_ms"]
+
+    assert ratio(1) > 1.5  # one after another: b ran under the load, a did not
+    assert 0.8 < ratio(6) < 1.25  # in 6 rounds: each ran 3 of them under it
+    r = measure_rounds({"a": (lambda: None, 1)}, warmup=0, min_seconds=0.0, min_runs=9, rounds=3)
+    assert r["a"]["runs"] == 9 and r["a"]["rounds"] == 3
+
+
 def test_io_binding_path_gives_the_same_outputs(model_path):
     sess, _ = sessions.make_session(model_path, "cpu")
     x = np.random.default_rng(0).random((3, 4)).astype(np.float32)

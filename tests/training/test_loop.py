@@ -6,7 +6,7 @@ from kdpipe.data.splits import Split
 from kdpipe.errors import ConfigError
 from kdpipe.models.builtin import MLP
 from kdpipe.training.kd_loss import hard_loss
-from kdpipe.training.loop import Schedule, fit, resolve_device
+from kdpipe.training.loop import Schedule, fit, resolve_device, resolve_precision
 
 
 def _data(n=300, seed=0):
@@ -23,6 +23,21 @@ def test_fit_learns_in_both_precisions(precision):
     r = fit(model, _data(), _data(100, 1), Schedule(epochs=15, lr=0.01, precision=precision), hard_loss, quiet=True)
     assert r.final_val > 85 and len(r.history) == 15
     assert next(model.parameters()).dtype == torch.float32  # mixed precision keeps fp32 weights
+
+
+@pytest.mark.parametrize("native", [True, False])
+def test_precision_auto_takes_bf16_only_where_the_cpu_has_it(monkeypatch, capsys, native):
+    import kdpipe.runtime.machine as machine
+
+    flags = {"avx2", "avx512f"} | ({"avx512_bf16"} if native else set())
+    monkeypatch.setattr(machine, "cpu_model_and_flags", lambda: ("a CPU", flags))
+    assert resolve_precision("auto", "cpu") == ("bf16" if native else "fp32")
+    assert resolve_precision("fp32", "cpu") == "fp32"
+    assert resolve_precision("bf16", "cpu") == "bf16"  # asked for: honoured, with a warning where emulated
+    assert ("emulated" in capsys.readouterr().err) is not native
+    r = fit(MLP((6,), 2, hidden=(4,)), _data(), _data(100, 1), Schedule(epochs=1, lr=0.01, precision="bf16"), hard_loss,
+            quiet=True)
+    assert r.precision == "bf16"
 
 
 def test_device_resolution():
