@@ -31,7 +31,8 @@ def cpu_model_and_flags() -> tuple[str, set[str]]:
 
 def cpu_has_bf16() -> bool:
     """Whether this CPU computes bf16 matrix products natively (AVX512-BF16 or AMX): there bf16
-    autocast trains a transformer about 1.7x faster than fp32; elsewhere it is emulated, and slower."""
+    autocast makes a MiniLM training step about 0.6-0.7x as long as fp32's (benchmarks/adam_step.py);
+    elsewhere it is emulated, and slower."""
     return bool(cpu_model_and_flags()[1] & {"avx512_bf16", "amx_bf16"})
 
 

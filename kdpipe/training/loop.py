@@ -60,7 +60,7 @@ def resolve_precision(setting: str, device: str) -> str:
         return "bf16" if native else "fp32"
     if setting == "bf16" and not native:
         warn("precision: bf16 on a CPU without AVX512-BF16 or AMX is emulated and trains slower than fp32 "
-            "(precision: auto picks fp32 here)")
+             "(precision: auto picks fp32 here)")
     return setting
 
 
