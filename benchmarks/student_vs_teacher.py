@@ -19,7 +19,7 @@ from kdpipe.data.splits import load_splits
 from kdpipe.models.checkpoint import load_model
 from kdpipe.pipeline.config import load_config
 from kdpipe.runtime.sessions import make_session, timed_call
-from kdpipe.runtime.timing import measure, measure_rounds
+from kdpipe.runtime.timing import measure, measure_rounds, torch_call
 
 
 def main() -> None:
@@ -44,7 +44,7 @@ def main() -> None:
     calls = {}
     for batch in (1, 64):
         xb = np.ascontiguousarray(x[:batch])
-        calls[("teacher", "torch eager", batch)] = (_torch_call(teacher, torch.from_numpy(xb)), batch)
+        calls[("teacher", "torch eager", batch)] = (torch_call(teacher, torch.from_numpy(xb)), batch)
         for label, path in [("teacher", run / "export" / "teacher.onnx"), (source, run / "export" / f"{source}.onnx"),
                             (bundle["variant"], run / "export" / "bundle" / "model.onnx")]:
             sess, _ = make_session(path, "cpu", args.threads)
@@ -67,14 +67,6 @@ def main() -> None:
           f"{s64 / t64:.1f}x the throughput at batch 64")
     print(f"bundled student vs teacher fp32 ONNX:        {o1 / s1:.1f}x faster at batch 1 (p50), "
           f"{s64 / o64:.1f}x the throughput at batch 64")
-
-
-def _torch_call(model, x):
-    def call():
-        with torch.inference_mode():
-            model(x)
-
-    return call
 
 
 def honesty(path, x, threads: int, calls: int = 3000) -> None:

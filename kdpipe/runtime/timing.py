@@ -15,6 +15,21 @@ from typing import Callable, Hashable
 import numpy as np
 
 
+def torch_call(model, x) -> Callable[[], None]:
+    """The call timed for a PyTorch model: one forward pass in inference mode, on CUDA until its
+    kernels are done (they run asynchronously)."""
+    import torch
+
+    sync = torch.cuda.synchronize if x.is_cuda else (lambda: None)
+
+    def call():
+        with torch.inference_mode():
+            model(x)
+        sync()
+
+    return call
+
+
 def measure(call: Callable[[], object], warmup: int, min_seconds: float, min_runs: int, batch: int) -> dict:
     """One call timed alone."""
     return measure_rounds({0: (call, batch)}, warmup, min_seconds, min_runs, rounds=1)[0]

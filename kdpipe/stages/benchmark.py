@@ -17,7 +17,7 @@ from kdpipe.pipeline.artifacts import atomic_write_json
 from kdpipe.progress import progress, say
 from kdpipe.runtime.machine import default_threads, machine_info
 from kdpipe.runtime.sessions import make_session, node_placement, provider_status, timed_call
-from kdpipe.runtime.timing import measure_rounds
+from kdpipe.runtime.timing import measure_rounds, torch_call
 
 NAME = "benchmark"
 REQUIRES = ("distill", "prune", "quantize", "export")
@@ -99,20 +99,9 @@ def _torch_teacher(ctx, inputs: dict, calls: dict, first: int) -> list[dict]:
         device = torch.device(provider)
         on_device = (model if device.type == "cpu" else copy.deepcopy(model).to(device)).eval()  # one copy per device
         for b, x in inputs.items():
-            calls[(first + len(out), "batches", str(b))] = (_torch_call(on_device, torch.from_numpy(x).to(device), device), b)
+            calls[(first + len(out), "batches", str(b))] = (torch_call(on_device, torch.from_numpy(x).to(device)), b)
         out.append({**entry, "available": True, "actual_provider": provider})
     return out
-
-
-def _torch_call(model, x: torch.Tensor, device: torch.device):
-    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
-
-    def call():
-        with torch.inference_mode():
-            model(x)
-        sync()  # CUDA kernels run asynchronously: time until they are done
-
-    return call
 
 
 def _batch(x: np.ndarray, b: int) -> np.ndarray:

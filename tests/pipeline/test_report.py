@@ -25,8 +25,8 @@ def test_report_json_schema(tiny_run):
     assert {b: s[0] for b, s in report["benchmark_inputs"].items()} == {str(b): b for b in report["batch_sizes"]}
     assert report["benchmark_inputs_are_texts"] is False
     assert "tokens at batch" not in (tiny_run / "report" / "report.md").read_text()
-    # every model timed side by side, in rounds (benchmark.rounds, 5 by default)
     assert report["kd"]["precision"] == "fp32"  # the default; precision: auto/bf16 say bf16
+    # every model timed side by side, in rounds (benchmark.rounds, 5 by default)
     assert report["benchmark_rounds"] == 5 and "timed side by side in 5 rounds" in (tiny_run / "report" / "report.md").read_text()
     timed = [r for r in json.loads((tiny_run / "benchmark" / "latency.json").read_text())["results"] if r.get("batches")]
     assert timed and all(m["rounds"] == 5 for r in timed for m in r["batches"].values())
