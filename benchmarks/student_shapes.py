@@ -1,9 +1,9 @@
 """How fast each candidate shape of a derived transformer student would run, before training any:
 the teacher's layers cut to a count and FFN width (weights copied from the teacher; speed does not
-depend on their values), exported with its pooling like the pipeline exports it, fused by
-dynamic int8 as the quantize stage makes it, from the plain graph and from the graph fused by
-onnxruntime's transformer optimizer (which is faster depends on the CPU), then timed at batch 1 side by side in rounds with the teacher in PyTorch eager and the teacher
-quantized the same way; one thread, real text cut to each length.
+depend on their values), exported and fused by the embedding task as the pipeline does, made
+dynamic int8 from the plain graph and from the fused one (which is faster depends on the CPU), then
+timed at batch 1 side by side in rounds with the teacher in PyTorch eager and the teacher quantized
+the same way; one thread, real text cut to each length.
 
     python benchmarks/student_shapes.py artifacts/teachers/all-MiniLM-L6-v2
     python benchmarks/student_shapes.py TEACHER --shapes 3:1536 4:768 4:512 --lengths 16 48
@@ -17,35 +17,37 @@ import io
 import tempfile
 import warnings
 from pathlib import Path
+from types import SimpleNamespace
 
+import numpy as np
 import torch
 
+from kdpipe.data.splits import Split
 from kdpipe.models.hf import HFModule, derive_student
 from kdpipe.runtime.machine import machine_info
 from kdpipe.runtime.sessions import make_session, timed_call
 from kdpipe.runtime.timing import measure_rounds, torch_call
+from kdpipe.tasks import get_task
 
 TEXT = ("It was the best of times, it was the worst of times, it was the age of wisdom, it was the age of "
         "foolishness, it was the epoch of belief, it was the epoch of incredulity, it was the season of Light.")
 
 
 def int8_onnx(model: HFModule, ids: torch.Tensor, folder: Path, name: str) -> dict[str, Path]:
-    """Dynamic int8 (every op type the quantizer takes, per-tensor weights) of the plain and the fused graph."""
+    """Dynamic int8 (every op type the quantizer takes, per-tensor weights) of the plain and the fused
+    graph; the export and the fusions are the embedding task's own."""
     from onnxruntime.quantization import QuantType, quantize_dynamic
     from onnxruntime.quantization.shape_inference import quant_pre_process
-    from onnxruntime.transformers.optimizer import optimize_model
 
-    cfg = model.hf.config
+    task = get_task("embedding")
     fp32, fused, prepared = folder / f"{name}.onnx", folder / f"{name}-fused.onnx", folder / f"{name}-prepared.onnx"
     out = {"int8": folder / f"{name}-int8.onnx", "int8 fused": folder / f"{name}-int8-fused.onnx"}
+    x = np.stack([ids.numpy(), np.ones_like(ids.numpy())], axis=1)  # ids and mask stacked, as the tasks feed them
     with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        torch.onnx.export(model.eval(), (ids, torch.ones_like(ids)), str(fp32), input_names=["input_ids", "attention_mask"],
-                          output_names=["sentence_embedding"], opset_version=17, dynamo=False,
-                          dynamic_axes={"input_ids": {0: "batch", 1: "sequence"},
-                                        "attention_mask": {0: "batch", 1: "sequence"}})
-        optimize_model(str(fp32), model_type="bert", num_heads=cfg.num_attention_heads, hidden_size=cfg.hidden_size,
-                       opt_level=1).save_model_to_file(str(fused))
+        task._export_pooled(model, SimpleNamespace(train=Split(x, np.zeros(len(x)))), fp32, 17)
+        if not task.fuse(fp32, fused, model):
+            raise SystemExit(f"student_shapes.py: onnxruntime fused nothing in {model.hf.config.model_type}")
         quant_pre_process(str(fp32), str(prepared), skip_symbolic_shape=True)
         for src, dest in ((prepared, out["int8"]), (fused, out["int8 fused"])):
             quantize_dynamic(str(src), str(dest), weight_type=QuantType.QInt8, extra_options={"DefaultTensorType": 1})
@@ -79,17 +81,17 @@ def main() -> None:
             ids = tok([TEXT * 8], truncation=True, max_length=length, return_tensors="pt")["input_ids"]
             feeds = {"input_ids": ids.numpy(), "attention_mask": torch.ones_like(ids).numpy()}
             calls = {"teacher, PyTorch eager": (torch_call(teacher, ids), 1)}
+            params = {"teacher, PyTorch eager": teacher}
             for i, (name, model) in enumerate(models.items()):
                 for kind, path in int8_onnx(model, ids, Path(tmp), f"m{i}-{length}").items():
                     sess, _ = make_session(path, "cpu", 1)
-                    calls[f"{name} {kind}"] = (timed_call(sess, feeds, "cpu"), 1)
+                    calls[f"{name} {kind}"], params[f"{name} {kind}"] = (timed_call(sess, feeds, "cpu"), 1), model
             res = measure_rounds(calls, warmup=20, min_seconds=args.seconds, min_runs=200, rounds=5)
             base = res["teacher, PyTorch eager"]["p50_ms"]
             print(f"\n{length} tokens\n| model | params | p50 ms | vs PyTorch teacher |\n|---|---:|---:|---:|")
             for name, r in res.items():
-                model = next((m for n, m in models.items() if name.startswith(n + " ")), teacher)
-                params = sum(p.numel() for p in model.parameters()) / 1e6
-                print(f"| {name} | {params:.1f}M | {r['p50_ms']:.3f} | {base / r['p50_ms']:.2f}x |")
+                n = sum(p.numel() for p in params[name].parameters()) / 1e6
+                print(f"| {name} | {n:.1f}M | {r['p50_ms']:.3f} | {base / r['p50_ms']:.2f}x |")
 
 
 if __name__ == "__main__":
