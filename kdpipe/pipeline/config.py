@@ -47,7 +47,7 @@ class DataConfig(Section):
     extra_texts: str | list[str] | None = Field(
         None, description="embedding and text classification: more texts, without labels, added to the training split "
                           "for the KD loss (the no-KD baseline never sees them); one source or a list of them; texts "
-                          "also in the validation or test split or the other source are left out")
+                          "that share 8 words in a row with (or lie inside) a validation, test or other-source text are left out")
     extra_texts_max: int | None = Field(None, ge=1, description="at most this many of data.extra_texts, sampled with "
                                         "the data seed (KD's steps grow with the texts; the teacher's and the baseline's do not)")
     other_source: str | None = Field(None, description="embedding and text classification: texts from another source, "

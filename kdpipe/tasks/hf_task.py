@@ -62,16 +62,22 @@ def digest(*arrays: np.ndarray) -> str:
 
 
 def extra_texts(cfg, held_out: set[str]) -> list[str]:
-    """data.extra_texts (one source or several), without any text that is also held out (validation,
-    test, other source), sampled down to data.extra_texts_max (and data.limit, for quick runs)."""
+    """data.extra_texts (one source or several), without any text that overlaps one held out
+    (validation, test, other source: kdpipe.data.overlap), sampled down to data.extra_texts_max (and
+    data.limit, for quick runs)."""
+    from kdpipe.data.overlap import RUN, drop_overlapping
     from kdpipe.data.text import load_texts
+    from kdpipe.progress import say
 
     dc = cfg.data
     if not dc.extra_texts:
         return []
     sources = [dc.extra_texts] if isinstance(dc.extra_texts, str) else dc.extra_texts
     loaded = dict.fromkeys(t for source in sources for t in load_texts(source, dc.text_column))
-    texts = [t for t in loaded if t not in held_out]
+    texts, dropped = drop_overlapping(list(loaded), held_out)
+    if dropped:
+        say(f"data.extra_texts: {dropped} of {len(loaded)} texts left out: they share {RUN} words in a row "
+            "with (or lie inside) a validation, test or other-source text")
     most = min(n for n in (dc.limit, dc.extra_texts_max, len(texts)) if n is not None)
     if most < len(texts):
         rng = np.random.default_rng(cfg.data_seed + 13)
