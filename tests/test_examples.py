@@ -26,7 +26,8 @@ TINY_TEACHER = {
 # Examples whose student names widths of the real teacher: the same recipe at the tiny teacher's scale.
 TINY_STUDENT = {"embedding-pruned": ["student.params={layers: [0, 1], hidden_size: 16, num_attention_heads: 1, "
                                      "intermediate_size: 32, init: prune}"],
-                "embedding": ["student.params={layers: 1}"]}  # the tiny teacher has 2 layers
+                "embedding": ["student.params={layers: 1}"],  # the tiny teacher has 2 layers
+                "text-classification": ["student.params={layers: [1]}"]}
 
 
 def tiny_encoder_folder(path: Path) -> Path:
