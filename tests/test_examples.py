@@ -23,7 +23,7 @@ TINY_TEACHER = {
                        "intermediate_size: 64}"],
 }
 
-# Examples whose student names widths of the real teacher: the same recipe at the tiny teacher's scale.
+# Examples whose student names layers or widths of the real teacher: the same recipe at the tiny teacher's scale.
 TINY_STUDENT = {"embedding-pruned": ["student.params={layers: [0, 1], hidden_size: 16, num_attention_heads: 1, "
                                      "intermediate_size: 32, init: prune}"],
                 "embedding": ["student.params={layers: 1}"],  # the tiny teacher has 2 layers
