@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import json
 import os
+import tempfile
 from pathlib import Path
 
 import pytest
 import yaml
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # tests never download
+# teacher outputs cached by the tests stay in a folder of their own, never the user's ~/.cache
+os.environ.setdefault("KDPIPE_CACHE", tempfile.mkdtemp(prefix="kdpipe-test-cache-"))
 
 TINY = {
     "name": "tiny",

@@ -6,7 +6,8 @@ index built with the teacher. The targets are the teacher's embeddings of the te
 when the data loads (the teacher is given: hf:FOLDER, or built from hf-config: with the run's seed).
 Losses: MSE and/or cosine distance to the teacher's embedding. Metrics: mean cosine similarity to the
 teacher (x100) and the top-10 neighbour overlap on the held-out texts (how much of a search result
-list the student keeps).
+list the student keeps). The teacher's embeddings are kept on disk by content (teacher_outputs), so a
+rerun or a stage run alone does not embed every text again.
 """
 
 from __future__ import annotations
@@ -73,8 +74,16 @@ class Embedding(HFTask):
         seed_everything(cfg.seed)  # the distill stage builds the same teacher with the same seed
         teacher, _ = self.build("teacher", cfg, data)
         from kdpipe.evaluation import torch_predictor
+        from kdpipe.tasks.teacher_outputs import cache_dir, cached, model_digest
 
-        embed = lambda xs: logits(torch_predictor(teacher), xs, batch_size=32)  # noqa: E731
+        key = model_digest(teacher, teacher.hf.config.to_json_string())
+        reused = []
+
+        def embed(xs):  # the teacher's embeddings, from the disk cache when this teacher saw these inputs
+            y, hit = cached(lambda a: logits(torch_predictor(teacher), a, batch_size=32), xs, key)
+            reused.append(len(xs) if hit else 0)
+            return y
+
         y = embed(x)
         tr, va, te = split_indices(np.zeros(len(x), dtype=np.int64), dc.split, cfg.data_seed)
         if min(len(tr), len(va), len(te)) < 2:
@@ -89,6 +98,11 @@ class Embedding(HFTask):
         if more:  # unlabelled by nature: an embedding student learns the teacher's output anyway
             xe = encode(tok, more, dc.sequence_length)
             train = Split(np.concatenate([train.x, xe]), np.concatenate([train.y, embed(xe)]))
+        if sum(reused):
+            from kdpipe.progress import say
+
+            say(f"teacher embeddings of {sum(reused)} texts read from the cache in {cache_dir()} "
+                "(KDPIPE_CACHE=off recomputes them)")
         return TextData(train, Split(x[va], y[va]), Split(x[te], y[te]), tok, dc.sequence_length,
                         digest(x, train.x, *([other.x] if other else [])), None, other, longest)
 

@@ -257,6 +257,10 @@ class HFTask(Task):
         teacher, _ = self.build("teacher", cfg, data)
         student, spec = self.build("student", cfg, data, teacher)
         self.check_pair(cfg, data, teacher, student)
+        if cfg.prune.enabled:  # a prune stage that cannot prune this family fails now, not after distillation
+            from kdpipe.models.hf_prune import check_layout
+
+            check_layout(student.hf, f"prune.enabled: the student ({student.hf.config.model_type})")
         from kdpipe.training.intermediate import check_mapping
 
         check_mapping(cfg.distill.intermediate, teacher, student, spec.get("teacher_layers"))

@@ -180,6 +180,14 @@ def test_an_encoder_architecture_student_learns_next_tokens_through_every_stage(
     assert (bundle / "model.onnx").is_file() and (bundle / "README.md").is_file()
 
 
+def test_pruning_a_family_it_does_not_know_is_refused_before_training(tmp_path, capsys):
+    cfg = lm_config(tmp_path, "causal-lm", **{"prune.enabled": True})
+    assert run_cli("all", str(cfg)) == 2
+    err = capsys.readouterr().err
+    assert "prune.enabled: the student (gpt2): transformer pruning knows BERT-family blocks" in err
+    assert "Traceback" not in err and not (tmp_path / "run").exists()
+
+
 def test_a_bidirectional_encoder_is_refused_for_next_token_prediction(tmp_path, capsys):
     cfg = lm_config(tmp_path, "causal-lm", **{"student.model": "hf-config:bert", "student.params": BERT_STUDENT})
     assert run_cli("all", str(cfg)) == 2
