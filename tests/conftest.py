@@ -4,7 +4,9 @@ whole `kdpipe all` takes seconds, and one such run shared by the tests that only
 from __future__ import annotations
 
 import json
+import atexit
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -13,7 +15,9 @@ import yaml
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # tests never download
 # teacher outputs cached by the tests stay in a folder of their own, never the user's ~/.cache
-os.environ.setdefault("KDPIPE_CACHE", tempfile.mkdtemp(prefix="kdpipe-test-cache-"))
+if "KDPIPE_CACHE" not in os.environ:
+    os.environ["KDPIPE_CACHE"] = tempfile.mkdtemp(prefix="kdpipe-test-cache-")
+    atexit.register(shutil.rmtree, os.environ["KDPIPE_CACHE"], True)
 
 TINY = {
     "name": "tiny",
