@@ -3,8 +3,8 @@ whole `kdpipe all` takes seconds, and one such run shared by the tests that only
 
 from __future__ import annotations
 
-import json
 import atexit
+import json
 import os
 import shutil
 import tempfile
