@@ -154,6 +154,21 @@ def _narrow(config, widths: dict) -> None:
                          f"num_attention_heads {heads}")
 
 
+def _keeps_head_size(teacher: nn.Module, widths: dict) -> bool:
+    """A BERT-family student asking for fewer heads than its hidden width holds at the teacher's head
+    size: built with that head size and pruned heads, as init prune builds it, not with wider heads."""
+    from kdpipe.models import hf_prune
+
+    cfg, heads = teacher.config, widths.get("num_attention_heads")
+    if not heads or not getattr(cfg, "num_attention_heads", None):
+        return False
+    try:
+        hf_prune.check_layout(teacher)
+    except ModelError:
+        return False
+    return heads * (cfg.hidden_size // cfg.num_attention_heads) < widths.get("hidden_size", cfg.hidden_size)
+
+
 def derive_student(teacher: nn.Module, layers="every_other", widths: dict | None = None, init: str = "slice",
                    calibration=None) -> tuple[nn.Module, list[int], list[int] | None]:
     """Same architecture, fewer layers, initialised from the chosen teacher layers and all of the
@@ -161,7 +176,8 @@ def derive_student(teacher: nn.Module, layers="every_other", widths: dict | None
     num_attention_heads, intermediate_size) change the shapes: each such tensor then starts as the
     leading slice of the teacher's (init "slice"), as the slice of the most important channels,
     heads and neurons measured on `calibration` inputs (init "prune", kdpipe.models.hf_prune), or
-    fresh (init "fresh"); tensors whose shape is unchanged are still copied. `layers` may also be a
+    fresh (init "fresh"); tensors whose shape is unchanged are still copied. BERT-family students keep
+    the teacher's head size: fewer heads than their width holds are pruned heads. `layers` may also be a
     number: keep that many of the teacher's most important layers (measured on `calibration`).
     Returns (student, teacher layer indices, teacher hidden channels the student's width holds, or
     None when it starts fresh)."""
@@ -177,16 +193,21 @@ def derive_student(teacher: nn.Module, layers="every_other", widths: dict | None
     chosen = hf_prune.make_plan(teacher, imp, layers=layers).layers if isinstance(layers, int) \
         else choose_layers(len(stack), layers)
     if init == "prune":
+        # the head size is kept: fewer heads than the hidden width holds are pruned heads (hf_prune)
         plan = hf_prune.make_plan(teacher, imp, widths.pop("hidden_size", None), widths.pop("intermediate_size", None),
-                                  chosen)
-        heads = widths.pop("num_attention_heads", None)
-        if heads is not None and heads * teacher.config.hidden_size != len(plan.hidden) * teacher.config.num_attention_heads:
-            raise ModelError(f"student.params: init prune keeps the head size, so hidden_size {len(plan.hidden)} "
-                             f"takes {len(plan.hidden) * teacher.config.num_attention_heads // teacher.config.hidden_size}"
-                             f" heads, not {heads}")
+                                  chosen, widths.pop("num_attention_heads", None))
         if widths:
             raise ModelError(f"student.params: init prune cannot set {', '.join(widths)}")
         return hf_prune.apply_plan(teacher, plan), chosen, plan.hidden
+    if _keeps_head_size(teacher, widths):  # fewer heads than the width holds: the teacher's leading heads
+        plan = hf_prune.make_plan(teacher, hf_prune.leading(teacher), widths.pop("hidden_size", None),
+                                  widths.pop("intermediate_size", None), chosen, widths.pop("num_attention_heads"))
+        if widths:
+            raise ModelError(f"student.params: a BERT-family student with fewer heads cannot set {', '.join(widths)}")
+        student = hf_prune.apply_plan(teacher, plan)
+        if init == "fresh":
+            student.apply(student._init_weights)
+        return student, chosen, plan.hidden if init == "slice" else None
     config = copy.deepcopy(teacher.config)
     config.num_hidden_layers = len(chosen)
     if widths:

@@ -7,8 +7,10 @@ importance). The narrower model of the same class is then built and the kept sli
 
 Widths stay the same in every block, so the result is a plain config of its model type:
 save_pretrained / from_pretrained, optimum's exporter and onnxruntime's fusions take it like any
-other model. BERT's attention needs heads x head size = hidden size, so heads are pruned together
-with the hidden width (the head size is kept); each block keeps its own most important heads.
+other model. The head size is kept. By default heads go with the hidden width (BERT's heads x head size
+= hidden size); fewer heads than that are kept through transformers' own head pruning (the config's
+`pruned_heads`, which from_pretrained reapplies), so the residual width can stay while half the
+heads go. Each block keeps its own most important heads.
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ ATTN_OUT, FFN_IN, FFN_OUT = "attention.output.dense", "intermediate.dense", "out
 @dataclass
 class Importance:
     hidden: torch.Tensor  # [hidden]
-    heads: torch.Tensor  # [layers, heads]
+    heads: torch.Tensor  # [layers, heads]; -inf where a block has fewer heads (pruned before)
     ffn: torch.Tensor  # [layers, intermediate]
     blocks: torch.Tensor  # [layers]: 1 - mean cosine(input, output) over real tokens
     tokens: int
@@ -76,8 +78,9 @@ def measure_importance(model: nn.Module, x: np.ndarray, batch_size: int = 16) ->
     check_layout(model)
     stack_name, stack = layer_list(model)
     cfg = model.config
-    n, heads, head_size = len(stack), cfg.num_attention_heads, cfg.hidden_size // cfg.num_attention_heads
-    acc = {"hidden": torch.zeros(cfg.hidden_size), "heads": torch.zeros(n, heads),
+    n, head_size = len(stack), cfg.hidden_size // cfg.num_attention_heads
+    block_heads = heads_per_block(model)
+    acc = {"hidden": torch.zeros(cfg.hidden_size), "heads": torch.zeros(n, cfg.num_attention_heads),
            "ffn": torch.zeros(n, _get(stack[0], FFN_IN).out_features), "blocks": torch.zeros(n)}
     state = {"mask": None, "inputs": {}}
 
@@ -94,8 +97,8 @@ def measure_importance(model: nn.Module, x: np.ndarray, batch_size: int = 16) ->
     hooks += [norm.register_forward_hook(channels) for norm in norms]
     for li, block in enumerate(stack):
         def per_head(m, i, li=li):
-            h = i[0].float()
-            acc["heads"][li] += masked_sum(h.view(*h.shape[:2], heads, head_size).norm(dim=-1))
+            h, k = i[0].float(), block_heads[li]
+            acc["heads"][li, :k] += masked_sum(h.view(*h.shape[:2], k, head_size).norm(dim=-1))
 
         def neurons(m, i, o, li=li):
             acc["ffn"][li] += masked_sum(o.abs().float())
@@ -127,7 +130,28 @@ def measure_importance(model: nn.Module, x: np.ndarray, batch_size: int = 16) ->
         model.train(was_training)
     if not tokens:
         raise ModelError("pruning: the calibration inputs hold no real tokens")
-    return Importance(**{k: v / tokens for k, v in acc.items()}, tokens=tokens)
+    imp = Importance(**{k: v / tokens for k, v in acc.items()}, tokens=tokens)
+    for li, k in enumerate(block_heads):
+        imp.heads[li, k:] = -torch.inf  # heads pruned before are never picked
+    return imp
+
+
+def heads_per_block(model: nn.Module) -> list[int]:
+    """The attention heads each block computes (fewer than the config's count where heads were pruned)."""
+    return [_get(b, "attention.self").num_attention_heads for b in layer_list(model)[1]]
+
+
+def leading(model: nn.Module) -> Importance:
+    """Scores that rank every channel, head, neuron and block by position: a plan made from them keeps
+    the leading slice of every matrix (init: slice), with make_plan's checks."""
+    cfg, block_heads = model.config, heads_per_block(model)
+    heads = -torch.arange(cfg.num_attention_heads, dtype=torch.float).repeat(len(block_heads), 1)
+    for li, k in enumerate(block_heads):
+        heads[li, k:] = -torch.inf
+    first = layer_list(model)[1][0]
+    return Importance(hidden=-torch.arange(cfg.hidden_size, dtype=torch.float), heads=heads,
+                      ffn=-torch.arange(_get(first, FFN_IN).out_features, dtype=torch.float).repeat(len(block_heads), 1),
+                      blocks=-torch.arange(len(block_heads), dtype=torch.float), tokens=0)
 
 
 def _top(scores: torch.Tensor, k: int) -> list[int]:
@@ -135,16 +159,17 @@ def _top(scores: torch.Tensor, k: int) -> list[int]:
 
 
 def make_plan(model: nn.Module, imp: Importance, hidden_size: int | None = None, intermediate_size: int | None = None,
-              layers: list[int] | int | None = None) -> Plan:
+              layers: list[int] | int | None = None, num_heads: int | None = None) -> Plan:
     """The most important channels, heads and neurons for the target widths; `layers` is a list of
-    block indices to keep, or how many of the most important blocks to keep (None: all)."""
+    block indices to keep, or how many of the most important blocks to keep (None: all); `num_heads`
+    the heads each block keeps (None: as many as the hidden width holds, at most those it has)."""
     cfg = model.config
     head_size = cfg.hidden_size // cfg.num_attention_heads
     hidden_size = hidden_size or cfg.hidden_size
     intermediate_size = intermediate_size or imp.ffn.shape[1]
     if hidden_size % head_size or not 0 < hidden_size <= cfg.hidden_size:
         raise ModelError(f"pruning: hidden size {hidden_size} must be a multiple of the head size {head_size} "
-                         f"(heads are pruned with the width) and at most {cfg.hidden_size}")
+                         f"(the head size is kept) and at most {cfg.hidden_size}")
     if not 0 < intermediate_size <= imp.ffn.shape[1]:
         raise ModelError(f"pruning: intermediate size {intermediate_size} must be in 1..{imp.ffn.shape[1]}")
     n = imp.blocks.shape[0]
@@ -156,7 +181,11 @@ def make_plan(model: nn.Module, imp: Importance, hidden_size: int | None = None,
         kept = _top(imp.blocks, layers)
     else:
         kept = list(layers)
-    heads = hidden_size // head_size
+    room = min(hidden_size // head_size, min(heads_per_block(model)))
+    heads = room if num_heads is None else num_heads
+    if not 0 < heads <= room:
+        raise ModelError(f"pruning: {heads} attention heads per block; hidden size {hidden_size} holds 1..{room} "
+                         f"(the head size {head_size} is kept)")
     return Plan(layers=kept, hidden=_top(imp.hidden, hidden_size), heads=[_top(imp.heads[i], heads) for i in kept],
                 ffn=[_top(imp.ffn[i], intermediate_size) for i in kept])
 
@@ -170,7 +199,12 @@ def apply_plan(model: nn.Module, plan: Plan) -> nn.Module:
     old_hidden = cfg.hidden_size
     cfg.hidden_size, cfg.num_attention_heads = len(plan.hidden), len(plan.hidden) // head_size
     cfg.intermediate_size, cfg.num_hidden_layers = len(plan.ffn[0]), len(plan.layers)
+    cfg.pruned_heads = {}
     new = type(model)(cfg).to(next(model.parameters()).dtype)
+    fewer = {i: list(range(len(h), cfg.num_attention_heads)) for i, h in enumerate(plan.heads)
+             if len(h) < cfg.num_attention_heads}
+    if fewer:  # transformers' head pruning: the kept heads are the block's first ones, recorded in the config
+        new.prune_heads(fewer)
     hid = torch.tensor(plan.hidden)
     prefix = stack_name + "."
     state, filled = new.state_dict(), set()
@@ -227,8 +261,8 @@ def apply_plan(model: nn.Module, plan: Plan) -> nn.Module:
     return new.train(model.training)
 
 
-def prune_model(model: nn.Module, x: np.ndarray, hidden_size=None, intermediate_size=None, layers=None):
+def prune_model(model: nn.Module, x: np.ndarray, hidden_size=None, intermediate_size=None, layers=None, num_heads=None):
     """Measure importance on x, plan and apply: (pruned model, plan, importance)."""
     imp = measure_importance(model, x)
-    plan = make_plan(model, imp, hidden_size, intermediate_size, layers)
+    plan = make_plan(model, imp, hidden_size, intermediate_size, layers, num_heads)
     return apply_plan(model, plan), plan, imp

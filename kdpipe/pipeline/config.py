@@ -143,6 +143,9 @@ class PruneConfig(Section):
     round_to: int | None = Field(None, ge=1, description="keep widths that are multiples of this (e.g. 8)")
     hidden: float | None = Field(None, ge=0, lt=1, description="transformers: share of hidden channels removed, "
                                                                "attention heads with them (default: ratio)")
+    heads: float | None = Field(None, ge=0, lt=1, description="transformers: share of attention heads removed, the "
+                                                             "head size kept (default: as many as go with the hidden "
+                                                             "channels); more than those lets the width stay")
     ffn: float | None = Field(None, ge=0, lt=1, description="transformers: share of FFN neurons removed (default: ratio)")
     layers: int = Field(0, ge=0, description="transformers: whole layers removed, the least important first")
     finetune: TrainConfig = Field(default_factory=lambda: TrainConfig(epochs=5, lr=5e-4))

@@ -207,21 +207,26 @@ class HFTask(Task):
     def prune(self, model, spec, data, pc):
         """Minitron-style width (hidden channels with their heads, FFN neurons) and depth pruning by
         activation importance on training inputs (kdpipe.models.hf_prune)."""
-        from kdpipe.models.hf_prune import IMPORTANCE_SAMPLES, prune_model
+        from kdpipe.models.hf_prune import IMPORTANCE_SAMPLES, heads_per_block, prune_model
 
         cfg = model.hf.config
         head = cfg.hidden_size // cfg.num_attention_heads
         hidden = pc.ratio if pc.hidden is None else pc.hidden
         ffn = pc.ratio if pc.ffn is None else pc.ffn
-        heads = max(1, round(cfg.num_attention_heads * (1 - hidden)))
+        width = max(1, round(cfg.num_attention_heads * (1 - hidden)))  # heads the kept width holds
+        had = min(heads_per_block(model.hf))
+        heads = min(width, had) if pc.heads is None else max(1, round(had * (1 - pc.heads)))
+        if heads > width:
+            raise ConfigError(f"prune.heads: keeping {heads} of {had} heads needs a hidden width of {heads * head}; "
+                              f"prune.hidden leaves {width * head}")
         neurons = max(1, round(cfg.intermediate_size * (1 - ffn)))
         if pc.round_to:
             neurons = max(pc.round_to, neurons // pc.round_to * pc.round_to)
         n = cfg.num_hidden_layers
         if pc.layers >= n:
             raise ConfigError(f"prune.layers: {pc.layers} would remove all {n} layers of the student")
-        hf, plan, _ = prune_model(model.hf, data.train.x[:IMPORTANCE_SAMPLES], heads * head, neurons,
-                                  n - pc.layers if pc.layers else None)
+        hf, plan, _ = prune_model(model.hf, data.train.x[:IMPORTANCE_SAMPLES], width * head, neurons,
+                                  n - pc.layers if pc.layers else None, heads)
         # an embedder keeps its output width (HFModule adds the projection only where widths differ)
         pruned = HFModule(hf, model.pool, model.proj.out_features if model.proj is not None else cfg.hidden_size)
         if pruned.proj is not None:
@@ -236,11 +241,11 @@ class HFTask(Task):
         what = {"method": "activation importance (Minitron: LayerNorm channels, head output norms, FFN "
                           "activations, block cosine)",
                 "hidden_size": [cfg.hidden_size, hf.config.hidden_size],
-                "attention_heads": [cfg.num_attention_heads, hf.config.num_attention_heads],
+                "attention_heads": [had, heads],
                 "intermediate_size": [cfg.intermediate_size, hf.config.intermediate_size],
                 "layers_kept": plan.layers, "layers_before": n}
-        what["removed"] = (f"hidden {cfg.hidden_size}->{hf.config.hidden_size} (heads {cfg.num_attention_heads}->"
-                           f"{hf.config.num_attention_heads}), FFN {cfg.intermediate_size}->"
+        what["removed"] = (f"hidden {cfg.hidden_size}->{hf.config.hidden_size}, heads {had}->{heads} a block, "
+                           f"FFN {cfg.intermediate_size}->"
                            f"{hf.config.intermediate_size}, layers {n}->{len(plan.layers)}")
         return pruned, spec, what
 

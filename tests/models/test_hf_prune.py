@@ -100,6 +100,10 @@ def test_bad_widths_and_other_layouts_are_clear_errors():
     imp = measure_importance(m, x)
     with pytest.raises(ModelError, match="multiple of the head size 8"):
         make_plan(m, imp, hidden_size=20)
+    with pytest.raises(ModelError, match="5 attention heads per block; hidden size 32 holds 1..4"):
+        make_plan(m, imp, num_heads=5)
+    with pytest.raises(ModelError, match="3 attention heads per block; hidden size 16 holds 1..2"):
+        make_plan(m, imp, hidden_size=16, num_heads=3)
     with pytest.raises(ModelError, match="cannot keep 4 of 3 layers"):
         make_plan(m, imp, layers=4)
     gpt2 = build_hf("hf-config:gpt2", {"n_layer": 2, "n_embd": 32, "n_head": 2, "vocab_size": 100, "n_positions": 32},
@@ -114,7 +118,7 @@ def test_derived_student_init_prune_starts_from_the_teachers_most_important_chan
                                                             "intermediate_size": 32}, "prune", x)
     assert len(chosen) == 2 and student.config.hidden_size == 16 and len(channels) == 16
     assert torch.equal(student.embeddings.word_embeddings.weight, teacher.embeddings.word_embeddings.weight[:, channels])
-    with pytest.raises(ModelError, match="keeps the head size, so hidden_size 16 takes 2 heads, not 4"):
+    with pytest.raises(ModelError, match="4 attention heads per block; hidden size 16 holds 1..2"):
         derive_student(teacher, "every_other", {"hidden_size": 16, "num_attention_heads": 4}, "prune", x)
     # the projection onto the teacher's width starts by putting each channel back where it came from
     module = HFModule(student, pool=True, project_to=32)
@@ -122,3 +126,45 @@ def test_derived_student_init_prune_starts_from_the_teachers_most_important_chan
     e = torch.randn(3, 16)
     placed = module.proj(e)
     assert torch.equal(placed[:, channels], e) and torch.allclose(placed.abs().sum(), e.abs().sum())
+
+
+@pytest.mark.parametrize("cls", CLASSES, ids=lambda c: c.__name__)
+def test_fewer_heads_keep_the_width_as_pruned_heads_and_reload(cls, tmp_path):
+    m, x = tiny(cls), inputs()
+    p, plan, imp = prune_model(m, x, intermediate_size=32, num_heads=2)
+    c = p.config
+    assert (c.hidden_size, c.num_attention_heads, c.intermediate_size) == (32, 4, 32)
+    assert c.pruned_heads == {0: [2, 3], 1: [2, 3], 2: [2, 3]} and len(plan.hidden) == 32
+    block = p.get_submodule(_stack(p) + ".1")
+    assert block.attention.self.num_attention_heads == 2 and block.attention.output.dense.in_features == 16
+    q = m.get_submodule(_stack(m) + ".1.attention.self.query").weight
+    rows = [h * 8 + d for h in plan.heads[1] for d in range(8)]
+    assert torch.equal(block.attention.self.query.weight, q[rows])
+    assert plan.heads[1] == sorted(torch.argsort(imp.heads[1], descending=True)[:2].tolist())
+    p.save_pretrained(tmp_path)
+    again = cls.from_pretrained(tmp_path).eval()
+    assert torch.allclose(out(again, x), out(p.eval(), x), atol=1e-6)
+    # pruned again: the heads already gone are never picked, the width can go now
+    imp2 = measure_importance(p, x)
+    assert torch.isinf(imp2.heads[:, 2:]).all() and torch.isfinite(imp2.heads[:, :2]).all()
+    q2, plan2, _ = prune_model(p, x, hidden_size=8, intermediate_size=16)
+    assert q2.config.hidden_size == 8 and q2.config.num_attention_heads == 1 and not q2.config.pruned_heads
+    assert all(h[0] in (0, 1) for h in plan2.heads)
+
+
+def test_derived_student_with_fewer_heads_keeps_the_teachers_head_size_under_every_init():
+    teacher, x = tiny(BertModel), inputs()
+    widths = {"num_attention_heads": 2, "intermediate_size": 32}
+    built = {init: derive_student(teacher, [0, 2], dict(widths), init, x) for init in ("slice", "prune", "fresh")}
+    t_query = teacher.encoder.layer[2].attention.self.query.weight
+    for init, (student, chosen, channels) in built.items():
+        assert chosen == [0, 2] and student.config.hidden_size == 32 and student.config.pruned_heads == {0: [2, 3],
+                                                                                                         1: [2, 3]}
+        assert student.encoder.layer[1].attention.self.attention_head_size == 8
+    # slice: the leading heads and neurons; prune: the most important; fresh: none of the teacher's
+    assert torch.equal(built["slice"][0].encoder.layer[1].attention.self.query.weight, t_query[:16])
+    assert built["slice"][2] == list(range(32)) and built["fresh"][2] is None
+    assert not torch.equal(built["fresh"][0].encoder.layer[1].attention.self.query.weight, t_query[:16])
+    # one head: still the teacher's head size (8), not one head as wide as the model
+    one, _, _ = derive_student(teacher, [0], {"num_attention_heads": 1}, "slice", x)
+    assert one.config.pruned_heads == {0: [1, 2, 3]} and one.encoder.layer[0].attention.self.query.out_features == 8

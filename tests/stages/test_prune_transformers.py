@@ -36,7 +36,7 @@ def test_the_student_is_pruned_in_width_and_depth_and_recovered(pruned_run):
     assert len(p["recovery"]["history"]) == 1
     report = json.loads((run / "report" / "report.json").read_text())
     assert report["prune"]["removed"]["removed"].startswith("hidden 32->16")
-    assert "Pruning: hidden 32->16 (heads 2->1)" in (run / "report" / "report.md").read_text()
+    assert "Pruning: hidden 32->16, heads 2->1 a block" in (run / "report" / "report.md").read_text()
 
 
 def test_the_pruned_model_reloads_with_from_pretrained_exports_with_parity_and_quantizes(pruned_run):
@@ -71,3 +71,30 @@ def test_int8_over_budget_starts_the_sensitivity_search_and_the_report_says_what
         assert mixed["metric"]["val"] == pytest.approx(_outputs(run, "prune")["variants"][0]["metric"]["val"], abs=0.01)
     bundle = _outputs(run, "export")["bundle"]
     assert bundle["choice"]["max_drop"] == 0.0
+
+
+def test_heads_pruned_past_the_width_keep_the_width_reload_and_export_with_parity(tmp_path):
+    """prune.hidden 0 with prune.heads 0.5: every block loses half its heads (transformers'
+    pruned_heads) and the residual width stays."""
+    import transformers
+
+    cfg = text_config(tmp_path, "embedding", **{
+        "student.params": {"layers": [0, 1]}, "prune.enabled": True, "prune.hidden": 0.0, "prune.heads": 0.5,
+        "prune.ffn": 0.5, "prune.finetune": {"epochs": 1, "lr": 0.003}, "quantize.enabled": False,
+        "benchmark.sequence_lengths": None, "benchmark.batch_sizes": [1]})
+    assert run_cli("all", str(cfg), "-q") == 0
+    run = tmp_path / "run"
+    r = _outputs(run, "prune")["removed"]
+    assert r["hidden_size"] == [32, 32] and r["attention_heads"] == [2, 1] and r["intermediate_size"] == [64, 32]
+    model = transformers.AutoModel.from_pretrained(run / "prune" / "pruned")
+    assert model.config.hidden_size == 32 and model.config.pruned_heads == {0: [1], 1: [1]}
+    assert model.encoder.layer[0].attention.self.query.out_features == 16
+    assert _outputs(run, "export")["parity"]["pruned"]["max_abs_diff"] < 1e-4
+
+
+def test_more_heads_than_the_pruned_width_holds_is_a_config_error(tmp_path, capsys):
+    cfg = text_config(tmp_path, "embedding", **{"student.params": {"layers": [0, 1]}, "prune.enabled": True,
+                                                "prune.hidden": 0.5, "prune.heads": 0.0})
+    assert run_cli("all", str(cfg), "-q") == 2
+    err = capsys.readouterr().err
+    assert "prune.heads: keeping 2 of 2 heads needs a hidden width of 32; prune.hidden leaves 16" in err
