@@ -128,6 +128,37 @@ def other_and_extra_texts(cfg, texts: list[str], train_idx, held_idx, label_colu
     return o_texts, o_labels, extra_texts(cfg, {texts[i] for i in held_idx} | set(o_texts))
 
 
+@dataclass
+class PruneWidths:
+    hidden: int  # hidden channels kept
+    heads: int  # heads each block keeps
+    had: int  # heads each block had
+    neurons: int  # FFN neurons kept
+
+
+def prune_widths(hf, pc) -> PruneWidths:
+    """What the prune section keeps of this transformer; a clear ConfigError where it cannot (checked
+    in pre-flight too, before any training)."""
+    from kdpipe.models.hf_prune import heads_per_block
+
+    cfg = hf.config
+    head = cfg.hidden_size // cfg.num_attention_heads
+    hidden = pc.ratio if pc.hidden is None else pc.hidden
+    ffn = pc.ratio if pc.ffn is None else pc.ffn
+    width = max(1, round(cfg.num_attention_heads * (1 - hidden)))  # heads the kept width holds
+    had = min(heads_per_block(hf))
+    heads = min(width, had) if pc.heads is None else max(1, round(had * (1 - pc.heads)))
+    if heads > width:
+        raise ConfigError(f"prune.heads: keeping {heads} of {had} heads needs a hidden width of {heads * head}; "
+                          f"prune.hidden leaves {width * head}")
+    neurons = max(1, round(cfg.intermediate_size * (1 - ffn)))
+    if pc.round_to:
+        neurons = max(pc.round_to, neurons // pc.round_to * pc.round_to)
+    if pc.layers >= cfg.num_hidden_layers:
+        raise ConfigError(f"prune.layers: {pc.layers} would remove all {cfg.num_hidden_layers} layers of the student")
+    return PruneWidths(width * head, heads, had, neurons)
+
+
 class HFTask(Task):
     optimum_task: str  # optimum's export task name
     tokenizer_kind = "masked"  # the kind trained here when the teacher brings none
@@ -207,26 +238,13 @@ class HFTask(Task):
     def prune(self, model, spec, data, pc):
         """Minitron-style width (hidden channels with their heads, FFN neurons) and depth pruning by
         activation importance on training inputs (kdpipe.models.hf_prune)."""
-        from kdpipe.models.hf_prune import IMPORTANCE_SAMPLES, heads_per_block, prune_model
+        from kdpipe.models.hf_prune import IMPORTANCE_SAMPLES, prune_model
 
         cfg = model.hf.config
-        head = cfg.hidden_size // cfg.num_attention_heads
-        hidden = pc.ratio if pc.hidden is None else pc.hidden
-        ffn = pc.ratio if pc.ffn is None else pc.ffn
-        width = max(1, round(cfg.num_attention_heads * (1 - hidden)))  # heads the kept width holds
-        had = min(heads_per_block(model.hf))
-        heads = min(width, had) if pc.heads is None else max(1, round(had * (1 - pc.heads)))
-        if heads > width:
-            raise ConfigError(f"prune.heads: keeping {heads} of {had} heads needs a hidden width of {heads * head}; "
-                              f"prune.hidden leaves {width * head}")
-        neurons = max(1, round(cfg.intermediate_size * (1 - ffn)))
-        if pc.round_to:
-            neurons = max(pc.round_to, neurons // pc.round_to * pc.round_to)
+        w = prune_widths(model.hf, pc)
         n = cfg.num_hidden_layers
-        if pc.layers >= n:
-            raise ConfigError(f"prune.layers: {pc.layers} would remove all {n} layers of the student")
-        hf, plan, _ = prune_model(model.hf, data.train.x[:IMPORTANCE_SAMPLES], width * head, neurons,
-                                  n - pc.layers if pc.layers else None, heads)
+        hf, plan, _ = prune_model(model.hf, data.train.x[:IMPORTANCE_SAMPLES], w.hidden, w.neurons,
+                                  n - pc.layers if pc.layers else None, w.heads)
         # an embedder keeps its output width (HFModule adds the projection only where widths differ)
         pruned = HFModule(hf, model.pool, model.proj.out_features if model.proj is not None else cfg.hidden_size)
         if pruned.proj is not None:
@@ -241,10 +259,10 @@ class HFTask(Task):
         what = {"method": "activation importance (Minitron: LayerNorm channels, head output norms, FFN "
                           "activations, block cosine)",
                 "hidden_size": [cfg.hidden_size, hf.config.hidden_size],
-                "attention_heads": [had, heads],
+                "attention_heads": [w.had, w.heads],
                 "intermediate_size": [cfg.intermediate_size, hf.config.intermediate_size],
                 "layers_kept": plan.layers, "layers_before": n}
-        what["removed"] = (f"hidden {cfg.hidden_size}->{hf.config.hidden_size}, heads {had}->{heads} a block, "
+        what["removed"] = (f"hidden {cfg.hidden_size}->{hf.config.hidden_size}, heads {w.had}->{w.heads} a block, "
                            f"FFN {cfg.intermediate_size}->"
                            f"{hf.config.intermediate_size}, layers {n}->{len(plan.layers)}")
         return pruned, spec, what
@@ -266,6 +284,7 @@ class HFTask(Task):
             from kdpipe.models.hf_prune import check_layout
 
             check_layout(student.hf, f"prune.enabled: the student ({student.hf.config.model_type})")
+            prune_widths(student.hf, cfg.prune)
         from kdpipe.training.intermediate import check_mapping
 
         check_mapping(cfg.distill.intermediate, teacher, student, spec.get("teacher_layers"))

@@ -92,9 +92,10 @@ def test_heads_pruned_past_the_width_keep_the_width_reload_and_export_with_parit
     assert _outputs(run, "export")["parity"]["pruned"]["max_abs_diff"] < 1e-4
 
 
-def test_more_heads_than_the_pruned_width_holds_is_a_config_error(tmp_path, capsys):
+def test_more_heads_than_the_pruned_width_holds_is_refused_before_training(tmp_path, capsys):
     cfg = text_config(tmp_path, "embedding", **{"student.params": {"layers": [0, 1]}, "prune.enabled": True,
                                                 "prune.hidden": 0.5, "prune.heads": 0.0})
     assert run_cli("all", str(cfg), "-q") == 2
     err = capsys.readouterr().err
     assert "prune.heads: keeping 2 of 2 heads needs a hidden width of 32; prune.hidden leaves 16" in err
+    assert "Traceback" not in err and not (tmp_path / "run").exists()
