@@ -192,22 +192,19 @@ def derive_student(teacher: nn.Module, layers="every_other", widths: dict | None
         imp = hf_prune.measure_importance(teacher, calibration)
     chosen = hf_prune.make_plan(teacher, imp, layers=layers).layers if isinstance(layers, int) \
         else choose_layers(len(stack), layers)
-    if init == "prune":
-        # the head size is kept: fewer heads than the hidden width holds are pruned heads (hf_prune)
-        plan = hf_prune.make_plan(teacher, imp, widths.pop("hidden_size", None), widths.pop("intermediate_size", None),
-                                  chosen, widths.pop("num_attention_heads", None))
+    if init == "prune" or _keeps_head_size(teacher, widths):
+        # hf_prune builds the shape, keeping the head size (fewer heads than the width holds are pruned
+        # heads): the most important parts (prune) or the leading ones (slice, and fresh re-initialised)
+        plan = hf_prune.make_plan(teacher, imp if init == "prune" else hf_prune.leading(teacher),
+                                  widths.pop("hidden_size", None), widths.pop("intermediate_size", None), chosen,
+                                  widths.pop("num_attention_heads", None))
         if widths:
-            raise ModelError(f"student.params: init prune cannot set {', '.join(widths)}")
-        return hf_prune.apply_plan(teacher, plan), chosen, plan.hidden
-    if _keeps_head_size(teacher, widths):  # fewer heads than the width holds: the teacher's leading heads
-        plan = hf_prune.make_plan(teacher, hf_prune.leading(teacher), widths.pop("hidden_size", None),
-                                  widths.pop("intermediate_size", None), chosen, widths.pop("num_attention_heads"))
-        if widths:
-            raise ModelError(f"student.params: a BERT-family student with fewer heads cannot set {', '.join(widths)}")
+            who = "init prune" if init == "prune" else "a BERT-family student with fewer heads"
+            raise ModelError(f"student.params: {who} cannot set {', '.join(widths)}")
         student = hf_prune.apply_plan(teacher, plan)
         if init == "fresh":
             student.apply(student._init_weights)
-        return student, chosen, plan.hidden if init == "slice" else None
+        return student, chosen, None if init == "fresh" else plan.hidden
     config = copy.deepcopy(teacher.config)
     config.num_hidden_layers = len(chosen)
     if widths:

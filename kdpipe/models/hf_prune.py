@@ -130,10 +130,16 @@ def measure_importance(model: nn.Module, x: np.ndarray, batch_size: int = 16) ->
         model.train(was_training)
     if not tokens:
         raise ModelError("pruning: the calibration inputs hold no real tokens")
-    imp = Importance(**{k: v / tokens for k, v in acc.items()}, tokens=tokens)
+    scores = {k: v / tokens for k, v in acc.items()}
+    scores["heads"] = _without_pruned(scores["heads"], block_heads)
+    return Importance(**scores, tokens=tokens)
+
+
+def _without_pruned(heads: torch.Tensor, block_heads: list[int]) -> torch.Tensor:
+    """Head scores with -inf where a block has fewer heads (pruned before): those are never picked."""
     for li, k in enumerate(block_heads):
-        imp.heads[li, k:] = -torch.inf  # heads pruned before are never picked
-    return imp
+        heads[li, k:] = -torch.inf
+    return heads
 
 
 def heads_per_block(model: nn.Module) -> list[int]:
@@ -145,9 +151,8 @@ def leading(model: nn.Module) -> Importance:
     """Scores that rank every channel, head, neuron and block by position: a plan made from them keeps
     the leading slice of every matrix (init: slice), with make_plan's checks."""
     cfg, block_heads = model.config, heads_per_block(model)
-    heads = -torch.arange(cfg.num_attention_heads, dtype=torch.float).repeat(len(block_heads), 1)
-    for li, k in enumerate(block_heads):
-        heads[li, k:] = -torch.inf
+    heads = _without_pruned(-torch.arange(cfg.num_attention_heads, dtype=torch.float).repeat(len(block_heads), 1),
+                            block_heads)
     first = layer_list(model)[1][0]
     return Importance(hidden=-torch.arange(cfg.hidden_size, dtype=torch.float), heads=heads,
                       ffn=-torch.arange(_get(first, FFN_IN).out_features, dtype=torch.float).repeat(len(block_heads), 1),
