@@ -178,7 +178,7 @@ def derive_student(teacher: nn.Module, layers="every_other", widths: dict | None
     heads and neurons measured on `calibration` inputs (init "prune", kdpipe.models.hf_prune), or
     fresh (init "fresh"); tensors whose shape is unchanged are still copied. BERT-family students keep
     the teacher's head size: fewer heads than their width holds are pruned heads. `layers` may also be a
-    number: keep that many of the teacher's most important layers (measured on `calibration`).
+    number: keep that many of the teacher's layers, chosen by greedy removal on `calibration` (hf_prune.rank_blocks).
     Returns (student, teacher layer indices, teacher hidden channels the student's width holds, or
     None when it starts fresh)."""
     from kdpipe.models import hf_prune
@@ -189,7 +189,7 @@ def derive_student(teacher: nn.Module, layers="every_other", widths: dict | None
     if init == "prune" or isinstance(layers, int):
         if calibration is None:
             raise ModelError("derive:teacher: init prune and a layer count need calibration inputs")
-        imp = hf_prune.measure_importance(teacher, calibration)
+        imp = hf_prune.measure_importance(teacher, calibration, rank_layers=isinstance(layers, int))
     chosen = hf_prune.make_plan(teacher, imp, layers=layers).layers if isinstance(layers, int) \
         else choose_layers(len(stack), layers)
     if init == "prune" or _keeps_head_size(teacher, widths):

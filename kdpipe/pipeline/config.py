@@ -147,7 +147,8 @@ class PruneConfig(Section):
                                                              "head size kept (default: as many as go with the hidden "
                                                              "channels); more than those lets the width stay")
     ffn: float | None = Field(None, ge=0, lt=1, description="transformers: share of FFN neurons removed (default: ratio)")
-    layers: int = Field(0, ge=0, description="transformers: whole layers removed, the least important first")
+    layers: int = Field(0, ge=0, description="transformers: whole layers removed by greedy search, each step the "
+                                             "one whose absence changes the output least")
     finetune: TrainConfig = Field(default_factory=lambda: TrainConfig(epochs=5, lr=5e-4))
 
 

@@ -257,7 +257,7 @@ class HFTask(Task):
         if spec.get("teacher_layers"):
             spec = {**spec, "teacher_layers": [spec["teacher_layers"][i] for i in plan.layers]}
         what = {"method": "activation importance (Minitron: LayerNorm channels, head output norms, FFN "
-                          "activations, block cosine)",
+                          "activations; layers by greedy removal, output cosine)",
                 "hidden_size": [cfg.hidden_size, hf.config.hidden_size],
                 "attention_heads": [w.had, w.heads],
                 "intermediate_size": [cfg.intermediate_size, hf.config.intermediate_size],

@@ -7,14 +7,14 @@ from transformers import BertConfig, BertForMaskedLM, BertForSequenceClassificat
 
 from kdpipe.errors import ModelError
 from kdpipe.models.hf import HFModule, build_hf, derive_student
-from kdpipe.models.hf_prune import apply_plan, make_plan, measure_importance, prune_model
+from kdpipe.models.hf_prune import apply_plan, make_plan, measure_importance, prune_model, rank_blocks
 
 CLASSES = [BertModel, BertForMaskedLM, BertForSequenceClassification]
 
 
-def tiny(cls, seed=0):
+def tiny(cls, seed=0, layers=3):
     torch.manual_seed(seed)
-    c = BertConfig(vocab_size=100, hidden_size=32, num_attention_heads=4, intermediate_size=64, num_hidden_layers=3,
+    c = BertConfig(vocab_size=100, hidden_size=32, num_attention_heads=4, intermediate_size=64, num_hidden_layers=layers,
                    max_position_embeddings=32)
     return cls(c).eval()
 
@@ -78,13 +78,39 @@ def test_importance_finds_what_does_nothing():
         block.attention.output.dense.bias.zero_()
         block.output.dense.weight.zero_()
         block.output.dense.bias.zero_()
-    imp = measure_importance(m, x)
+    imp = measure_importance(m, x, rank_layers=True)
     assert imp.heads[1].argmin() == 1 and imp.heads[1][1] == 0
     assert set(torch.argsort(imp.ffn[0])[:5].tolist()) == {0, 1, 2, 3, 4}
-    assert imp.blocks.argmin() == 2  # LayerNorm(x + 0) keeps the direction of x
+    assert imp.blocks.argmin() == 2  # LayerNorm(x + 0) keeps the direction of x: dropped first
     plan = make_plan(m, imp, hidden_size=24, intermediate_size=59, layers=2)
     assert 1 not in plan.heads[plan.layers.index(1)] and plan.layers == [0, 1]
     assert not {0, 1, 2, 3, 4} & set(plan.ffn[0])
+
+
+def _closeness(model, kept, x):
+    """Mean cosine over real tokens between the last hidden states of `kept` blocks and of all of them."""
+    full = out(model.base_model, x)
+    fewer = apply_plan(model, make_plan(model, measure_importance(model, x), layers=kept)).base_model
+    cos = torch.nn.functional.cosine_similarity(out(fewer, x), full, dim=-1)
+    mask = torch.as_tensor(x[:, 1]).float()
+    return float((cos * mask).sum() / mask.sum())
+
+
+@pytest.mark.parametrize("cls", [BertModel, BertForMaskedLM], ids=lambda c: c.__name__)
+def test_layer_search_drops_the_block_the_output_misses_least_and_leaves_the_model_whole(cls):
+    """Keeping 3 of 4 blocks: the greedy search's first step tries every block, so it must keep the
+    triple whose output stays closest to the full model's, measured here through apply_plan."""
+    from kdpipe.models.hf import layer_list
+
+    m, x = tiny(cls, seed=3, layers=4), inputs(n=24)
+    before = out(m, x)
+    scores = rank_blocks(m, x, batch_size=5)
+    assert sorted(scores.tolist()) == [0, 1, 2, 3]  # one block dropped a step; the last standing scores 3
+    assert torch.equal(out(m, x), before) and len(layer_list(m)[1]) == 4  # the stack is put back
+    triples = [[b for b in range(4) if b != d] for d in range(4)]
+    best = max(triples, key=lambda kept: _closeness(m, kept, x))
+    imp = measure_importance(m, x, rank_layers=True)
+    assert make_plan(m, imp, layers=3).layers == best == sorted(torch.argsort(scores)[1:].tolist())
 
 
 def test_padding_positions_do_not_count():
@@ -93,6 +119,7 @@ def test_padding_positions_do_not_count():
     y[:, 0][y[:, 1] == 0] = 7  # other tokens under the padding
     a, b = measure_importance(m, x), measure_importance(m, y)
     assert torch.allclose(a.hidden, b.hidden) and torch.allclose(a.heads, b.heads) and a.tokens == b.tokens
+    assert torch.equal(rank_blocks(m, x), rank_blocks(m, y))
 
 
 def test_bad_widths_and_other_layouts_are_clear_errors():
