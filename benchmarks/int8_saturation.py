@@ -35,7 +35,7 @@ def main() -> None:
     rng = np.random.default_rng(0)
     feeds = {i.name: rng.random([d if isinstance(d, int) else args.batch for d in i.shape], dtype=np.float32)
              for i in s.get_inputs()}
-    ref = run(args.model, feeds)
+    ref = s.run(None, feeds)[0]
     ways = {"int8 weights, full range (kdpipe's default)": dict(weight_type=QuantType.QInt8),
             "int8 weights, 7 bits (quantize.reduce_range: true)": dict(weight_type=QuantType.QInt8, reduce_range=True),
             "uint8 weights": dict(weight_type=QuantType.QUInt8)}

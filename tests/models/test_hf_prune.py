@@ -7,7 +7,7 @@ from transformers import BertConfig, BertForMaskedLM, BertForSequenceClassificat
 
 from kdpipe.errors import ModelError
 from kdpipe.models.hf import HFModule, build_hf, derive_student
-from kdpipe.models.hf_prune import apply_plan, make_plan, measure_importance, prune_model, rank_blocks
+from kdpipe.models.hf_prune import apply_plan, leading, make_plan, measure_importance, prune_model, rank_blocks
 
 CLASSES = [BertModel, BertForMaskedLM, BertForSequenceClassification]
 
@@ -90,7 +90,7 @@ def test_importance_finds_what_does_nothing():
 def _closeness(model, kept, x):
     """Mean cosine over real tokens between the last hidden states of `kept` blocks and of all of them."""
     full = out(model.base_model, x)
-    fewer = apply_plan(model, make_plan(model, measure_importance(model, x), layers=kept)).base_model
+    fewer = apply_plan(model, make_plan(model, leading(model), layers=kept)).base_model  # full widths: only blocks go
     cos = torch.nn.functional.cosine_similarity(out(fewer, x), full, dim=-1)
     mask = torch.as_tensor(x[:, 1]).float()
     return float((cos * mask).sum() / mask.sum())
