@@ -384,14 +384,17 @@ def render_markdown(report: dict) -> str:
             lines.append(f"| {r['variant']} | {r['parity']['max_abs_diff']:.2e} | {r['parity']['agreement']:.2f}% |")
     q = [r for r in report["rows"] if "quantization" in r]
     if q:
-        lines += ["", "## Quantized graphs", "", "| variant | method | calibration | per-channel | ops |", "|---|---|---|---|---|"]
+        lines += ["", "## Quantized graphs", "", "int8 weights in 7 bits cannot overflow the 16-bit sums of x86 CPUs without "
+                  "VNNI; 8-bit ones are more precise but can give other outputs on such CPUs (`quantize.reduce_range`).",
+                  "", "| variant | method | calibration | per-channel | weight bits | ops |", "|---|---|---|---|---|---|"]
         for r in q:
             qi = r["quantization"]
             ops = ", ".join(f"{k} {v}" for k, v in sorted(qi["ops"].items()))
             method = qi["method"] + (" (from the fused graph)" if qi.get("fused") else "")
             if qi.get("fusions"):
                 method += ": " + ", ".join(f"{k} {v}" for k, v in qi["fusions"].items())
-            lines.append(f"| {r['variant']} | {method} | {qi['calibration'] or '-'} | {qi['per_channel']} | {ops} |")
+            bits = "-" if r["format"] != "onnx-int8" else 7 if qi.get("reduce_range") else 8
+            lines.append(f"| {r['variant']} | {method} | {qi['calibration'] or '-'} | {qi['per_channel']} | {bits} | {ops} |")
     by_len = [(r, p, r["latency"][p]["by_sequence_length"]) for r in report["rows"] for p in report["providers"]
               if r["latency"][p].get("by_sequence_length")]
     if by_len:

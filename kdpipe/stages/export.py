@@ -125,7 +125,11 @@ def _model_card(ctx, chosen: dict, info: dict, onnx_rows: list[dict], latency: d
     made.append("Exported to ONNX fp32 (checked against PyTorch)." if not qi else
                 f"Exported to ONNX and quantized: {qi['method']}"
                 + (f", {qi['calibration']} calibration on {qi.get('calibration_samples', '?')} training samples"
-                   if qi.get("calibration") else "") + (", per-channel weights" if qi.get("per_channel") else "") + ".")
+                   if qi.get("calibration") else "") + (", per-channel weights" if qi.get("per_channel") else "")
+                + ("" if qi["method"] not in ("dynamic", "static") else ", 7-bit weights (no CPU's int8 kernels can saturate them)"
+                   if qi.get("reduce_range") else ", 8-bit weights (x86 CPUs without VNNI can saturate them and give "
+                                                  "other outputs: measure there, or set quantize.reduce_range: true)")
+                + ".")
     made.append(f"Data: `{cfg.data.source}`, split train/validation/test {len(splits.train):,}/{len(splits.val):,}/"
                 f"{len(splits.test):,} (seed {cfg.seed}); the bundle was chosen on validation: {choice['reason']}.")
     import onnxruntime

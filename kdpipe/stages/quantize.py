@@ -81,7 +81,8 @@ def run(ctx) -> dict:
                              source, {"method": kind, "calibration": calibration,
                                       **({"calibration_samples": sum(map(len, calib))} if kind == "static" else {}),
                                       "per_channel": qc.per_channel is True,
-                                      "reduce_range": qc.reduce_range, "fused": False, "ops": op_counts(out)}))
+                                      "reduce_range": qc.reduce_range is not False, "fused": False,
+                                      "ops": op_counts(out)}))
         search = None
         if qc.search:
             mixed, search = _accuracy_aware(ctx, rows, src_row, source, prepared, calib_feeds, static_ops, dyn_ops)
@@ -115,7 +116,7 @@ def _accuracy_aware(ctx, rows, src_row, source, prepared, calib_feeds, static_op
     qi = best["quantization"]
     ops = dyn_ops if qi["method"] == "dynamic" else static_ops
 
-    qc = qc.model_copy(update={"per_channel": qi["per_channel"]})  # as the variant it starts from
+    qc = qc.model_copy(update={"per_channel": qi["per_channel"], "reduce_range": qi["reduce_range"]})  # as its start
 
     def quantize(out, exclude):
         exclude = exclusion_names(exclude)
@@ -152,8 +153,8 @@ def _accuracy_aware(ctx, rows, src_row, source, prepared, calib_feeds, static_op
 
 def _quantized_teacher(ctx, tmp: Path, qc, op_types) -> dict:
     """What a user gets without distillation: the teacher itself, dynamic int8, plain and per-channel
-    weights, the better on validation kept (ties: plain, the faster on most CPUs). Every report
-    shows it beside the students, measured the same way."""
+    and per-channel weights, the better on validation kept (ties: plain, the faster on most CPUs), in
+    the students' weight bits. Every report shows it beside the students, measured the same way."""
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
     task, splits = ctx.task, ctx.splits
@@ -163,38 +164,48 @@ def _quantized_teacher(ctx, tmp: Path, qc, op_types) -> dict:
     task.export_onnx(model, ctx.file(t_row["path"]), fp32, ctx.cfg.export.opset, splits)
     del model
     quant_pre_process(str(fp32), str(prepared), skip_symbolic_shape=True)
-    auto = qc.model_copy(update={"per_channel": "auto"})  # the bar: the better of plain and per-channel
+    # the bar: the better of plain and per-channel; weight bits as the students' (quantize.reduce_range),
+    # so that every int8 bundle kdpipe can ship gives the same outputs on every CPU unless told otherwise
+    auto = qc.model_copy(update={"per_channel": "auto"})
     return _dynamic_variant(ctx, prepared, ctx.out / "teacher-int8-dynamic.onnx", "teacher-int8-dynamic", op_types,
                             t_row, "teacher", {"no_distillation": True}, auto)
 
 
 def _dynamic_variant(ctx, src: Path, out: Path, name: str, op_types, src_row: dict, source: str, info: dict,
                      qc=None) -> dict:
-    """Dynamic int8 of `src`, measured. With quantize.per_channel auto, plain and per-channel
-    weights are both made and measured and the better on validation kept (ties: plain, the faster
-    on most CPUs); what each scored is recorded."""
+    """Dynamic int8 of `src`, measured. Where quantize.per_channel or reduce_range is auto, each way is
+    made and measured and the better on validation kept (ties: plain weights, the faster on most CPUs,
+    and 7-bit, which no CPU's kernels can overflow); what each scored is recorded."""
     qc = qc or ctx.cfg.quantize
     task, splits = ctx.task, ctx.splits
-    choices = (False, True) if qc.per_channel == "auto" else (qc.per_channel is True,)
+    channels = (False, True) if qc.per_channel == "auto" else (qc.per_channel is True,)
+    ranges = (True, False) if qc.reduce_range == "auto" else (qc.reduce_range is True,)
+    choices = [(pc, rr) for pc in channels for rr in ranges]
     tried = {}
-    for pc in choices:
-        path = out if len(choices) == 1 else out.with_name(f"{out.stem}-{'per-channel' if pc else 'plain'}.onnx")
-        _dynamic(src, path, qc.model_copy(update={"per_channel": pc}), op_types)
-        tried[pc] = (path, _row(ctx, task, splits, path, name, "onnx-int8", src_row, source,
-                                {"method": "dynamic", "calibration": None, "per_channel": pc,
-                                 "reduce_range": qc.reduce_range, **info, "ops": op_counts(path)}))
+    for pc, rr in choices:
+        path = out if len(choices) == 1 else out.with_name(f"{out.stem}-{_label(pc, rr)}.onnx".replace(", ", "-"))
+        _dynamic(src, path, qc.model_copy(update={"per_channel": pc, "reduce_range": rr}), op_types)
+        tried[pc, rr] = (path, _row(ctx, task, splits, path, name, "onnx-int8", src_row, source,
+                                    {"method": "dynamic", "calibration": None, "per_channel": pc,
+                                     "reduce_range": rr, **info, "ops": op_counts(path)}))
     sign = 1 if task.metric.higher_is_better else -1
-    best = max(tried, key=lambda pc: (sign * tried[pc][1]["metric"]["val"], not pc))
+    best = max(tried, key=lambda k: (sign * tried[k][1]["metric"]["val"], not k[0], k[1]))
     path, row = tried[best]
     if len(tried) > 1:
         path.replace(out)
-        for pc, (other, _) in tried.items():
-            if pc != best:
+        for key, (other, _) in tried.items():
+            if key != best:
                 other.unlink()
         row.update(path=ctx.rel(out))
-        row["quantization"]["candidates_val"] = {("per-channel" if pc else "plain"): r["metric"]["val"]
-                                                 for pc, (_, r) in tried.items()}
+        row["quantization"]["candidates_val"] = {_label(*k) if len(ranges) > 1 else _label(k[0]): r["metric"]["val"]
+                                                 for k, (_, r) in tried.items()}
     return row
+
+
+def _label(per_channel: bool, reduce_range: bool | None = None) -> str:
+    """A dynamic int8 candidate's name in the record: plain or per-channel weights, 7 or 8 bits."""
+    return ("per-channel" if per_channel else "plain") + ("" if reduce_range is None else
+                                                          ", 7-bit" if reduce_range else ", 8-bit")
 
 
 @contextlib.contextmanager
@@ -259,7 +270,7 @@ _EXTRA = {"DefaultTensorType": onnx.TensorProto.FLOAT}
 def _dynamic(src: Path, out: Path, qc, op_types, exclude: list[str] | None = None) -> None:
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    quantize_dynamic(str(src), str(out), per_channel=qc.per_channel, reduce_range=qc.reduce_range,
+    quantize_dynamic(str(src), str(out), per_channel=qc.per_channel, reduce_range=qc.reduce_range is True,
                      weight_type=QuantType.QInt8, op_types_to_quantize=op_types, nodes_to_exclude=exclude,
                      extra_options=_EXTRA)
 
@@ -282,7 +293,7 @@ def _static(src: Path, out: Path, qc, calibration: str, batches: list[dict], op_
     # The calibrators print their progress to stdout; kdpipe's stdout is for results.
     with contextlib.redirect_stdout(io.StringIO()):
         quantize_static(str(src), str(out), Reader(), quant_format=QuantFormat.QDQ, per_channel=qc.per_channel is True,
-                        reduce_range=qc.reduce_range, activation_type=QuantType.QUInt8,
+                        reduce_range=qc.reduce_range is not False, activation_type=QuantType.QUInt8,
                         weight_type=QuantType.QInt8, calibrate_method=methods[calibration],
                         op_types_to_quantize=op_types, nodes_to_exclude=exclude, extra_options=_EXTRA)
 
