@@ -81,7 +81,8 @@ def run(ctx) -> dict:
                              source, {"method": kind, "calibration": calibration,
                                       **({"calibration_samples": sum(map(len, calib))} if kind == "static" else {}),
                                       "per_channel": qc.per_channel is True,
-                                      "reduce_range": qc.reduce_range is not False, "fused": False,
+                                      "reduce_range": kind == "static" and qc.reduce_range is not False,
+                                      "fused": False,
                                       "ops": op_counts(out)}))
         search = None
         if qc.search:
