@@ -154,7 +154,7 @@ def _accuracy_aware(ctx, rows, src_row, source, prepared, calib_feeds, static_op
 
 def _quantized_teacher(ctx, tmp: Path, qc, op_types) -> dict:
     """What a user gets without distillation: the teacher itself, dynamic int8, plain and per-channel
-    and per-channel weights, the better on validation kept (ties: plain, the faster on most CPUs), in
+    weights, the better on validation kept (ties: plain, the faster on most CPUs), in
     the students' weight bits. Every report shows it beside the students, measured the same way."""
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
@@ -166,7 +166,7 @@ def _quantized_teacher(ctx, tmp: Path, qc, op_types) -> dict:
     del model
     quant_pre_process(str(fp32), str(prepared), skip_symbolic_shape=True)
     # the bar: the better of plain and per-channel; weight bits as the students' (quantize.reduce_range),
-    # so that every int8 bundle kdpipe can ship gives the same outputs on every CPU unless told otherwise
+    # so that no int8 bundle kdpipe can ship saturates on CPUs without VNNI unless told otherwise
     auto = qc.model_copy(update={"per_channel": "auto"})
     return _dynamic_variant(ctx, prepared, ctx.out / "teacher-int8-dynamic.onnx", "teacher-int8-dynamic", op_types,
                             t_row, "teacher", {"no_distillation": True}, auto)
