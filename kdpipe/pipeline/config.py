@@ -394,7 +394,7 @@ def load_config(path: str | Path | None, overrides: list[str] | tuple[str, ...] 
 
 def format_validation_error(e: ValidationError) -> str:
     problems = []
-    for err in e.errors():
+    for err in _merge_unions(e.errors()):
         loc = ".".join(str(x) for x in err["loc"])
         if err["type"] == "extra_forbidden":
             msg = f"unknown key {loc!r}"
@@ -409,6 +409,29 @@ def format_validation_error(e: ValidationError) -> str:
         problems.append(msg)
     extra = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
     return problems[0] + extra
+
+
+def _merge_unions(errors: list[dict]) -> list[dict]:
+    """pydantic reports a value that no member of a union (`bool | Literal["auto"]`) takes once per
+    member, under a location ending in the member's tag; one problem per key reads better:
+    "quantize.reduce_range: Input should be a valid boolean or 'auto' (got 'maybe')"."""
+    groups: dict = {}
+    for i, err in enumerate(errors):
+        tag = err["loc"][-1] if err["loc"] else None
+        is_tag = isinstance(tag, str) and (tag in _UNION_TAGS or "[" in tag)
+        key = (err["loc"][:-1], repr(err.get("input"))) if is_tag else i
+        groups.setdefault(key, []).append(err)
+    merged = []
+    for key, errs in groups.items():
+        if len(errs) == 1:
+            merged.append(errs[0])
+            continue
+        parts = [_clean(x["msg"]).removeprefix("Input should be ").split(",")[0] for x in errs]
+        merged.append({**errs[0], "loc": key[0], "msg": "Input should be " + " or ".join(parts)})
+    return merged
+
+
+_UNION_TAGS = {"bool", "int", "float", "str", "none", "list", "dict"}
 
 
 def _did_you_mean(loc: tuple) -> str | None:

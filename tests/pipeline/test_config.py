@@ -45,6 +45,13 @@ def test_bad_configs_give_one_clear_error(tmp_path, text, overrides, expected):
     assert "\n" not in str(e.value)
 
 
+@pytest.mark.parametrize("key", ["quantize.reduce_range", "quantize.per_channel"])
+def test_a_value_no_member_of_a_union_takes_is_one_problem(tmp_path, key):
+    with pytest.raises(ConfigError) as e:
+        load_config(_write(tmp_path, ""), [f"{key}=maybe"])
+    assert str(e.value).endswith(f"{key}: Input should be a valid boolean or 'auto' (got 'maybe')")
+
+
 def test_missing_file():
     with pytest.raises(ConfigError, match="config file not found: nope.yaml"):
         load_config("nope.yaml")
