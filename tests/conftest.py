@@ -67,3 +67,15 @@ def run_cli(*args: str) -> int:
     from kdpipe.cli import main
 
     return main(list(args))
+
+
+def int8_weight_max(path) -> int:
+    """The largest |int8 weight| in an ONNX file: at most 64 where weights are 7-bit (quantize.reduce_range)."""
+    import numpy as np
+    import onnx
+    from onnx import numpy_helper
+
+    weights = [numpy_helper.to_array(t) for t in onnx.load(str(path)).graph.initializer
+               if t.data_type == onnx.TensorProto.INT8 and t.dims]
+    assert weights, f"{path} has no int8 weights"
+    return max(int(np.abs(w.astype(np.int16)).max()) for w in weights)

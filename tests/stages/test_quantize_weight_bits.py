@@ -4,17 +4,7 @@ auto, plain and per-channel) and keeps the best on validation; the default ships
 import json
 import shutil
 
-import numpy as np
-import onnx
-from onnx import numpy_helper
-
-from tests.conftest import run_cli
-
-
-def _int8_max(path) -> int:
-    weights = [numpy_helper.to_array(t) for t in onnx.load(str(path)).graph.initializer
-               if t.data_type == onnx.TensorProto.INT8 and t.dims]
-    return max(int(np.abs(w.astype(np.int16)).max()) for w in weights)
+from tests.conftest import int8_weight_max, run_cli
 
 
 def test_auto_weight_bits_keep_the_best_on_validation(tiny_run, tmp_path):
@@ -36,7 +26,7 @@ def test_auto_weight_bits_keep_the_best_on_validation(tiny_run, tmp_path):
     assert row["metric"]["val"] == best
     assert (row["quantization"]["per_channel"], row["quantization"]["reduce_range"]) == (
         first.startswith("per-channel"), first.endswith("7-bit"))
-    assert (_int8_max(run / row["path"]) <= 64) == row["quantization"]["reduce_range"]
+    assert (int8_weight_max(run / row["path"]) <= 64) == row["quantization"]["reduce_range"]
     # the bar follows the students' weight bits setting: here auto as well
     assert set(rows["teacher-int8-dynamic"]["quantization"]["candidates_val"]) == set(vals)
     assert sorted(p.name for p in (run / "quantize").glob("*int8-dynamic*.onnx")) == [
