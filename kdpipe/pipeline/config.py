@@ -133,6 +133,8 @@ class DistillConfig(Section):
     freeze_embeddings: bool = Field(False, description="transformers: keep the student's token embedding table as it "
                                     "starts (a derived student's is the teacher's), for the KD student and the "
                                     "baseline alike; on a 30k-token vocabulary most of the optimiser's work")
+    dropout: float | None = Field(None, ge=0, lt=1, description="the student's (and the baseline's) dropout rate while "
+                                  "they train; null keeps the model's own (a derived transformer: the teacher's)")
     intermediate: IntermediateConfig = Field(default_factory=IntermediateConfig)
 
 

@@ -11,6 +11,7 @@ import numpy as np
 from kdpipe.data.splits import labelled
 from kdpipe.evaluation import score, torch_predictor
 from kdpipe.models.checkpoint import count_params
+from kdpipe.models.dropout import set_dropout
 from kdpipe.models.hf import freeze_token_embeddings
 from kdpipe.progress import say
 from kdpipe.training.intermediate import kd_training
@@ -40,6 +41,8 @@ def run(ctx) -> dict:
     init, s_spec = task.build("student", cfg, data, teacher)
     if dc.freeze_embeddings:  # before the copies: the baseline trains the same weights as the KD student
         freeze_token_embeddings(init)
+    if dc.dropout is not None and not set_dropout(init, dc.dropout):
+        say(f"[distill] distill.dropout {dc.dropout}: the student has no dropout to set")
     start = None
     if ctx.is_main:  # where the student starts: how much a slice or pruning of the teacher keeps
         from kdpipe.evaluation import evaluate

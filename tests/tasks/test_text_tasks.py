@@ -41,7 +41,7 @@ def text_run(request, tmp_path_factory):
     other.write_text("".join(json.dumps({"text": t, "label": y}) + "\n" for t, y in OTHER))
     cfg = text_config(folder, request.param, **{"data.extra_texts": "builtin:stdlib-sentences",
                                                  "data.other_source": f"jsonl:{other}",
-                                                 "distill.freeze_embeddings": True})
+                                                 "distill.freeze_embeddings": True, "distill.dropout": 0.0})
     assert run_cli("all", str(cfg), "-q") == 0
     return request.param, folder / "run"
 
@@ -141,6 +141,16 @@ def test_frozen_token_embeddings_stay_the_teachers(text_run):
     layer = next(k for k in weights["student"] if "layer.0.output.dense.weight" in k)  # the teacher's layer 1
     trained, start = weights["student"][layer], weights["teacher"][layer.replace("layer.0", "layer.1")]
     assert not torch.equal(trained, start[: trained.shape[0], : trained.shape[1]])
+
+
+def test_students_train_with_the_dropout_set_and_the_teacher_keeps_its_own(text_run):
+    """distill.dropout: 0.0 reaches the KD student and the baseline, and their saved configs say so."""
+    task, run = text_run
+    names = ["teacher", "student"] + (["baseline"] if task == "classification" else [])
+    for name in names:
+        config = json.loads((run / "distill" / name / "config.json").read_text())
+        rates = [config["hidden_dropout_prob"], config["attention_probs_dropout_prob"]]
+        assert rates == ([0.1, 0.1] if name == "teacher" else [0.0, 0.0]), (name, rates)
 
 
 def test_other_texts_are_refused_where_the_task_does_not_take_them(tmp_path, capsys):
