@@ -18,7 +18,7 @@ def set_dropout(model: nn.Module, p: float) -> int:
     no dropout, which the caller may want to say)."""
     n = 0
     for module in model.modules():
-        if isinstance(module, nn.Dropout) or isinstance(module, nn.modules.dropout._DropoutNd):
+        if isinstance(module, nn.modules.dropout._DropoutNd):  # Dropout, Dropout1d/2d/3d, AlphaDropout
             module.p = p
             n += 1
             continue

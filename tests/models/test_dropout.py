@@ -41,6 +41,17 @@ def test_sdpa_attention_rate_that_is_no_nn_dropout_is_set():
     assert torch.equal(model(input_ids=ids).logits, model(input_ids=ids).logits)
 
 
+def test_a_derived_student_leaves_its_teacher_alone():
+    from kdpipe.models.hf import derive_student
+
+    model_type, params = TINY["masked-lm"]
+    teacher = build_hf(f"hf-config:{model_type}", params, "masked-lm", "teacher.model")
+    student, _, _ = derive_student(teacher)
+    set_dropout(student, 0.0)
+    assert teacher.config.hidden_dropout_prob == 0.1 and student.config.hidden_dropout_prob == 0.0
+    assert all(m.p == 0.1 for m in teacher.modules() if isinstance(m, torch.nn.Dropout))
+
+
 def test_builtin_model_and_a_model_without_dropout():
     model = BUILTIN["mlp"]((1, 8, 8), 10, hidden=(16,), dropout=0.5).train()
     x = torch.randn(4, 1, 8, 8)
