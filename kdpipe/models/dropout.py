@@ -10,7 +10,7 @@ _RATE_ATTRS = ("dropout_prob", "attention_dropout", "dropout", "attn_pdrop", "re
 
 
 def _is_rate(value) -> bool:
-    return isinstance(value, float) and not isinstance(value, bool) and 0.0 <= value < 1.0
+    return isinstance(value, float) and 0.0 <= value < 1.0  # bool is no float: flags are never touched
 
 
 def set_dropout(model: nn.Module, p: float) -> int:
