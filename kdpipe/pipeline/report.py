@@ -331,7 +331,8 @@ def small_validation_note(report: dict) -> str | None:
 
 def versus_quantized_teacher(report: dict) -> str | None:
     """One sentence: does the bundle beat what a user gets without distillation (the teacher,
-    dynamic int8) on the metric, size and batch-1 CPU latency, and if not, what to take instead."""
+    dynamic int8) on the metric, size and batch-1 CPU latency; where each wins on some counts, which;
+    and where the quantized teacher is as good on every count, that it is the one to take."""
     bundle, qt = _row_of(report, report["bundle"]["variant"]), _row_of(report, "teacher-int8-dynamic")
     if not bundle or not qt or bundle is qt:
         return None
@@ -341,15 +342,22 @@ def versus_quantized_teacher(report: dict) -> str | None:
     smaller = qt["size_bytes"] / bundle["size_bytes"]
     faster = lat(qt) / lat(bundle) if lat(qt) and lat(bundle) else None
     facts = (f"{bundle['metric']['value']:.2f} vs {qt['metric']['value']:.2f}{m['unit']} test {m['name']}, "
-             f"{smaller:.1f}x smaller" + (f", {faster:.1f}x the speed at batch {b}" if faster else ""))
-    if worse <= 0 and smaller >= 1 and (faster is None or faster >= 1):
-        return f"Against the teacher quantized without distillation (teacher-int8-dynamic) the bundle is as good or better on every count: {facts}."
-    if worse > 0 and smaller >= 1 and (faster is None or faster >= 1):
-        return (f"Against the teacher quantized without distillation (teacher-int8-dynamic) the bundle trades "
-                f"{worse:.2f}{' points' if m['unit'] == '%' else ''} of {m['name']} for size and speed: {facts}; "
-                f"take teacher-int8-dynamic where that {m['name']} matters more.")
-    return (f"The bundle does not beat the teacher quantized without distillation: {facts}; "
-            "teacher-int8-dynamic (quantize/) is the better choice here.")
+             + (f"{smaller:.1f}x smaller" if smaller >= 1 else f"{1 / smaller:.1f}x larger")
+             + ("" if faster is None else f", {faster:.1f}x faster at batch {b}" if faster >= 1
+                else f", {1 / faster:.1f}x slower at batch {b}"))
+    counts = {m["name"]: worse <= 0, "size": smaller >= 1}
+    if faster is not None:
+        counts["speed"] = faster >= 1
+    wins = [k for k, ok in counts.items() if ok]
+    losses = [k for k, ok in counts.items() if not ok]
+    name = "the teacher quantized without distillation (teacher-int8-dynamic)"
+    if not losses:
+        return f"Against {name} the bundle is as good or better on every count: {facts}."
+    if not wins:
+        return (f"The bundle does not beat {name}: {facts}; teacher-int8-dynamic (quantize/) is the better "
+                "choice here.")
+    return (f"Against {name} the bundle wins on {' and '.join(wins)} and loses on {' and '.join(losses)}: {facts}; "
+            f"take teacher-int8-dynamic (quantize/) where {' and '.join(losses)} matter{'s' if len(losses) == 1 else ''} more.")
 
 
 def render_terminal(report: dict, console=None) -> None:

@@ -64,14 +64,16 @@ def run(ctx) -> dict:
 
 def batch1_latencies(ctx, rows: list[dict], written: dict, threads: int) -> dict[str, float]:
     """Batch-1 CPU p50 (ms) of every ONNX variant, side by side in rounds in this process with the
-    benchmark's threads and one real test input: what the bundle choice and the model card compare."""
+    benchmark's threads, timing settings and one real test input: what the bundle choice and the model
+    card compare."""
     x = trim_padding(ctx.splits.test.x[:1])  # as the benchmark stage times it
     calls = {}
     for row in progress(rows, desc="bundle choice: sessions", quiet=ctx.quiet, unit="model"):
         sess, _ = make_session(written.get(bundle_label(row)) or ctx.file(row["path"]), "cpu", threads)
         names = [i.name for i in sess.get_inputs()]
         calls[bundle_label(row)] = (timed_call(sess, ctx.task.feeds(names, x), "cpu"), 1)
-    timed = measure_rounds(calls, warmup=5, min_seconds=0.5, min_runs=20, rounds=ctx.cfg.benchmark.rounds)
+    bc = ctx.cfg.benchmark
+    timed = measure_rounds(calls, warmup=bc.warmup, min_seconds=bc.min_seconds, min_runs=bc.min_runs, rounds=bc.rounds)
     return {label: stats["p50_ms"] for label, stats in timed.items()}
 
 

@@ -19,6 +19,14 @@ def test_builtin_sets_load_real_data():
     assert digits.x.shape == (1797, 1, 8, 8)
 
 
+def test_digits_read_from_the_file_equal_scikit_learns_loader():
+    from sklearn.datasets import load_digits
+
+    digits, d = load_source(_cfg("builtin:digits")), load_digits()
+    assert np.array_equal(digits.x[:, 0], d.images) and np.array_equal(digits.y, d.target)
+    assert digits.x.dtype == np.float32 and digits.y.dtype == np.int64
+
+
 def test_splits_are_shuffled_stratified_seeded_and_disjoint():
     y = np.repeat(np.arange(4), 50)  # sorted by class, like mnist_5k.csv.gz
     a = split_indices(y, (0.7, 0.1, 0.2), seed=1)

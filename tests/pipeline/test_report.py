@@ -95,3 +95,25 @@ def test_a_bundle_chosen_on_few_validation_samples_says_so():
     assert small_validation_note(report(155, max_drop=2.0)) is None  # 3.1 samples
     assert small_validation_note(report(155, task="masked-lm")) is None  # accuracy over tokens, not samples
     assert small_validation_note(report(155, rule="export.bundle")) is None  # the user named it
+
+
+def test_the_quantized_teacher_line_names_what_each_wins():
+    from kdpipe.pipeline.report import versus_quantized_teacher
+
+    def report(drop, size, ms):  # the bundle (student-fp32) against teacher-int8-dynamic: 90%, 100 KB, 2 ms
+        rows = [{"variant": "student", "format": "onnx-fp32", "metric_drop_points": drop, "size_bytes": size,
+                 "metric": {"value": 90.0 - drop}, "latency": {"cpu": {"1": {"p50_ms": ms}}}},
+                {"variant": "teacher-int8-dynamic", "format": "onnx-int8", "metric_drop_points": 0.0,
+                 "size_bytes": 100_000, "metric": {"value": 90.0}, "latency": {"cpu": {"1": {"p50_ms": 2.0}}}}]
+        return {"rows": rows, "bundle": {"variant": "student-fp32"}, "batch_sizes": [1, 8],
+                "metric": {"name": "accuracy", "unit": "%", "higher_is_better": True}}
+
+    assert "as good or better on every count" in versus_quantized_teacher(report(-1.0, 50_000, 1.0))
+    line = versus_quantized_teacher(report(-4.1, 137_000, 0.7))  # more accurate and faster, but larger
+    assert "wins on accuracy and speed and loses on size" in line and "1.4x larger" in line
+    assert "2.9x faster at batch 1" in line and "where size matters more" in line
+    line = versus_quantized_teacher(report(3.0, 50_000, 1.0))  # smaller and faster, less accurate
+    assert "wins on size and speed and loses on accuracy" in line
+    line = versus_quantized_teacher(report(3.0, 200_000, 4.0))
+    assert line.startswith("The bundle does not beat") and "2.0x slower at batch 1" in line
+    assert "better choice here" in line
