@@ -196,9 +196,9 @@ def main(argv=None) -> int:
         e.show()
         return e.exit_code
     finally:
-        from kdpipe import distributed
-
-        distributed.shutdown()
+        distributed = sys.modules.get("kdpipe.distributed")  # never imported: no process group (and no torch import for --help)
+        if distributed is not None:
+            distributed.shutdown()
     return 0
 
 

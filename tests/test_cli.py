@@ -22,6 +22,19 @@ def test_every_command_has_help(cmd):
     assert r.returncode == 0 and "Usage:" in r.stdout
 
 
+def test_help_and_predict_answer_without_importing_torch(tiny_run, tmp_path):
+    """An app's `kdpipe predict` needs onnxruntime and numpy, and --help nothing heavy: torch's import
+    (2-3 s) is paid only by commands that train or export."""
+    bundle = tiny_run / "export" / "bundle"
+    np.savez(tmp_path / "x.npz", x=np.zeros((2, 1, 8, 8), np.float32))
+    code = ("import sys; from kdpipe.cli import main; "
+            f"codes = [main(['all', '--help']), main(['predict', {str(bundle)!r}, {str(tmp_path / 'x.npz')!r}])]; "
+            "print(codes, 'torch' in sys.modules)")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.splitlines()[-1] == "[0, 0] False"
+
+
 def test_show_config_prints_resolved_defaults(tiny_config):
     r = _kdpipe("show-config", str(tiny_config), "--set", "distill.alpha=0.25")
     assert r.returncode == 0

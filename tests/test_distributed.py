@@ -15,7 +15,8 @@ from tests.conftest import write_config
 
 TWO_PROCS = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m", "kdpipe"]
 ONE_PROC = [sys.executable, "-m", "kdpipe"]
-SLOWER = {"data.limit": 1000, "teacher.train.epochs": 6, "distill.epochs": 6}
+# checkpoints every epoch: a kill at the first lands inside the stage
+SLOWER = {"data.limit": 1000, "teacher.train.epochs": 3, "distill.epochs": 3}
 
 
 def _env(tmp):

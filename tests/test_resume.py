@@ -7,10 +7,14 @@ import subprocess
 import sys
 import time
 
+import pytest
+
 from tests.conftest import write_config
 
-SLOWER = {"data.limit": 1000, "teacher.train.epochs": 6, "distill.epochs": 6, "prune.finetune.epochs": 6,
-          "benchmark.min_seconds": 0.2, "benchmark.providers": ["cpu"]}
+# Every training stage checkpoints each epoch: with 3 epochs a kill at the first checkpoint lands
+# inside the stage; the stages after training last long enough for a kill when their staging folder appears.
+SLOWER = {"data.limit": 1000, "teacher.train.epochs": 3, "distill.epochs": 3, "prune.finetune.epochs": 3,
+          "benchmark.min_seconds": 0.05, "benchmark.providers": ["cpu"]}
 
 KILL_POINTS = [
     ("teacher training", "distill", ".checkpoints/distill/teacher.pt"),
@@ -54,15 +58,19 @@ def _stages_done(run_dir):
     return set(json.loads(path.read_text())["stages"]) if path.exists() else set()
 
 
-def test_sigkill_anywhere_then_restart_gives_the_uninterrupted_result(tmp_path):
-    (tmp_path / "a").mkdir()
-    (tmp_path / "b").mkdir()
-    reference = write_config(tmp_path / "a", SLOWER)
-    proc = _start(reference)
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory):
+    """One uninterrupted run of the SLOWER config, and how long it took: what the killed runs must equal."""
+    folder = tmp_path_factory.mktemp("reference")
+    t0 = time.time()
+    proc = _start(write_config(folder, SLOWER))
     assert proc.wait(300) == 0, proc.stderr.read()
+    return folder / "run", time.time() - t0
 
-    cfg = write_config(tmp_path / "b", SLOWER)
-    run_dir = tmp_path / "b" / "run"
+
+def test_sigkill_anywhere_then_restart_gives_the_uninterrupted_result(reference, tmp_path):
+    cfg = write_config(tmp_path, SLOWER)
+    run_dir = tmp_path / "run"
     killed_in = []
     for label, stage, marker in KILL_POINTS:
         proc = _start(cfg)
@@ -76,24 +84,17 @@ def test_sigkill_anywhere_then_restart_gives_the_uninterrupted_result(tmp_path):
     proc = _start(cfg)
     out, err = proc.communicate(timeout=300)
     assert proc.returncode == 0, err
-    assert _metrics(run_dir) == _metrics(tmp_path / "a" / "run")
+    assert _metrics(run_dir) == _metrics(reference[0])
     assert not (run_dir / ".checkpoints" / "distill").exists()  # cleared once the stage is recorded
 
 
-def test_random_kills_then_finish_give_the_uninterrupted_result(tmp_path):
+def test_random_kills_then_finish_give_the_uninterrupted_result(reference, tmp_path):
     """kill -9 at random moments (seeded, so a failure can be replayed), several times, then let it
     finish: every metric equals an uninterrupted run's."""
     import random
 
-    (tmp_path / "a").mkdir()
-    (tmp_path / "b").mkdir()
-    reference = write_config(tmp_path / "a", {"benchmark.providers": ["cpu"]})
-    t0 = time.time()
-    proc = _start(reference)
-    assert proc.wait(300) == 0, proc.stderr.read()
-    duration = time.time() - t0
-
-    cfg = write_config(tmp_path / "b", {"benchmark.providers": ["cpu"]})
+    run_dir, duration = reference
+    cfg = write_config(tmp_path, SLOWER)
     rng = random.Random(1234)
     for _ in range(5):
         proc = _start(cfg)
@@ -105,7 +106,7 @@ def test_random_kills_then_finish_give_the_uninterrupted_result(tmp_path):
     proc = _start(cfg)
     _, err = proc.communicate(timeout=300)
     assert proc.returncode == 0, err
-    assert _metrics(tmp_path / "b" / "run") == _metrics(tmp_path / "a" / "run")
+    assert _metrics(tmp_path / "run") == _metrics(run_dir)
 
 
 def test_ctrl_c_stops_cleanly_and_keeps_the_checkpoint(tmp_path):

@@ -5,15 +5,20 @@ from __future__ import annotations
 import warnings
 from pathlib import Path
 
+from typing import TYPE_CHECKING
+
 import onnx
-import torch
-from torch import nn
+
+if TYPE_CHECKING:
+    from torch import nn
 
 INPUT_NAME = "input"
 OUTPUT_NAME = "logits"
 
 
 def export_onnx(model: nn.Module, input_shape, path: Path, opset: int, metadata: dict | None = None) -> None:
+    import torch  # here, not at the top: `kdpipe predict` reads the names above without paying torch's import
+
     model = model.cpu().eval()
     sample = torch.zeros(2, *input_shape)
     tmp = path.with_name(f".{path.name}.tmp")
