@@ -48,37 +48,39 @@ def cli(debug):
 
 def _load(config: Path, overrides, quiet: bool):
     """The config, with the quiet setting and the config's folder importable for python: models."""
-    from kdpipe.models import factory
     from kdpipe.pipeline.config import load_config
     from kdpipe.progress import set_quiet
 
     set_quiet(quiet)
-    cfg = load_config(config, overrides)
+    cfg = load_config(config, overrides)  # before torch's import (2-3 s): a mistyped key is reported at once
+    from kdpipe.models import factory
+
     factory.EXTRA_IMPORT_ROOTS[:] = [config.resolve().parent]  # python:module:factory beside the config
     return cfg
 
 
-def _run(config: Path, overrides, force: bool, quiet: bool, stages: list[str]):
+def _run(config: Path, overrides, force: bool, quiet: bool, stages: list[str] | None):
+    """Runs `stages` (None: every stage) of the config."""
+    cfg = _load(config, overrides, quiet)
     from kdpipe import distributed
     from kdpipe.pipeline import runner
+    from kdpipe.stages import ORDER
 
-    cfg = _load(config, overrides, quiet)
     distributed.init()  # no-op unless launched by torchrun / accelerate launch
     # what a hint to run another stage must repeat so that it runs on the same folder and config
     hint = shlex.join([str(config), *(a for o in overrides for a in ("--set", o))])
-    return cfg, runner.run(cfg, stages, force=force, config_hint=hint, quiet=quiet)
+    return cfg, runner.run(cfg, stages or ORDER, force=force, config_hint=hint, quiet=quiet)
 
 
 @cli.command("all")
 @_common
 def all_cmd(config, overrides, force, quiet):
     """Run distill -> prune -> quantize -> export -> benchmark -> report."""
-    from kdpipe.pipeline.report import render_terminal
-    from kdpipe.stages import ORDER
-
-    cfg, store = _run(config, overrides, force, quiet, ORDER)
+    cfg, store = _run(config, overrides, force, quiet, None)
     if not _is_main():
         return
+    from kdpipe.pipeline.report import render_terminal
+
     report = json.loads((store.root / "report" / "report.json").read_text())
     render_terminal(report)
     click.echo(f"Report: {store.root / 'report' / 'report.html'} (also report.md, report.json)")
@@ -120,9 +122,9 @@ def sweep_cmd(config, overrides, shard, quiet):
     """Train every student size of sweep.students with and without KD over sweep.seeds (and
     sweep.label_fractions), one shared teacher; write sweep.md, sweep.json and sweep.html with plots.
     Rerun the same command to continue a stopped sweep: finished points are skipped."""
+    cfg = _load(config, overrides, quiet)
     from kdpipe.pipeline.sweep import parse_shard, run_sweep
 
-    cfg = _load(config, overrides, quiet)
     out = run_sweep(cfg, shard=parse_shard(shard), quiet=quiet)
     if out is not None:
         click.echo(out.read_text(), nl=False)

@@ -22,17 +22,20 @@ def test_every_command_has_help(cmd):
     assert r.returncode == 0 and "Usage:" in r.stdout
 
 
-def test_help_and_predict_answer_without_importing_torch(tiny_run, tmp_path):
-    """An app's `kdpipe predict` needs onnxruntime and numpy, and --help nothing heavy: torch's import
-    (2-3 s) is paid only by commands that train or export."""
+def test_help_predict_and_config_errors_answer_without_importing_torch(tiny_run, tmp_path):
+    """An app's `kdpipe predict` needs onnxruntime and numpy, --help nothing heavy, and a mistyped
+    config key is reported before anything else loads: torch's import (2-3 s) is paid only by commands
+    that train or export."""
     bundle = tiny_run / "export" / "bundle"
     np.savez(tmp_path / "x.npz", x=np.zeros((2, 1, 8, 8), np.float32))
-    code = ("import sys; from kdpipe.cli import main; "
-            f"codes = [main(['all', '--help']), main(['predict', {str(bundle)!r}, {str(tmp_path / 'x.npz')!r}])]; "
-            "print(codes, 'torch' in sys.modules)")
+    (tmp_path / "bad.yaml").write_text("name: x\ndistll: {}\n")
+    calls = [["all", "--help"], ["predict", str(bundle), str(tmp_path / "x.npz")], ["all", str(tmp_path / "bad.yaml")],
+             ["distill", str(tmp_path / "bad.yaml")], ["sweep", str(tmp_path / "bad.yaml")]]
+    code = f"import sys; from kdpipe.cli import main; print([main(a) for a in {calls!r}], 'torch' in sys.modules)"
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
-    assert r.stdout.splitlines()[-1] == "[0, 0] False"
+    assert r.stdout.splitlines()[-1] == "[0, 0, 2, 2, 2] False"
+    assert r.stderr.count("did you mean 'distill'") == 3
 
 
 def test_show_config_prints_resolved_defaults(tiny_config):
