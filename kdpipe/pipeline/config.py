@@ -192,7 +192,8 @@ class BenchmarkConfig(Section):
     batch_sizes: list[int] = Field(default_factory=lambda: [1, 64])
     sequence_lengths: list[int] | None = Field(None, description="text tasks: also time these input lengths "
                                                                   "(at most data.sequence_length)")
-    warmup: int = Field(10, ge=0)
+    warmup: int = Field(10, ge=0, description="untimed calls before timing each model and input; fewer once they "
+                                             "have taken min_seconds / rounds (a slow call is warm after one)")
     min_seconds: float = Field(1.0, gt=0)
     min_runs: int = Field(20, ge=1)
     rounds: int = Field(5, ge=1, description="models are timed side by side in this many rounds, each taking its "

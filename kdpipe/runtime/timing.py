@@ -39,11 +39,17 @@ def measure_rounds(calls: dict[Hashable, tuple[Callable[[], object], int]], warm
                    min_runs: int, rounds: int = 5) -> dict[Hashable, dict]:
     """Times every (call, batch) of `calls` for min_seconds and min_runs in all, in `rounds` rounds:
     each round runs each call for its share, in an order rotated every round, and begins each share
-    with one untimed call (the previous model has just had the caches). Returns stats per key."""
+    with one untimed call (the previous model has just had the caches). Before that, each call is warmed
+    up `warmup` times, or fewer once the warm-up has taken a round's share of min_seconds (at least
+    once): a slow call (a batch of 32 long texts) is warm after one run, and ten would cost more than
+    timing it. Returns stats per key."""
     keys = list(calls)
     for key in keys:
+        start = time.perf_counter()
         for _ in range(warmup):
             calls[key][0]()
+            if time.perf_counter() - start >= min_seconds / rounds:
+                break
     times: dict[Hashable, list[float]] = {key: [] for key in keys}
     share_s, share_n = min_seconds / rounds, math.ceil(min_runs / rounds)
     for r in range(rounds):

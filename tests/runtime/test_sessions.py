@@ -105,3 +105,22 @@ def test_cuda_session_really_runs_on_cuda(model_path):
     call = sessions.timed_call(sess, {"input": np.ones((2, 4), np.float32)}, "cuda")
     call()
     assert call.binding.copy_outputs_to_cpu()[0].shape == (2, 3)
+
+
+def test_warm_up_stops_once_it_has_taken_a_rounds_share_of_the_time():
+    import time
+
+    from kdpipe.runtime.timing import measure_rounds
+
+    counts = {"fast": 0, "slow": 0}
+
+    def counted(key, seconds):
+        def call():
+            counts[key] += 1
+            time.sleep(seconds)
+        return call
+
+    calls = {"fast": (counted("fast", 0.0), 1), "slow": (counted("slow", 0.03), 1)}
+    r = measure_rounds(calls, warmup=10, min_seconds=0.05, min_runs=2, rounds=2)  # a round's share: 0.025 s
+    untimed = {k: counts[k] - r[k]["runs"] for k in counts}
+    assert untimed == {"fast": 10 + 2, "slow": 1 + 2}  # warm-up, then one untimed call a round
