@@ -105,6 +105,11 @@ def test_every_runtime_is_timed_on_the_same_texts_cut_as_an_app_feeds_them(text_
     onnx_row = next(r for r in out["results"] if r["runtime"] == "onnxruntime" and r["available"])
     assert torch_row["batches"]["1"]["p50_ms"] > 0 and onnx_row["batches"]["1"]["p50_ms"] > 0
     assert set(onnx_row["sequence_lengths"]) == {"8", "24"}  # the by-length table still pads to 24
+    assert onnx_row["sequence_lengths"]["24"]["1"] != onnx_row["batches"]["1"]  # other tensors, timed apart
+    # in the run itself the test texts fill 24 tokens: the by-length entry at 24 is the batch timed once
+    before = json.loads((run / "benchmark" / "latency.json").read_text())["results"]
+    onnx_before = next(r for r in before if r["runtime"] == "onnxruntime" and r["available"])
+    assert onnx_before["sequence_lengths"]["24"]["1"] == onnx_before["batches"]["1"]
     md = (run / "report" / "report.md").read_text()
     assert "same test texts, cut after the longest of each batch as an app feeds them (24 tokens at batch 1" in md
 
