@@ -198,7 +198,8 @@ def main(argv=None) -> int:
         e.show()
         return e.exit_code
     finally:
-        distributed = sys.modules.get("kdpipe.distributed")  # never imported: no process group (and no torch import for --help)
+        # never imported: no process group to close (and importing it would import torch for --help)
+        distributed = sys.modules.get("kdpipe.distributed")
         if distributed is not None:
             distributed.shutdown()
     return 0
