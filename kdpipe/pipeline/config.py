@@ -201,6 +201,10 @@ class BenchmarkConfig(Section):
     threads: int = Field(0, ge=0, description="intra-op threads; 0 = onnxruntime's default")
     torch_teacher: bool = True
 
+    def timing(self) -> dict:
+        """measure_rounds' settings: the benchmark and the export's bundle choice time alike."""
+        return dict(warmup=self.warmup, min_seconds=self.min_seconds, min_runs=self.min_runs, rounds=self.rounds)
+
     @field_validator("batch_sizes")
     @classmethod
     def _positive(cls, v):

@@ -31,7 +31,6 @@ def run(ctx) -> dict:
     # PyTorch wrapper would cut them itself; onnxruntime computes whatever columns it is given).
     padded = {b: _batch(splits.test.x, b) for b in bc.batch_sizes}
     inputs = {b: trim_padding(x) for b, x in padded.items()}
-    timing = dict(warmup=bc.warmup, min_seconds=bc.min_seconds, min_runs=bc.min_runs)
     # One thread count for every runtime, onnxruntime and PyTorch alike: a teacher timed with more
     # (or fewer) threads than the students would make every "x faster" wrong.
     threads = bc.threads or default_threads()
@@ -66,7 +65,7 @@ def run(ctx) -> dict:
             results += _torch_teacher(ctx, inputs, calls, len(results))
         say(f"[benchmark] timing {len(calls)} model-input pairs side by side, {bc.rounds} rounds, "
             f"{bc.min_seconds:g} s each, {threads} thread(s)")
-        timed = measure_rounds(calls, rounds=bc.rounds, **timing)
+        timed = measure_rounds(calls, **bc.timing())
     finally:
         torch.set_num_threads(before)
     timed.update({key: dict(timed[src]) for key, src in same.items()})

@@ -72,8 +72,7 @@ def batch1_latencies(ctx, rows: list[dict], written: dict, threads: int) -> dict
         sess, _ = make_session(written.get(bundle_label(row)) or ctx.file(row["path"]), "cpu", threads)
         names = [i.name for i in sess.get_inputs()]
         calls[bundle_label(row)] = (timed_call(sess, ctx.task.feeds(names, x), "cpu"), 1)
-    bc = ctx.cfg.benchmark
-    timed = measure_rounds(calls, warmup=bc.warmup, min_seconds=bc.min_seconds, min_runs=bc.min_runs, rounds=bc.rounds)
+    timed = measure_rounds(calls, **ctx.cfg.benchmark.timing())
     return {label: stats["p50_ms"] for label, stats in timed.items()}
 
 
