@@ -18,6 +18,7 @@ from torch import nn
 
 from kdpipe.errors import ConfigError, ModelError
 from kdpipe.training.loop import TeacherSignal
+from kdpipe.training.teacher_cache import WithHidden
 
 
 def _blocks(module) -> int:
@@ -69,15 +70,20 @@ class Matcher(nn.Module):
         self.proj = nn.ModuleList(nn.Linear(s_w, t_w, bias=False) if s_w != t_w else nn.Identity()
                                   for _ in self.hidden)
 
-    def loss(self, student, teacher) -> torch.Tensor:
+    def loss(self, student, teacher, cached: torch.Tensor | None = None) -> torch.Tensor:
+        """`cached`: the teacher's hidden states at the matched layers for this batch, [batch,
+        sequence, pairs, width] (teacher_cache.WithHidden); without it those the teacher kept when
+        it ran on the batch."""
         mask = student.mask.unsqueeze(-1).float()  # [batch, seq, 1]
         total = torch.zeros((), device=mask.device)
         if self.hidden:
-            if student.hidden is None or teacher.hidden is None:
+            if student.hidden is None or (cached is None and teacher.hidden is None):
                 raise ModelError("distill.intermediate.hidden: the models returned no hidden states")
-            for proj, (s, t) in zip(self.proj, self.hidden):
-                # the teacher ran in inference mode: clone its tensors into ones autograd may save
-                diff = (proj(student.hidden[s].float()) - teacher.hidden[t].float().clone()) ** 2 * mask
+            for j, (proj, (s, t)) in enumerate(zip(self.proj, self.hidden)):
+                # the teacher ran in inference mode: clone its tensors into ones autograd may save;
+                # cached states cover the padded length, the student cut the batch's trailing padding
+                target = teacher.hidden[t].float().clone() if cached is None else cached[:, : mask.shape[1], j].float()
+                diff = (proj(student.hidden[s].float()) - target) ** 2 * mask
                 total = total + self.hw * diff.sum() / (mask.sum() * diff.shape[-1])
         if self.attention:
             if not student.attentions or not teacher.attentions or student.attentions[0] is None:
@@ -105,6 +111,8 @@ def with_matching(kd_loss, ic, teacher, student, teacher_layers=None):
     matcher = Matcher(ic, teacher, student, teacher_layers)
 
     def loss(s, t, y):
+        if isinstance(t, WithHidden):  # cached outputs and hidden states
+            return kd_loss(s, t.out, y) + matcher.loss(student, teacher, t.hidden)
         return kd_loss(s, t, y) + matcher.loss(student, teacher)
 
     return loss, matcher
@@ -121,20 +129,25 @@ def release(*models) -> None:
 class KDTraining:
     loss: Callable
     teacher: nn.Module | None  # the teacher to run while training; None: the targets hold its outputs
-    matcher: Matcher | None = None  # set when intermediate matching runs (the teacher runs live then)
+    matcher: Matcher | None = None  # set when intermediate matching runs
 
     def signal(self, dc) -> TeacherSignal | None:
         """What the training loop learns from: the teacher, its outputs cached as the distill section
-        says, except while intermediates are matched (they need it live)."""
-        return None if self.teacher is None else TeacherSignal.of(self.teacher, dc, cache=self.matcher is None)
+        says, with its hidden states at the matched layers; attention maps need it live."""
+        if self.teacher is None:
+            return None
+        if self.matcher is None:
+            return TeacherSignal.of(self.teacher, dc)
+        hidden = tuple(t for _, t in self.matcher.hidden)
+        return TeacherSignal.of(self.teacher, dc, cache=not self.matcher.attention, hidden=hidden)
 
 
 @contextlib.contextmanager
 def kd_training(kd_loss, ic, teacher, student, teacher_layers=None, targets_from_teacher: bool = False):
     """The loss and the teacher for one KD training of `student` (the distill stage's, the prune
-    stage's recovery). With `distill.intermediate` set, the matching loss is added, the teacher runs
-    live (its intermediates are not cached) and the matcher's projections train and checkpoint with
-    the student; afterwards they are taken off: they are not part of the model that ships."""
+    stage's recovery). With `distill.intermediate` set, the matching loss is added, the teacher's
+    hidden states are cached with its outputs (matching attention maps, it runs live), and the
+    matcher's projections train and checkpoint with the student; afterwards they are taken off: they are not part of the model that ships."""
     live = None if targets_from_teacher else teacher
     if not ic.enabled:
         yield KDTraining(kd_loss, live)

@@ -65,3 +65,97 @@ def test_narrower_student_gets_trainable_projections():
     assert isinstance(matcher, Matcher) and all(p.in_features == 16 and p.out_features == 32 for p in matcher.proj)
     value.backward()
     assert all(p.weight.grad is not None for p in matcher.proj)
+
+
+def _classifiers():
+    """A BERT classifier teacher and a derived student: both cut trailing padding before they run."""
+    teacher = HFModule(build_hf("hf-config:bert", {**BERT, "num_labels": 3}, "classification", "teacher.model").eval())
+    hf, chosen, _ = derive_student(teacher.hf, "every_other", None)
+    return teacher, HFModule(hf), chosen
+
+
+def _texts(n=10, length=12, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    ids = torch.randint(2, 100, (n, 2, length), generator=g)
+    ids[:, 1] = 1
+    for i in range(n):  # real lengths 3..length: every batch ends in padding somewhere
+        ids[i, :, 3 + i % (length - 2):] = 0
+    return ids
+
+
+def test_cached_hidden_states_give_the_loss_the_live_teacher_gives():
+    from kdpipe.training.teacher_cache import WithHidden, build
+
+    teacher, student, chosen = _classifiers()
+    student.eval()  # no dropout: the two calls below must compute the same
+    with torch.no_grad():  # a student that is off the teacher's states: a loss well above rounding
+        student.hf.get_input_embeddings().weight.mul_(3.0)
+    ic = IntermediateConfig(hidden="auto")
+    loss, matcher = with_matching(lambda s, t, y: ((s - t) ** 2).mean(), ic, teacher, student, chosen)
+    x = _texts()
+    layers = tuple(t for _, t in matcher.hidden)
+    cache = build(teacher, x, "dense", hidden=layers, batch_size=4)  # other batches than training's
+    assert isinstance(cache, WithHidden) and cache.hidden.shape == (10, 12, len(layers), 32)
+    assert cache.hidden.dtype == torch.float16
+    batch = torch.tensor([1, 2, 3])  # 4, 5 and 6 tokens: the models cut the rest of the 12
+    with torch.inference_mode():
+        live_t = teacher(x[batch])
+    live = loss(student(x[batch]), live_t, None)
+    cached = loss(student(x[batch]), cache[batch], None)
+    assert student.mask.shape[1] == 6
+    assert live.item() > 1e-2 and cached.item() == pytest.approx(live.item(), rel=1e-3)
+    cached.backward()
+    assert student.hf.get_input_embeddings().weight.grad is not None
+
+
+def test_hidden_states_are_cached_unless_attention_maps_are_matched():
+    from kdpipe.pipeline.config import DistillConfig
+    from kdpipe.training.intermediate import kd_training
+
+    teacher, student, chosen = _classifiers()
+    dc = DistillConfig()
+    with kd_training(lambda s, t, y: 0, IntermediateConfig(hidden="auto"), teacher, student, chosen) as kd:
+        sig = kd.signal(dc)
+        assert sig.cache and sig.hidden == (0, 1, 3)
+    with kd_training(lambda s, t, y: 0, IntermediateConfig(hidden="auto", attention="auto"), teacher, student,
+                     chosen) as kd:
+        assert not kd.signal(dc).cache  # attention maps come from the teacher running live
+
+
+def test_training_on_cached_hidden_states_follows_the_live_teacher(tmp_path):
+    """One KD fit with the cache and one with the teacher live end with nearly the same student and
+    losses (the cache holds half-precision states); the cache is stored for a resume and reused."""
+    from types import SimpleNamespace
+
+    from kdpipe.training.loop import Schedule, TeacherSignal, fit
+    from kdpipe.training.resume import TrainCheckpoint
+    from kdpipe.training.teacher_cache import load_or_build
+
+    x = _texts(24, seed=1)
+    train = SimpleNamespace(x=x.numpy(), y=torch.randint(0, 3, (24,)).numpy())
+    runs = {}
+    for cache in (False, True):
+        torch.manual_seed(0)  # the same models and dropout draws in both
+        teacher, student, chosen = _classifiers()
+        loss, matcher = with_matching(lambda s, t, y: ((s - t) ** 2).mean(), IntermediateConfig(hidden="auto"),
+                                      teacher, student, chosen)
+        student.matcher = matcher
+        ckpt = TrainCheckpoint(tmp_path / f"{cache}.pt", "k", every=1)
+        r = fit(student, train, train, Schedule(epochs=2, lr=1e-3, batch_size=8), loss,
+                teacher=TeacherSignal(teacher, cache=cache, hidden=(0, 1, 3)), checkpoint=ckpt, quiet=True)
+        runs[cache] = (r, student, teacher, ckpt)
+    live, cached = runs[False][0], runs[True][0]
+    assert not live.teacher_cache and cached.teacher_cache["hidden_layers"] == [0, 1, 3]
+    assert [h["loss"] for h in cached.history] == pytest.approx([h["loss"] for h in live.history], rel=1e-3)
+    # Adam moves weights with tiny gradients by about lr either way, so compare what the students say
+    from kdpipe.training.loop import batched_logits
+
+    torch.manual_seed(0)
+    untrained = batched_logits(_classifiers()[1], x)
+    out_live, out_cached = (batched_logits(run[1], x) for run in (runs[False], runs[True]))
+    moved, apart = (out_live - untrained).abs().max(), (out_live - out_cached).abs().max()
+    assert apart < 0.05 * moved
+    _, _, teacher, ckpt = runs[True]
+    stored, loaded = load_or_build(ckpt, teacher, x, "dense", 32, 1.0, 0, (0, 1, 3))
+    assert loaded and stored.hidden.shape == (24, 12, 3, 32)
+    assert not load_or_build(ckpt, teacher, x, "dense", 32, 1.0, 0, (0, 1))[1]  # other layers: built anew
