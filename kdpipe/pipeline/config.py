@@ -124,7 +124,8 @@ class DistillConfig(Section):
     divergence: Literal["forward_kl", "reverse_kl", "jsd"] = "forward_kl"
     beta: float = Field(0.5, gt=0, lt=1, description="generalized JSD's beta (divergence: jsd)")
     baseline: bool = True
-    cache_teacher: bool = Field(True, description="compute teacher logits once; the inputs do not change")
+    cache_teacher: bool = Field(True, description="compute teacher outputs (and matched hidden states) once; "
+                                                  "the inputs do not change")
     cache_format: Literal["dense", "topk", "sampled"] = Field(
         "dense", description="language models: dense logits, or sparse per token: the top-k probabilities, or "
                              "k tokens sampled from the teacher (unbiased)")

@@ -147,7 +147,8 @@ def kd_training(kd_loss, ic, teacher, student, teacher_layers=None, targets_from
     """The loss and the teacher for one KD training of `student` (the distill stage's, the prune
     stage's recovery). With `distill.intermediate` set, the matching loss is added, the teacher's
     hidden states are cached with its outputs (matching attention maps, it runs live), and the
-    matcher's projections train and checkpoint with the student; afterwards they are taken off: they are not part of the model that ships."""
+    matcher's projections train and checkpoint with the student; afterwards they are taken off:
+    they are not part of the model that ships."""
     live = None if targets_from_teacher else teacher
     if not ic.enabled:
         yield KDTraining(kd_loss, live)

@@ -27,6 +27,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from kdpipe.errors import ModelError
+
 FORMATS = ("dense", "topk", "sampled")
 STORE_LIMIT = 256 << 20  # bytes: caches up to this size are also kept in the run folder for a resume
 
@@ -130,6 +132,9 @@ def build(teacher: nn.Module, x: torch.Tensor, fmt: str = "dense", k: int = 32, 
         parts.append(out if fmt == "dense" else sparsify(out, fmt, k, temperature, gen))
         if states is not None:  # the model may have cut trailing padding: the rest stays 0 (masked anyway)
             h = torch.stack([teacher.hidden[j] for j in hidden], dim=2)
+            if h.abs().max() > torch.finfo(torch.float16).max:
+                raise ModelError("distill.intermediate.hidden: the teacher's hidden states exceed float16's range "
+                                 "and cannot be cached; set distill.cache_teacher: false (the teacher then runs live)")
             states[i : i + len(out), : h.shape[1]] = h.half()
     if fmt == "dense":
         out = torch.cat(parts).clone()

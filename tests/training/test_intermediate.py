@@ -159,3 +159,15 @@ def test_training_on_cached_hidden_states_follows_the_live_teacher(tmp_path):
     stored, loaded = load_or_build(ckpt, teacher, x, "dense", 32, 1.0, 0, (0, 1, 3))
     assert loaded and stored.hidden.shape == (24, 12, 3, 32)
     assert not load_or_build(ckpt, teacher, x, "dense", 32, 1.0, 0, (0, 1))[1]  # other layers: built anew
+
+
+def test_hidden_states_beyond_float16_are_refused_not_cached_as_infinities():
+    from kdpipe.errors import ModelError
+    from kdpipe.training.teacher_cache import build
+
+    teacher, _, _ = _classifiers()
+    with torch.no_grad():
+        teacher.hf.bert.embeddings.LayerNorm.weight.fill_(1e6)  # layer 0's states reach about 1e6
+    teacher.capture = True
+    with pytest.raises(ModelError, match="exceed float16's range.*distill.cache_teacher: false"):
+        build(teacher, _texts(), hidden=(0,))
