@@ -13,6 +13,7 @@ from kdpipe.models.checkpoint import count_params
 from kdpipe.progress import say
 from kdpipe.training.intermediate import kd_training
 from kdpipe.training.loop import Schedule, fit, seed_everything
+from kdpipe.training.teacher import history
 from kdpipe.variants import variant_row
 
 NAME = "prune"
@@ -73,7 +74,7 @@ def run(ctx) -> dict:
         "accuracy_before_recovery": before_recovery,
         "accuracy_after_recovery": {"val": row["metric"]["val"], "test": row["metric"]["test"]},
         "student_accuracy": rows["student"]["metric"],
-        "recovery": {"history": r.history},
+        "recovery": history(r),  # as distill records its trainings: epochs, step time, teacher cache
     }
 
 

@@ -41,6 +41,15 @@ def test_the_student_is_pruned_in_width_and_depth_and_recovered(pruned_run):
     assert "Pruning: hidden 32->16, heads 2->1 a block" in (run / "report" / "report.md").read_text()
 
 
+def test_distillation_and_recovery_match_hidden_states_from_the_teacher_cache(pruned_run):
+    """The teacher ran once over the training texts for each training, not on every step."""
+    task, run = pruned_run
+    student = _outputs(run, "distill")["training"]["student"]["teacher_cache"]
+    recovery = _outputs(run, "prune")["recovery"]["teacher_cache"]
+    assert student["hidden_layers"] == [0, 1, 2] and not student["reused"]
+    assert recovery["hidden_layers"] and recovery["bytes"] > 0
+
+
 def test_the_pruned_model_reloads_with_from_pretrained_exports_with_parity_and_quantizes(pruned_run):
     import transformers
 
