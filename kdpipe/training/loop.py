@@ -184,7 +184,8 @@ def fit(
                               "seconds": round(time.perf_counter() - t0, 3),
                               **({"hidden_layers": list(hidden)} if hidden else {})}
             else:
-                say(f"[{desc}] teacher outputs for the training split need {len(x) * per_sample / 2**30:.1f} GiB "
+                what = "teacher outputs and hidden states" if hidden else "teacher outputs"
+                say(f"[{desc}] {what} for the training split need {len(x) * per_sample / 2**30:.1f} GiB "
                     f"as {fmt}: running the teacher live instead of caching")
 
     # bf16 mixed precision: forward and loss under autocast, weights and optimiser state in fp32.

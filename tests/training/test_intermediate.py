@@ -171,3 +171,22 @@ def test_hidden_states_beyond_float16_are_refused_not_cached_as_infinities():
     teacher.capture = True
     with pytest.raises(ModelError, match="exceed float16's range.*distill.cache_teacher: false"):
         build(teacher, _texts(), hidden=(0,))
+
+
+def test_hidden_states_over_the_cache_budget_run_the_teacher_live(monkeypatch, capsys):
+    from types import SimpleNamespace
+
+    from kdpipe.training import loop
+    from kdpipe.training.loop import Schedule, TeacherSignal, fit
+
+    monkeypatch.setattr(loop, "CACHE_BUDGET", 1024)  # bytes: these 8 texts' states need 8 x 12 x 3 x 32 x 2
+    x = _texts(8)
+    train = SimpleNamespace(x=x.numpy(), y=torch.zeros(8, dtype=torch.long).numpy())
+    teacher, student, chosen = _classifiers()
+    loss, matcher = with_matching(lambda s, t, y: ((s - t) ** 2).mean(), IntermediateConfig(hidden="auto"),
+                                  teacher, student, chosen)
+    student.matcher = matcher
+    r = fit(student, train, train, Schedule(epochs=1, lr=1e-3, batch_size=4), loss,
+            teacher=TeacherSignal(teacher, hidden=(0, 1, 3)), desc="kd")
+    assert not r.teacher_cache and r.history[0]["loss"] > 0
+    assert "[kd] teacher outputs and hidden states for the training split need" in capsys.readouterr().err
