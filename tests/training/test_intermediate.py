@@ -180,6 +180,7 @@ def test_hidden_states_over_the_cache_budget_run_the_teacher_live(monkeypatch, c
     from kdpipe.training.loop import Schedule, TeacherSignal, fit
 
     monkeypatch.setattr(loop, "CACHE_BUDGET", 1024)  # bytes: these 8 texts' states need 8 x 12 x 3 x 32 x 2
+    monkeypatch.setattr("kdpipe.progress._quiet", False)  # an earlier `-q` run in this process may have set it
     x = _texts(8)
     train = SimpleNamespace(x=x.numpy(), y=torch.zeros(8, dtype=torch.long).numpy())
     teacher, student, chosen = _classifiers()
