@@ -66,9 +66,6 @@ class WithHidden:
     def __getitem__(self, idx) -> "WithHidden":
         return WithHidden(self.out[idx], self.hidden[idx])
 
-    def __len__(self) -> int:
-        return len(self.hidden)
-
     def to(self, device) -> "WithHidden":
         return WithHidden(self.out.to(device), self.hidden.to(device))
 
