@@ -122,34 +122,41 @@ def test_hidden_states_are_cached_unless_attention_maps_are_matched():
         assert not kd.signal(dc).cache  # attention maps come from the teacher running live
 
 
-def test_training_on_cached_hidden_states_follows_the_live_teacher(tmp_path):
-    """One KD fit with the cache and one with the teacher live end with nearly the same student and
-    losses (the cache holds half-precision states); the cache is stored for a resume and reused."""
+def _kd_fit(x, y, cache: bool, epochs: int, batch_size: int, **kw):
+    """A KD fit of a derived classifier matching the hidden states of every block it kept, with the
+    teacher cached or live; returns (result, student, teacher)."""
     from types import SimpleNamespace
 
     from kdpipe.training.loop import Schedule, TeacherSignal, fit
+
+    train = SimpleNamespace(x=x.numpy(), y=y.numpy())
+    teacher, student, chosen = _classifiers()
+    loss, matcher = with_matching(lambda s, t, y: ((s - t) ** 2).mean(), IntermediateConfig(hidden="auto"),
+                                  teacher, student, chosen)
+    student.matcher = matcher
+    r = fit(student, train, train, Schedule(epochs=epochs, lr=1e-3, batch_size=batch_size), loss,
+            teacher=TeacherSignal(teacher, cache=cache, hidden=(0, 1, 3)), **kw)
+    return r, student, teacher
+
+
+def test_training_on_cached_hidden_states_follows_the_live_teacher(tmp_path):
+    """One KD fit with the cache and one with the teacher live end with nearly the same student and
+    losses (the cache holds half-precision states); the cache is stored for a resume and reused."""
+    from kdpipe.training.loop import batched_logits
     from kdpipe.training.resume import TrainCheckpoint
     from kdpipe.training.teacher_cache import load_or_build
 
     x = _texts(24, seed=1)
-    train = SimpleNamespace(x=x.numpy(), y=torch.randint(0, 3, (24,)).numpy())
+    y = torch.randint(0, 3, (24,))
     runs = {}
     for cache in (False, True):
         torch.manual_seed(0)  # the same models and dropout draws in both
-        teacher, student, chosen = _classifiers()
-        loss, matcher = with_matching(lambda s, t, y: ((s - t) ** 2).mean(), IntermediateConfig(hidden="auto"),
-                                      teacher, student, chosen)
-        student.matcher = matcher
         ckpt = TrainCheckpoint(tmp_path / f"{cache}.pt", "k", every=1)
-        r = fit(student, train, train, Schedule(epochs=2, lr=1e-3, batch_size=8), loss,
-                teacher=TeacherSignal(teacher, cache=cache, hidden=(0, 1, 3)), checkpoint=ckpt, quiet=True)
-        runs[cache] = (r, student, teacher, ckpt)
+        runs[cache] = (*_kd_fit(x, y, cache, epochs=2, batch_size=8, checkpoint=ckpt, quiet=True), ckpt)
     live, cached = runs[False][0], runs[True][0]
     assert not live.teacher_cache and cached.teacher_cache["hidden_layers"] == [0, 1, 3]
     assert [h["loss"] for h in cached.history] == pytest.approx([h["loss"] for h in live.history], rel=1e-3)
     # Adam moves weights with tiny gradients by about lr either way, so compare what the students say
-    from kdpipe.training.loop import batched_logits
-
     torch.manual_seed(0)
     untrained = batched_logits(_classifiers()[1], x)
     out_live, out_cached = (batched_logits(run[1], x) for run in (runs[False], runs[True]))
@@ -174,20 +181,10 @@ def test_hidden_states_beyond_float16_are_refused_not_cached_as_infinities():
 
 
 def test_hidden_states_over_the_cache_budget_run_the_teacher_live(monkeypatch, capsys):
-    from types import SimpleNamespace
-
     from kdpipe.training import loop
-    from kdpipe.training.loop import Schedule, TeacherSignal, fit
 
     monkeypatch.setattr(loop, "CACHE_BUDGET", 1024)  # bytes: these 8 texts' states need 8 x 12 x 3 x 32 x 2
     monkeypatch.setattr("kdpipe.progress._quiet", False)  # an earlier `-q` run in this process may have set it
-    x = _texts(8)
-    train = SimpleNamespace(x=x.numpy(), y=torch.zeros(8, dtype=torch.long).numpy())
-    teacher, student, chosen = _classifiers()
-    loss, matcher = with_matching(lambda s, t, y: ((s - t) ** 2).mean(), IntermediateConfig(hidden="auto"),
-                                  teacher, student, chosen)
-    student.matcher = matcher
-    r = fit(student, train, train, Schedule(epochs=1, lr=1e-3, batch_size=4), loss,
-            teacher=TeacherSignal(teacher, hidden=(0, 1, 3)), desc="kd")
+    r, _, _ = _kd_fit(_texts(8), torch.zeros(8, dtype=torch.long), True, epochs=1, batch_size=4, desc="kd")
     assert not r.teacher_cache and r.history[0]["loss"] > 0
     assert "[kd] teacher outputs and hidden states for the training split need" in capsys.readouterr().err
