@@ -11,7 +11,7 @@ from typing import Callable
 import numpy as np
 import torch
 
-from kdpipe.data.splits import text_lengths
+from kdpipe.data.splits import length_order
 from kdpipe.training.lm_losses import IGNORE
 
 Predict = Callable[[np.ndarray], np.ndarray]
@@ -41,8 +41,8 @@ def onnx_predictor(session, feeds: Callable | None = None) -> Predict:
 def logits(predict: Predict, x: np.ndarray, batch_size: int = 64) -> np.ndarray:
     """predict over x in batches. Padded texts go shortest first (a model that cuts trailing padding,
     kdpipe.models.hf.HFModule, then computes little of it); the rows come back in x's order."""
-    lengths = text_lengths(x)
-    order = np.argsort(lengths, kind="stable") if lengths is not None else np.arange(len(x))
+    order = length_order(x)
+    order = np.arange(len(x)) if order is None else order
     out = np.concatenate([predict(x[order[i : i + batch_size]]) for i in range(0, len(x), batch_size)])
     out[order] = out.copy()
     return out

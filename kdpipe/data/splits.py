@@ -30,9 +30,21 @@ def text_lengths(x: np.ndarray) -> np.ndarray | None:
     """Real tokens of each padded text, for inputs stored as ids and attention mask stacked
     ([n, 2, length] integers, kdpipe.tasks.hf_task.encode); None for any other input. Lets the
     training loop and evaluation batch texts of similar length, so padding is not computed."""
-    if x.ndim != 3 or x.shape[1] != 2 or x.dtype.kind not in "iu":
+    dt = x.dtype  # a numpy array or a torch tensor
+    integer = dt.kind in "iu" if isinstance(dt, np.dtype) else not (dt.is_floating_point or dt.is_complex)
+    if x.ndim != 3 or x.shape[1] != 2 or not integer:
         return None
     return x[:, 1].sum(-1)
+
+
+def length_order(x):
+    """x's rows shortest padded text first (stable; numpy or torch, as x), or None when x holds no
+    padded texts. A pass over x in this order, in batches, computes little padding when the model
+    cuts the columns no text of a batch uses (kdpipe.models.hf.HFModule)."""
+    lengths = text_lengths(x)
+    if lengths is None:
+        return None
+    return np.argsort(lengths, kind="stable") if isinstance(lengths, np.ndarray) else lengths.argsort(stable=True)
 
 
 def trim_padding(x: np.ndarray) -> np.ndarray:

@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from kdpipe import distributed
-from kdpipe.data.splits import text_lengths
+from kdpipe.data.splits import length_order, text_lengths
 from kdpipe.errors import KdpipeError
 from kdpipe.tasks.base import ACCURACY, Metric
 from kdpipe.progress import progress, say
@@ -73,8 +73,13 @@ def seed_everything(seed: int) -> None:
 
 @torch.inference_mode()
 def batched_logits(model: nn.Module, x: torch.Tensor, batch_size: int = 512) -> torch.Tensor:
+    """The model's outputs for x in batches, padded texts shortest first (little padding computed);
+    the rows come back in x's order."""
     model.eval()
-    return torch.cat([model(x[i : i + batch_size]).float() for i in range(0, len(x), batch_size)])
+    order = length_order(x)
+    xs = x if order is None else x[order]
+    out = torch.cat([model(xs[i : i + batch_size]).float() for i in range(0, len(x), batch_size)])
+    return out if order is None else out[torch.argsort(order)]
 
 
 @dataclass(frozen=True)
@@ -301,7 +306,11 @@ def _val_score(model: nn.Module, xv: torch.Tensor, yv: torch.Tensor, metric: Met
     across processes)."""
     part = distributed.shard(len(yv))
     num = den = 0.0
-    xs, ys = xv[part], yv[part].cpu().numpy()
+    xs, ys = xv[part], yv[part]
+    order = length_order(xs)  # similar lengths in a batch: little padding computed
+    if order is not None:
+        xs, ys = xs[order], ys[order]
+    ys = ys.cpu().numpy()
     for i in range(0, len(xs), 64):
         n, d = metric.partial(batched_logits(model, xs[i : i + 64]).cpu().numpy(), ys[i : i + 64])
         num, den = num + n, den + d

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from kdpipe.data.splits import length_order
 from kdpipe.errors import ModelError
 
 FORMATS = ("dense", "topk", "sampled")
@@ -123,20 +124,24 @@ def build(teacher: nn.Module, x: torch.Tensor, fmt: str = "dense", k: int = 32, 
     if hidden:
         width = teacher.hf.config.hidden_size
         states = torch.zeros((len(x), x.shape[-1], len(hidden), width), dtype=torch.float16, device=x.device)
+    order = length_order(x)  # padded texts shortest first: the model computes little padding
+    order = torch.arange(len(x), device=x.device) if order is None else order
     parts = []
     for i in range(0, len(x), batch_size):
-        out = teacher(x[i : i + batch_size]).float()
+        idx = order[i : i + batch_size]
+        out = teacher(x[idx]).float()
         parts.append(out if fmt == "dense" else sparsify(out, fmt, k, temperature, gen))
         if states is not None:  # the model may have cut trailing padding: the rest stays 0 (masked anyway)
             h = torch.stack([teacher.hidden[j] for j in hidden], dim=2)
             if h.abs().max() > torch.finfo(torch.float16).max:
                 raise ModelError("distill.intermediate.hidden: the teacher's hidden states exceed float16's range "
                                  "and cannot be cached; set distill.cache_teacher: false (the teacher then runs live)")
-            states[i : i + len(out), : h.shape[1]] = h.half()
+            states[idx, : h.shape[1]] = h.half()
+    back = torch.argsort(order)  # rows in x's order again
     if fmt == "dense":
-        out = torch.cat(parts).clone()
+        out = torch.cat(parts)[back]
     else:
-        out = SparseTargets(torch.cat([p.ids for p in parts]).clone(), torch.cat([p.probs for p in parts]).clone())
+        out = SparseTargets(torch.cat([p.ids for p in parts])[back], torch.cat([p.probs for p in parts])[back])
     return out if states is None else WithHidden(out, states)
 
 

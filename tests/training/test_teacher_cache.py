@@ -69,3 +69,31 @@ def test_cache_is_stored_beside_the_checkpoint_and_reused(tmp_path):
     assert loaded and torch.equal(again.ids, first.ids)
     _, loaded = load_or_build(TrainCheckpoint(tmp_path / "student.pt", "key-2"), teacher, x, "topk", 4, 1.0, 0)
     assert not loaded  # another run's cache is never used
+
+
+def test_padded_texts_are_cached_shortest_first_each_row_in_its_place():
+    """The cache pass runs padded texts shortest first (the model cuts the padding a batch does not
+    use) and puts every output and hidden state back in its text's row."""
+    from kdpipe.models.hf import HFModule, build_hf
+    from kdpipe.training.loop import batched_logits
+
+    config = {"num_hidden_layers": 2, "hidden_size": 32, "num_attention_heads": 2, "intermediate_size": 64,
+              "vocab_size": 100, "max_position_embeddings": 64, "num_labels": 3}
+    teacher = HFModule(build_hf("hf-config:bert", config, "classification", "teacher.model").eval())
+    teacher.capture = True
+    x = torch.randint(2, 100, (9, 2, 12), generator=torch.Generator().manual_seed(0))
+    x[:, 1] = 1
+    lengths = [12, 3, 7, 5, 12, 4, 9, 3, 6]
+    for i, n in enumerate(lengths):
+        x[i, :, n:] = 0
+    seen, forward = [], teacher.forward
+    teacher.forward = lambda b: seen.extend(b[:, 1].sum(-1).tolist()) or forward(b)
+    cache = build(teacher, x, "dense", hidden=(0, 2), batch_size=4)
+    assert seen == sorted(lengths)
+    with torch.inference_mode():
+        for i, n in enumerate(lengths):  # each text alone: no padding at all
+            alone = teacher(x[i : i + 1, :, :n])
+            assert torch.allclose(cache.out[i], alone[0], atol=1e-5)
+            states = torch.stack([teacher.hidden[j][0] for j in (0, 2)], dim=1)
+            assert torch.allclose(cache.hidden[i, :n].float(), states, atol=1e-2)
+        assert torch.allclose(batched_logits(teacher, x, batch_size=4), cache.out, atol=1e-5)
