@@ -11,18 +11,17 @@ machine's speed falls on both. Prints the ratio last.
 
 from __future__ import annotations
 
-import argparse
 import statistics
 import time
 
 import numpy as np
 import torch
 
-from kdpipe.pipeline.config import load_config
 from kdpipe.runtime.machine import machine_info
-from kdpipe.tasks import load_data, task_for
 from kdpipe.training.loop import seed_everything
 from kdpipe.training.teacher_cache import build
+
+from common import config_parser, load
 
 BATCH = 64  # build's batch size
 
@@ -43,16 +42,12 @@ def columns(x: np.ndarray, order: np.ndarray) -> float:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("config")
+    ap = config_parser()
     ap.add_argument("--texts", type=int, default=4000, help="training texts sampled (seeded)")
     ap.add_argument("--hidden", type=int, nargs="*", default=[], help="teacher layers whose hidden states are kept")
     ap.add_argument("--rounds", type=int, default=3)
-    ap.add_argument("--set", dest="overrides", action="append", default=[])
     args = ap.parse_args()
-    cfg = load_config(args.config, args.overrides)
-    task = task_for(cfg)
-    data = load_data(cfg)
+    cfg, task, data = load(args)
     seed_everything(cfg.seed)
     teacher, _ = task.build("teacher", cfg, data)
     teacher.eval()

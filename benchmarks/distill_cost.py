@@ -12,31 +12,26 @@ ratios last.
 
 from __future__ import annotations
 
-import argparse
 import copy
 import statistics
 import time
 from dataclasses import replace
 
 from kdpipe.data.splits import labelled
-from kdpipe.pipeline.config import load_config
 from kdpipe.runtime.machine import machine_info
-from kdpipe.tasks import load_data, task_for
 from kdpipe.training.intermediate import kd_training
 from kdpipe.training.loop import Schedule, fit, seed_everything
 from kdpipe.training.teacher_cache import build
 
+from common import config_parser, load
+
 
 def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("config")
+    ap = config_parser()
     ap.add_argument("--epochs", type=int, default=2)
     ap.add_argument("--rounds", type=int, default=5)
-    ap.add_argument("--set", dest="overrides", action="append", default=[])
     args = ap.parse_args()
-    cfg = load_config(args.config, args.overrides)
-    task = task_for(cfg)
-    data = load_data(cfg)
+    cfg, task, data = load(args)
     seed_everything(cfg.seed)
     teacher, _ = task.build("teacher", cfg, data)
     student, s_spec = task.build("student", cfg, data, teacher)

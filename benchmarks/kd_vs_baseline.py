@@ -10,7 +10,6 @@ Prints mean ± std of validation and test accuracy, and the KD gain over the bas
 
 from __future__ import annotations
 
-import argparse
 import copy
 import statistics
 import time
@@ -23,14 +22,14 @@ from kdpipe.pipeline.config import load_config
 from kdpipe.training.kd_loss import hard_loss, kd_loss_fn
 from kdpipe.training.loop import Schedule, TeacherSignal, fit, seed_everything
 
+from common import config_parser
+
 
 def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("config")
+    ap = config_parser()
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--hidden", action="append", help="student MLP hidden sizes, e.g. 32 or 64,64 (repeatable)")
     ap.add_argument("--kd", action="append", help="temperature,alpha (repeatable); default: the config's")
-    ap.add_argument("--set", dest="overrides", action="append", default=[])
     args = ap.parse_args()
     base = load_config(args.config, args.overrides)
     if base.data.label_fraction < 1:  # this script trains on every label; the pipeline's few-label runs are a sweep

@@ -9,7 +9,6 @@ widths: only the choice of layers differs.
 
 from __future__ import annotations
 
-import argparse
 import itertools
 import time
 
@@ -18,8 +17,8 @@ import torch
 from kdpipe.evaluation import evaluate, torch_predictor
 from kdpipe.models.hf import layer_list
 from kdpipe.models.hf_prune import IMPORTANCE_SAMPLES, LAYER_SEARCH_SAMPLES, _inputs, rank_blocks
-from kdpipe.pipeline.config import load_config
-from kdpipe.tasks import load_data, task_for
+
+from common import config_parser, load
 
 
 @torch.inference_mode()
@@ -46,15 +45,12 @@ def per_block_change(model, x) -> torch.Tensor:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("config")
-    ap.add_argument("--set", dest="overrides", action="append", default=[])
+    ap = config_parser()
     ap.add_argument("--keep", type=int, nargs="+", required=True)
     ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    cfg = load_config(args.config, args.overrides)
-    task, data = task_for(cfg), load_data(cfg)
+    cfg, task, data = load(args)
     teacher, _ = task.build("teacher", cfg, data)
     x = data.train.x[:IMPORTANCE_SAMPLES]
     t0 = time.perf_counter()

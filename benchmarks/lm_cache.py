@@ -7,24 +7,20 @@ initialisation, same batches). Prints the ratios last.
 
 from __future__ import annotations
 
-import argparse
 import copy
 import time
 
 from kdpipe.evaluation import evaluate, torch_predictor
-from kdpipe.pipeline.config import load_config
-from kdpipe.tasks import load_data, task_for
 from kdpipe.training.loop import Schedule, TeacherSignal, fit, seed_everything
+
+from common import config_parser, load
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("config")
+    ap = config_parser()
     ap.add_argument("--k", type=int, default=32, help="entries a token for topk / sampled")
-    ap.add_argument("--set", dest="overrides", action="append", default=[])
     args = ap.parse_args()
-    cfg = load_config(args.config, args.overrides)
-    task, data = task_for(cfg), load_data(cfg)
+    cfg, task, data = load(args)
     dc, tc = cfg.distill, cfg.teacher.train
     hard, kd = task.losses(cfg)
     common = dict(quiet=True, metric=task.metric)

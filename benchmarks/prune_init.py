@@ -9,28 +9,24 @@ config's metric on its validation and test splits, side by side in one process.
 
 from __future__ import annotations
 
-import argparse
 import time
 
 import torch
 
 from kdpipe.evaluation import evaluate, torch_predictor
 from kdpipe.models.checkpoint import count_params
-from kdpipe.pipeline.config import load_config
-from kdpipe.tasks import load_data, task_for
+
+from common import config_parser, load
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("config")
-    ap.add_argument("--set", dest="overrides", action="append", default=[])
+    ap = config_parser()
     ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    cfg = load_config(args.config, args.overrides)
+    cfg, task, data = load(args)
     if cfg.student.model != "derive:teacher":
         raise SystemExit("prune_init.py: the config's student must be derive:teacher")
-    task, data = task_for(cfg), load_data(cfg)
     teacher, _ = task.build("teacher", cfg, data)
     print(f"{cfg.name}: student params {dict(cfg.student.params)}; metric {task.metric.name}")
     other = getattr(data, "other", None)  # data.other_source, when the config names one

@@ -8,7 +8,6 @@ latency figure for a model against a bare onnxruntime loop with the same session
 
 from __future__ import annotations
 
-import argparse
 import json
 import time
 
@@ -21,13 +20,13 @@ from kdpipe.pipeline.config import load_config
 from kdpipe.runtime.sessions import make_session, timed_call
 from kdpipe.runtime.timing import measure, measure_rounds, torch_call
 
+from common import config_parser
+
 
 def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("config")
+    ap = config_parser()
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--seconds", type=float, default=3.0)
-    ap.add_argument("--set", dest="overrides", action="append", default=[])
     args = ap.parse_args()
     cfg = load_config(args.config, args.overrides)
     run = cfg.run_dir()

@@ -8,7 +8,6 @@ side, ratios last.
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import io
 import json
@@ -25,13 +24,13 @@ from kdpipe.runtime.sessions import make_session, timed_call
 from kdpipe.runtime.timing import measure_rounds
 from kdpipe.tasks import get_task, load_data
 
+from common import config_parser
+
 
 def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("config")
+    ap = config_parser()
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--seconds", type=float, default=2.0)
-    ap.add_argument("--set", dest="overrides", action="append", default=[])
     args = ap.parse_args()
     cfg = load_config(args.config, args.overrides)
     task, data = get_task(cfg.task), load_data(cfg)
