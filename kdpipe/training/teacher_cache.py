@@ -125,10 +125,9 @@ def build(teacher: nn.Module, x: torch.Tensor, fmt: str = "dense", k: int = 32, 
         width = teacher.hf.config.hidden_size
         states = torch.zeros((len(x), x.shape[-1], len(hidden), width), dtype=torch.float16, device=x.device)
     order = length_order(x)  # padded texts shortest first: the model computes little padding
-    order = torch.arange(len(x), device=x.device) if order is None else order
     parts = []
     for i in range(0, len(x), batch_size):
-        idx = order[i : i + batch_size]
+        idx = slice(i, i + batch_size) if order is None else order[i : i + batch_size]
         out = teacher(x[idx]).float()
         parts.append(out if fmt == "dense" else sparsify(out, fmt, k, temperature, gen))
         if states is not None:  # the model may have cut trailing padding: the rest stays 0 (masked anyway)
@@ -137,7 +136,7 @@ def build(teacher: nn.Module, x: torch.Tensor, fmt: str = "dense", k: int = 32, 
                 raise ModelError("distill.intermediate.hidden: the teacher's hidden states exceed float16's range "
                                  "and cannot be cached; set distill.cache_teacher: false (the teacher then runs live)")
             states[idx, : h.shape[1]] = h.half()
-    back = torch.argsort(order)  # rows in x's order again
+    back = slice(None) if order is None else torch.argsort(order)  # rows in x's order again
     if fmt == "dense":
         out = torch.cat(parts)[back]
     else:
