@@ -114,10 +114,6 @@ def build(teacher: nn.Module, x: torch.Tensor, fmt: str = "dense", k: int = 32, 
           seed: int = 0, batch_size: int = 64, hidden: tuple[int, ...] = ()):
     """The teacher's outputs for all of x, in the given format (batched, no autograd); with `hidden`
     (layer indices; the teacher keeps its hidden states, `capture`), a WithHidden."""
-    if fmt == "dense" and not hidden:
-        from kdpipe.training.loop import batched_logits
-
-        return batched_logits(teacher, x, batch_size).clone()  # clone: a normal tensor, usable in autograd
     teacher.eval()
     gen = torch.Generator(device=x.device).manual_seed(seed)
     states = None
