@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import json
 import shutil
+import sys
 from pathlib import Path
 
 import numpy as np
 
 from kdpipe import __version__
-from kdpipe.data.sources import first_non_finite, read_npz
+from kdpipe.data.sources import IMAGE_SUFFIXES, first_non_finite, read_npz
 from kdpipe.data.splits import apply_preprocessing
 from kdpipe.errors import DataError, KdpipeError
 from kdpipe.pipeline.artifacts import atomic_write_json
@@ -62,13 +63,61 @@ def load_bundle(folder: Path):
         model = inside_bundle(folder, info["model"], f"{meta}: \"model\"")
     except (json.JSONDecodeError, KeyError, TypeError) as e:
         raise KdpipeError(f"{meta}: unreadable bundle description ({e})") from None
-    if "tokenizer" in info:
-        inside_bundle(folder, info["tokenizer"], f"{meta}: \"tokenizer\"")
+    if not isinstance(info, dict):
+        raise KdpipeError(f"{meta}: unreadable bundle description (a JSON object was expected)")
     from kdpipe.runtime.onnx_convert import load_checked
 
     load_checked(model, "bundle")
     sess, _ = make_session(model, "cpu")
+    check_bundle(folder, info, sess)
     return sess, info
+
+
+def check_bundle(folder: Path, info: dict, sess) -> None:
+    """kdpipe.json against its model, before the first prediction: a description that the model or
+    the folder contradicts is refused with what is wrong, not met as a traceback mid-output."""
+    meta = folder / BUNDLE_JSON
+    task = info.get("task", "classification")
+    graph = {i.name: i.shape for i in sess.get_inputs()}
+    out_dim = sess.get_outputs()[0].shape[-1]
+
+    def field(key, kind, what):
+        if not isinstance(info.get(key), kind):
+            raise KdpipeError(f"{meta}: \"{key}\" is {'missing' if key not in info else repr(info[key])}; "
+                              f"expected {what}")
+        return info[key]
+
+    if task not in ("classification", "embedding", "causal-lm", "masked-lm"):
+        raise KdpipeError(f"{meta}: \"task\" {task!r} is not one kdpipe makes")
+    text = "tokenizer" in info or task != "classification"
+    if text:
+        tok = inside_bundle(folder, field("tokenizer", str, "the tokenizer file's name"), f"{meta}: \"tokenizer\"")
+        if not tok.is_file():
+            raise KdpipeError(f"{meta}: the tokenizer file {tok.name!r} is not in {folder}; a text bundle carries "
+                              "its tokenizer")
+        if not isinstance(info.get("max_sequence_length"), int) or info["max_sequence_length"] < 1:
+            field("max_sequence_length", type(None), "the longest input in tokens, a whole number >= 1")
+    else:
+        spec = field("input", dict, 'the model input, {"name": ..., "shape": ["batch", ...]}')
+        name, shape = spec.get("name"), spec.get("shape")
+        if name not in graph:
+            raise KdpipeError(f"{meta}: input name {name!r} is not the model's (it takes {', '.join(graph)})")
+        declared, actual = list(shape or [])[1:], list(graph[name])[1:]
+        if not isinstance(shape, list) or len(declared) != len(actual) or any(
+                isinstance(a, int) and a != d for a, d in zip(actual, declared)):
+            raise KdpipeError(f"{meta}: input shape {shape} is not the model's {['batch', *actual]}")
+        pre = field("preprocessing", dict, "the preprocessing (scale, mean, std)")
+        for key in ("scale", "mean", "std"):
+            v = pre.get(key)
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not np.isfinite(v):
+                raise KdpipeError(f"{meta}: preprocessing.{key} is {v!r}; expected a finite number")
+        if pre["std"] == 0 or pre["scale"] == 0:
+            raise KdpipeError(f"{meta}: preprocessing.{'std' if pre['std'] == 0 else 'scale'} is 0; inputs would be "
+                              "divided by zero (or all equal)")
+    if task == "classification":
+        labels = field("labels", list, "one label name per model output")
+        if isinstance(out_dim, int) and len(labels) != out_dim:
+            raise KdpipeError(f"{meta}: {len(labels)} labels for a model with {out_dim} outputs; one label per output")
 
 
 def inside_bundle(folder: Path, name: str, where: str) -> Path:
@@ -84,13 +133,14 @@ def inside_bundle(folder: Path, name: str, where: str) -> Path:
     return path
 
 
-def read_inputs(path: Path, info: dict) -> np.ndarray:
+def read_inputs(path: Path, info: dict, strict: bool = False, told: set | None = None) -> np.ndarray:
     """Raw inputs (before preprocessing) shaped (N, *input_shape), from .npz, CSV or image files.
-    Flat rows (N, features) are reshaped to the model's input shape: CSV rows always are flat."""
+    Flat rows (N, features) are reshaped to the model's input shape: CSV rows always are flat (a CSV
+    whose every column name is a number has no header). An image of another size or colour mode is
+    converted, with a note on stderr once per kind (`told` remembers), or refused when `strict`."""
     path = Path(path)
     shape = tuple(info["input"]["shape"][1:])
-    if not path.is_file():
-        raise DataError(f"input file not found: {path}")
+    _check_input_file(path)
     suffix = path.suffix.lower()
     if suffix == ".npz":
         arrays = read_npz(path)
@@ -108,6 +158,8 @@ def read_inputs(path: Path, info: dict) -> np.ndarray:
 
         try:
             df = pd.read_csv(path)
+            if len(df.columns) and all(_is_number(c) for c in df.columns):  # no header: the first row is data
+                df = pd.read_csv(path, header=None)
         except Exception as e:
             raise DataError(f"{path}: not a readable CSV file ({e})") from None
         if df.empty:
@@ -121,12 +173,14 @@ def read_inputs(path: Path, info: dict) -> np.ndarray:
         if bad:
             raise DataError(f"{path}: feature columns must be numeric; not numeric: {', '.join(bad[:5])}")
         x = df.to_numpy(dtype=np.float32)
-    else:
-        from kdpipe.data.sources import load_image_file
-
+    elif suffix in IMAGE_SUFFIXES:
         if len(shape) != 3:
-            raise DataError(f"{path}: image input, but the model takes {shape} feature vectors")
-        x = load_image_file(path, shape[0], shape[1:])[None]
+            raise DataError(f"{path}: an image, but the model takes feature vectors of shape {shape}: give .npz or "
+                            ".csv rows")
+        x = _read_image(path, shape, strict, told)
+    else:
+        raise DataError(f"{path}: {suffix or 'a file without an ending'} is not an input this bundle reads: "
+                        f".npz, .csv{' or an image (' + ', '.join(sorted(IMAGE_SUFFIXES)) + ')' if len(shape) == 3 else ''}")
     x = np.asarray(x, dtype=np.float32)
     if x.shape[1:] != shape:
         if x.ndim == 2 and x.shape[1] == int(np.prod(shape)):  # flat rows
@@ -137,6 +191,47 @@ def read_inputs(path: Path, info: dict) -> np.ndarray:
     if not np.all(np.isfinite(x)):
         raise DataError(f"{path}: inputs contain NaN or infinite values ({first_non_finite(x)})")
     return x
+
+
+def _check_input_file(path: Path) -> None:
+    if path.is_dir():
+        raise DataError(f"{path}: a folder; give the input files themselves (e.g. {path}/*.png)")
+    if not path.is_file():
+        raise DataError(f"input file not found: {path}")
+
+
+def _is_number(name) -> bool:
+    try:
+        float(str(name))
+    except ValueError:
+        return False
+    return True
+
+
+def _read_image(path: Path, shape: tuple, strict: bool, told: set | None) -> np.ndarray:
+    """One image as the model's (1, C, H, W) raw pixels; what had to change to get there is said."""
+    from PIL import Image, UnidentifiedImageError
+
+    from kdpipe.data.sources import load_image_file
+
+    channels, size = shape[0], tuple(shape[1:])
+    try:
+        with Image.open(path) as im:
+            got_size, mode = (im.height, im.width), im.mode
+    except (UnidentifiedImageError, OSError) as e:
+        raise DataError(f"{path}: not a readable image ({e})") from None
+    want_mode = "L" if channels == 1 else "RGB"
+    changes = ([f"resized from {got_size[0]}x{got_size[1]} to {size[0]}x{size[1]}"] if got_size != size else []) + (
+        [f"converted from {mode} to {'greyscale' if channels == 1 else 'RGB'}"] if mode != want_mode else [])
+    if changes and strict:
+        raise DataError(f"{path}: the model takes {size[0]}x{size[1]} {'greyscale' if channels == 1 else 'RGB'} "
+                        f"images; this one would be {' and '.join(changes)} (--strict)")
+    told = set() if told is None else told
+    for change in (c for c in changes if c not in told):
+        told.add(change)
+        print(f"note: {path}: {change}, as the model takes it (other inputs likewise, without a note; --strict "
+              "refuses them)", file=sys.stderr)
+    return load_image_file(path, channels, size)[None]
 
 
 def predict(session, info: dict, raw: np.ndarray, batch_size: int = 256) -> tuple[np.ndarray, np.ndarray]:
@@ -157,8 +252,7 @@ def _top_class(logits: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 def read_texts(path: Path) -> list[str]:
     """Texts for a text-classification bundle: a .txt file (one text a line) or JSONL ("text" field)."""
     path = Path(path)
-    if not path.is_file():
-        raise DataError(f"input file not found: {path}")
+    _check_input_file(path)
     if path.suffix.lower() == ".jsonl":
         from kdpipe.data.text import read_jsonl
 

@@ -145,7 +145,9 @@ def show_config(config, overrides):
 @click.argument("bundle", type=click.Path(file_okay=False, path_type=Path))
 @click.argument("inputs", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per input sample.")
-def predict_cmd(bundle, inputs, as_json):
+@click.option("--strict", is_flag=True, help="Refuse images of another size or colour mode than the model's, "
+                                             "instead of converting them with a note.")
+def predict_cmd(bundle, inputs, as_json, strict):
     """Run a bundle on inputs. Classifiers of arrays: .npz (array x, shaped like the model's input or
     as flat rows), CSV (feature columns) or image files; text bundles: .txt (one text a line) or .jsonl
     ("text" field) files. Prints the label and its probability (classifiers), the embedding (embedders),
@@ -155,6 +157,7 @@ def predict_cmd(bundle, inputs, as_json):
 
     sess, info = load_bundle(bundle)
     task = info.get("task", "classification")
+    told: set[str] = set()  # image conversions already noted
     for path in inputs:
         if task in ("causal-lm", "masked-lm"):
             for i, r in enumerate(lm_outputs(bundle, sess, info, read_texts(path))):
@@ -171,7 +174,7 @@ def predict_cmd(bundle, inputs, as_json):
         if "tokenizer" in info:  # a text classifier
             classes, probs = predict_texts(bundle, sess, info, read_texts(path))
         else:
-            classes, probs = predict(sess, info, read_inputs(path, info))
+            classes, probs = predict(sess, info, read_inputs(path, info, strict, told))
         for i, (c, p) in enumerate(zip(classes, probs)):
             label = info["labels"][int(c)]
             if as_json:

@@ -6,6 +6,7 @@ through `kdpipe predict`; and what the run folder looks like to another user (fi
 import collections
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -47,6 +48,42 @@ def _make_bad_data(folder: Path) -> None:
                                               "    raise RuntimeError('my factory is broken')\n")
     (folder / "afile").write_text("")
     (folder / "dup.yaml").write_text("name: a\nseed: 1\ndistill:\n  epochs: 2\n  lr: 0.1\n  epochs: 3\n")
+    (folder / "bad_factories.py").write_text(
+        "import sys, torch\n"
+        "class Nan(torch.nn.Module):\n"
+        "    def __init__(self, num_classes):\n"
+        "        super().__init__(); self.lin = torch.nn.LazyLinear(num_classes)\n"
+        "    def forward(self, x):\n"
+        "        return self.lin(x.flatten(1)) * float('nan')\n"
+        "class Ints(Nan):\n"
+        "    def forward(self, x):\n"
+        "        return self.lin(x.flatten(1)).long()\n"
+        "class Still(torch.nn.Module):\n"
+        "    def __init__(self, num_classes):\n"
+        "        super().__init__(); self.n = num_classes\n"
+        "    def forward(self, x):\n"
+        "        return x.flatten(1)[:, :self.n] * 1.0\n"
+        "def nan_out(num_classes): return Nan(num_classes)\n"
+        "def int_out(num_classes): return Ints(num_classes)\n"
+        "def no_params(num_classes): return Still(num_classes)\n"
+        "def exits(num_classes): sys.exit(3)\n"
+        "def interrupts(num_classes): raise KeyboardInterrupt\n")
+    nan_weights = {k: v.clone() for k, v in _tiny_teacher_state().items()}
+    next(iter(nan_weights.values()))[0] = float("nan")
+    torch.save(nan_weights, folder / "nan_teacher.pt")
+    rows = ["a,b,label"] + [f"{3e38 if i % 2 else 1.0},{i},{i % 2}" for i in range(40)]
+    (folder / "huge.csv").write_text("\n".join(rows))
+    rows = ["a,b,label"] + [f"{i},{i * 2},{1_000_000 if i % 2 else 0}" for i in range(40)]
+    (folder / "million.csv").write_text("\n".join(rows))
+    (folder / "weights.csv").write_text("a,b\n1,2\n")
+
+
+def _tiny_teacher_state() -> dict:
+    """The weights of the tiny config's teacher (random: only their names and shapes matter here)."""
+    from kdpipe.models.factory import build_model
+
+    t = json.loads(json.dumps(__import__("tests.conftest", fromlist=["TINY"]).TINY))["teacher"]
+    return build_model(t["model"], t["params"], (1, 8, 8), 10, "teacher.model").state_dict()
 
 
 BAD_RUNS = [
@@ -64,6 +101,34 @@ BAD_RUNS = [
     ("pickled teacher", {"teacher.weights": "{d}/pickle.pt"}, ["pickled Python objects", "state_dict()"]),
     ("garbage safetensors", {"teacher.weights": "{d}/garbage.safetensors"}, ["cannot read checkpoint"]),
     ("state dict that does not fit", {"teacher.weights": "{d}/wrong.pt"}, ["does not match the model"]),
+    # values no run can use
+    ("seed far too large", {"seed": 1e23}, ["seed: a whole number far too large"]),
+    ("negative seed", {"seed": -1}, ["seed:", "greater than or equal to 0"]),
+    ("1e23 epochs", {"distill.epochs": 1e23}, ["distill.epochs: a whole number far too large"]),
+    ("a billion epochs", {"distill.epochs": 1_000_000_000}, ["distill.epochs: at most 100,000"]),
+    ("infinite temperature", {"distill.temperature": float("inf")}, ["distill.temperature", "finite number"]),
+    ("NaN max_drop", {"export.max_drop": float("nan")}, ["export.max_drop", "finite number"]),
+    ("zero image size", {"data.image_size": [0, 0]}, ["data.image_size", "greater than or equal to 1"]),
+    ("negative image size", {"data.image_size": [-1, 8]}, ["data.image_size", "greater than or equal to 1"]),
+    ("zero-width layer", {"teacher.params.hidden": 0}, ["teacher.model 'builtin:cnn'", "no values at all",
+                                                        "width of at least 1"]),
+    ("a million classes", {"data.source": "csv:{d}/million.csv"}, ["class ids run up to 1,000,000",
+                                                                    "only 2 distinct values"]),
+    ("values that overflow float32", {"data.source": "csv:{d}/huge.csv"}, ["overflow float32", "rescale"]),
+    # models that cannot train
+    ("NaN outputs", {"student.model": "python:bad_factories:nan_out", "student.params": {}},
+     ["student.model 'python:bad_factories:nan_out'", "NaN or infinite values on real training inputs"]),
+    ("integer outputs", {"student.model": "python:bad_factories:int_out", "student.params": {}},
+     ["returns torch.int64 values"]),
+    ("no parameters", {"student.model": "python:bad_factories:no_params", "student.params": {}},
+     ["no trainable parameters"]),
+    ("factory calls sys.exit", {"student.model": "python:bad_factories:exits", "student.params": {}},
+     ["the factory called sys.exit(3)"]),
+    ("factory raises KeyboardInterrupt", {"student.model": "python:bad_factories:interrupts", "student.params": {}},
+     ["the factory raised KeyboardInterrupt (no Ctrl-C was pressed)"]),
+    ("NaN teacher weights", {"teacher.weights": "{d}/nan_teacher.pt"}, ["holds NaN or infinite values",
+                                                                        "nan_teacher.pt"]),
+    ("CSV as teacher weights", {"teacher.weights": "{d}/weights.csv"}, ["is not a checkpoint", "torch.save"]),
 ]
 
 
@@ -78,6 +143,25 @@ def test_bad_run_input_is_one_line_and_touches_nothing(tmp_path, label, override
     assert sorted(p.name for p in tmp_path.iterdir()) == before  # no run folder, no probe left behind
     assert "running" not in r.stdout + r.stderr
     assert not any(w.endswith(("defaul", "defaul)")) for w in r.stderr.split())  # never cut mid-word
+
+
+@pytest.mark.parametrize("label, overrides, texts", [b for b in BAD_RUNS if "output_dir" not in b[1]],
+                         ids=[b[0] for b in BAD_RUNS if "output_dir" not in b[1]])
+def test_bad_input_rerun_into_a_finished_run_changes_nothing(tiny_run, tmp_path, capsys, label, overrides, texts):
+    """The same mistakes made on a rerun of a finished run folder: refused as before, and the folder,
+    its manifest and its own modification time are as they were (in process: no torch import each)."""
+    from tests.pipeline.test_rerun_transaction import snapshot
+
+    _make_bad_data(tmp_path)
+    shutil.copytree(tiny_run, tmp_path / "run")
+    before = snapshot(tmp_path / "run", mtime=True)
+    overrides = {k: v.format(d=tmp_path) if isinstance(v, str) else v for k, v in overrides.items()}
+    capsys.readouterr()
+    assert run_cli("all", str(write_config(tmp_path, overrides))) == 2
+    err = capsys.readouterr().err
+    assert err.count("kdpipe: error:") == 1 and "running" not in err and "Traceback" not in err, err
+    assert all(t in err for t in texts), err
+    assert snapshot(tmp_path / "run", mtime=True) == before
 
 
 def test_debug_shows_the_factory_traceback(tmp_path):
@@ -229,3 +313,80 @@ def test_report_has_the_split_sizes_per_class(tiny_run):
     assert {s: sum(per_class[s].values()) for s in samples} == samples and set(per_class["test"]) == set("0123456789")
     md = (tiny_run / "report" / "report.md").read_text()
     assert "## Data splits" in md and f"| samples | {samples['train']:,} |" in md
+
+
+BROKEN_BUNDLES = [
+    ("no input", lambda i: i.pop("input"), '"input" is missing'),
+    ("no preprocessing", lambda i: i.pop("preprocessing"), '"preprocessing" is missing'),
+    ("labels null", lambda i: i.update(labels=None), '"labels" is None'),
+    ("3 labels for 10 outputs", lambda i: i.update(labels=["a", "b", "c"]), "3 labels for a model with 10 outputs"),
+    ("a shape the model lacks", lambda i: i["input"].update(shape=["batch", 3, 8, 8]), "input shape ['batch', 3, 8, 8]"),
+    ("an input name the model lacks", lambda i: i["input"].update(name="pixels"), "input name 'pixels' is not the model's"),
+    ("std 0", lambda i: i["preprocessing"].update(std=0), "preprocessing.std is 0"),
+    ("a text bundle without its tokenizer", lambda i: i.update(task="causal-lm", tokenizer="tokenizer.json",
+                                                                 max_sequence_length=32),
+     "the tokenizer file 'tokenizer.json' is not in"),
+]
+
+
+@pytest.mark.parametrize("label, damage, text", BROKEN_BUNDLES, ids=[b[0] for b in BROKEN_BUNDLES])
+def test_a_bundle_its_description_contradicts_is_refused_before_any_prediction(bundle, tmp_path, label, damage, text):
+    from kdpipe.bundle import load_bundle
+    from kdpipe.errors import KdpipeError
+
+    info = json.loads((bundle / "kdpipe.json").read_text())
+    damage(info)
+    (bundle / "kdpipe.json").write_text(json.dumps(info))
+    with pytest.raises(KdpipeError, match=re.escape(text)):
+        load_bundle(bundle)
+    np.savez(tmp_path / "x.npz", x=np.zeros((6, 64)))
+    r = _kdpipe("predict", str(bundle), str(tmp_path / "x.npz"))
+    _one_clear_line(r, text)
+    assert r.stdout == ""  # not six predictions and then a traceback
+
+
+def test_a_headerless_csv_keeps_its_first_row(bundle, tmp_path):
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 17, size=(300, 64))
+    np.savetxt(tmp_path / "rows.csv", x, fmt="%d", delimiter=",")  # no header line
+    np.savez(tmp_path / "rows.npz", x=x.astype(np.float32))
+    from_csv = _kdpipe("predict", "--json", str(bundle), str(tmp_path / "rows.csv"))
+    from_npz = _kdpipe("predict", "--json", str(bundle), str(tmp_path / "rows.npz"))
+    assert from_csv.returncode == 0 and from_npz.returncode == 0
+    rows = [json.loads(line) for line in from_csv.stdout.splitlines()]
+    assert len(rows) == 300 and [r["index"] for r in rows] == list(range(300))
+    assert [r["label"] for r in rows] == [json.loads(line)["label"] for line in from_npz.stdout.splitlines()]
+
+
+def test_predict_names_a_folder_or_a_file_kind_it_does_not_read(bundle, tmp_path):
+    (tmp_path / "notes.txt").write_text("1,2,3\n")
+    _one_clear_line(_kdpipe("predict", str(bundle), str(tmp_path)), "a folder; give the input files")
+    _one_clear_line(_kdpipe("predict", str(bundle), str(tmp_path / "notes.txt")),
+                    ".txt is not an input this bundle reads: .npz, .csv")
+
+
+def test_images_of_another_size_or_mode_are_noted_once_or_refused_with_strict(tmp_path):
+    from PIL import Image
+
+    from tests.conftest import write_config
+
+    cfg = write_config(tmp_path, {"student.model": "builtin:cnn", "student.params": {"channels": [4], "hidden": 8},
+                                  "prune.enabled": False, "quantize.enabled": False, "benchmark.providers": ["cpu"]})
+    assert run_cli("distill", str(cfg), "-q") == 0 and run_cli("prune", str(cfg), "-q") == 0
+    assert run_cli("quantize", str(cfg), "-q") == 0 and run_cli("export", str(cfg), "-q") == 0
+    bundle = tmp_path / "run" / "export" / "bundle"
+    images = {"big.png": np.full((16, 16), 200, np.uint8), "big2.png": np.full((16, 16), 100, np.uint8),
+              "dot.png": np.full((1, 1), 50, np.uint8), "rgb.png": np.full((8, 8, 3), 90, np.uint8),
+              "fits.png": np.full((8, 8), 30, np.uint8)}
+    for name, arr in images.items():
+        Image.fromarray(arr).save(tmp_path / name)
+    r = _kdpipe("predict", str(bundle), *(str(tmp_path / n) for n in images))
+    assert r.returncode == 0 and len(r.stdout.splitlines()) == 5
+    notes = [ln for ln in r.stderr.splitlines() if ln.startswith("note:")]
+    assert len(notes) == 3, r.stderr  # 16x16 once (not twice), 1x1, RGB; nothing for the image that fits
+    assert "resized from 16x16 to 8x8" in notes[0] and "resized from 1x1 to 8x8" in notes[1]
+    assert "converted from RGB to greyscale" in notes[2]
+    _one_clear_line(_kdpipe("predict", "--strict", str(bundle), str(tmp_path / "big.png")),
+                    "the model takes 8x8 greyscale images; this one would be resized from 16x16 to 8x8 (--strict)")
+    r = _kdpipe("predict", "--strict", str(bundle), str(tmp_path / "fits.png"))
+    assert r.returncode == 0 and r.stderr == ""

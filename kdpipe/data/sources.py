@@ -129,7 +129,7 @@ def _npz(path: str, cfg) -> RawData:
     if not np.issubdtype(x.dtype, np.number):
         raise DataError(f"{p}: array 'x' must be numeric (got dtype {x.dtype})")
     y = _integer_labels(y, f"{p}: array 'y'")
-    return RawData(x.astype(np.float32), y, labels or _default_labels(y, cfg))
+    return RawData(x.astype(np.float32), y, labels or _default_labels(y, cfg, f"{p}: array 'y'"))
 
 
 def _csv(path: str, cfg) -> RawData:
@@ -154,7 +154,7 @@ def _csv(path: str, cfg) -> RawData:
     raw_y = df[col]
     if pd.api.types.is_numeric_dtype(raw_y):
         y = _integer_labels(raw_y.to_numpy(), f"{p}: label column {col!r}")
-        labels = _default_labels(y, cfg)
+        labels = _default_labels(y, cfg, f"{p}: label column {col!r}")
     else:  # class names in the file: sorted for a stable mapping
         names = sorted(raw_y.astype(str).unique())
         if cfg.labels:
@@ -235,10 +235,15 @@ def _integer_labels(y: np.ndarray, where: str) -> np.ndarray:
     return y.astype(np.int64)
 
 
-def _default_labels(y: np.ndarray, cfg) -> list[str]:
+def _default_labels(y: np.ndarray, cfg, where: str = "labels") -> list[str]:
     if cfg.labels:
         return list(cfg.labels)
     n = int(y.max()) + 1 if len(y) else 0
+    distinct = len(np.unique(y))
+    if n > 100 and n > 10 * distinct:  # ids are output indices: 1,000,000 would make a model of a million outputs
+        raise DataError(f"{where}: class ids run up to {n - 1:,} but only {distinct:,} distinct values occur, so the "
+                        f"model would have {n:,} outputs; number the classes 0..{distinct - 1}, give them as names "
+                        "(text labels are numbered for you), or list them in data.labels")
     return [str(i) for i in range(n)]
 
 

@@ -102,7 +102,8 @@ def make_splits(raw: RawData, fractions, seed: int, limit: int | None = None) ->
         if len(idx) == 0:
             raise DataError(f"data.split {tuple(fractions)}: the {name} split is empty with {len(y)} samples")
     scaled = x[tr] * np.float32(raw.scale)
-    mean, std = float(scaled.mean()), float(scaled.std()) or 1.0
+    with np.errstate(over="ignore", invalid="ignore"):  # values near float32's limit: refused below, in one line
+        mean, std = float(scaled.mean()), float(scaled.std()) or 1.0
     pre = {
         "scale": float(raw.scale),
         "mean": mean,
@@ -114,7 +115,12 @@ def make_splits(raw: RawData, fractions, seed: int, limit: int | None = None) ->
     }
 
     def part(idx):
-        return Split(apply_preprocessing(x[idx], pre), y[idx])
+        with np.errstate(over="ignore", invalid="ignore"):
+            out = apply_preprocessing(x[idx], pre)
+        if not np.isfinite(out).all():  # finite values whose scaling overflows float32 (|x| near 3e38)
+            raise DataError(f"data.source {raw.source!r}: values up to {float(np.abs(x).max()):.3g} overflow float32 "
+                            f"arithmetic when normalised (mean {mean:.3g}, std {std:.3g}); rescale the inputs")
+        return Split(out, y[idx])
 
     digest = hashlib.sha256(np.ascontiguousarray(x).tobytes() + np.ascontiguousarray(y).tobytes()).hexdigest()
     return Splits(part(tr), part(va), part(te), list(raw.labels), raw.input_shape, pre, digest)

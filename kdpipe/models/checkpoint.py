@@ -52,6 +52,9 @@ def read_state_dict(path: Path, where: str) -> dict[str, torch.Tensor]:
     path = Path(path)
     if not path.is_file():
         raise ModelError(f"{where}: checkpoint not found: {path}")
+    if path.suffix != ".safetensors" and not _looks_like_torch_save(path):
+        raise ModelError(f"{where}: {path} is not a checkpoint: expected weights written by torch.save (.pt, .pth: "
+                         "a zip archive or a pickle) or a .safetensors file")
     try:
         if path.suffix == ".safetensors":
             return load_file(str(path))
@@ -71,6 +74,15 @@ def read_state_dict(path: Path, where: str) -> dict[str, torch.Tensor]:
     if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
         raise ModelError(f"{where}: {path} does not hold a state dict of tensors")
     return obj
+
+
+def _looks_like_torch_save(path: Path) -> bool:
+    """torch.save writes a zip archive (torch >= 1.6) or, in the legacy format, a pickle (protocol 2+)."""
+    import zipfile
+
+    with open(path, "rb") as f:
+        first = f.read(1)
+    return first == b"\x80" or zipfile.is_zipfile(path)
 
 
 def load_weights_into(model: nn.Module, state: dict, where: str, resize: bool = False) -> None:

@@ -8,7 +8,9 @@ from __future__ import annotations
 import contextlib
 import importlib
 import inspect
+import signal
 import sys
+import warnings
 from pathlib import Path
 
 from torch import nn
@@ -55,7 +57,10 @@ def _call(factory, params, input_shape, num_classes, where, spec) -> nn.Module:
         if unknown:
             raise ModelError(f"{where} {spec!r}: unknown params {unknown} (accepted: {sorted(accepted)})")
     try:
-        model = factory(**kwargs)
+        with users_code(f"{where} {spec!r}: the factory"), warnings.catch_warnings():
+            # a layer of width 0: the pre-flight check names it in one line (kdpipe.models.checks)
+            warnings.filterwarnings("ignore", message="Initializing zero-element tensors")
+            model = factory(**kwargs)
     except ModelError:
         raise
     except Exception as e:  # the user's own code failed: name it, keep its traceback for --debug
@@ -81,8 +86,10 @@ def _import_factory(target: str, where: str, spec: str):
     if not module_name or not attr:
         raise ModelError(f"{where} {spec!r}: expected python:package.module:factory")
     try:
-        with _importable_from(import_roots()):
+        with _importable_from(import_roots()), users_code(f"{where} {spec!r}: importing {module_name!r}"):
             module = importlib.import_module(module_name)
+    except ModelError:
+        raise
     except ImportError as e:
         roots = " and ".join(str(r) for r in import_roots())
         raise ModelError(f"{where} {spec!r}: cannot import {module_name!r} ({e}); kdpipe imports from {roots} "
@@ -94,6 +101,34 @@ def _import_factory(target: str, where: str, spec: str):
     if not callable(factory):
         raise ModelError(f"{where} {spec!r}: {module_name!r} has no callable {attr!r}")
     return factory
+
+
+@contextlib.contextmanager
+def users_code(what: str):
+    """Runs a user's code, whose sys.exit() or `raise KeyboardInterrupt` must not pass for kdpipe's own
+    exit or for the user's Ctrl-C ("interrupted; finished stages are kept"). A real Ctrl-C is told
+    apart by a SIGINT handler that marks it before raising."""
+    pressed = []
+
+    def on_sigint(signum, frame):
+        pressed.append(signum)
+        raise KeyboardInterrupt
+
+    try:
+        previous = signal.signal(signal.SIGINT, on_sigint)
+    except ValueError:  # not the main thread: signals are not ours to handle
+        previous = None
+    try:
+        yield
+    except SystemExit as e:
+        raise ModelError(f"{what} called sys.exit({e.code!r}); a factory must return a model or raise{DEBUG_HINT}") from e
+    except KeyboardInterrupt as e:
+        if pressed:
+            raise
+        raise ModelError(f"{what} raised KeyboardInterrupt (no Ctrl-C was pressed){DEBUG_HINT}") from e
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGINT, previous)
 
 
 @contextlib.contextmanager

@@ -7,6 +7,7 @@ replaced atomically. A stage is "done" only when its manifest entry exists and i
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import hashlib
 import json
@@ -162,31 +163,51 @@ class RunStore:
         return self.root / ".checkpoints" / stage
 
     def commit(self, stage: str, staging: Path, entry: dict) -> dict:
-        """Move a finished stage's folder into place and record it (files + checksums) in the manifest."""
-        final = self.root / stage
+        """Move a finished stage's folder into place and record it (files + checksums) in the manifest.
+        The previous folder is kept aside until the manifest names the new one, and put back if that
+        fails: a stage's results are replaced whole or not at all."""
+        final, old = self.root / stage, self.root / ".staging" / f"{stage}.old"
+        shutil.rmtree(old, ignore_errors=True)
         if final.exists():
-            old = self.root / ".staging" / f"{stage}.old"
-            shutil.rmtree(old, ignore_errors=True)
             final.rename(old)
-            shutil.rmtree(old)
-        share_like_plain_writes(staging)
-        staging.rename(final)
-        files = {
-            str(p.relative_to(self.root)): sha256_file(p) for p in sorted(final.rglob("*")) if p.is_file()
-        }
-        entry = dict(entry, files=files)
-        manifest = self.manifest()
-        manifest["stages"][stage] = entry
-        atomic_write_json(self.root / MANIFEST, manifest)
+        try:
+            share_like_plain_writes(staging)
+            staging.rename(final)
+            files = {str(p.relative_to(self.root)): sha256_file(p) for p in sorted(final.rglob("*")) if p.is_file()}
+            entry = dict(entry, files=files)
+            manifest = self.manifest()
+            manifest["stages"][stage] = entry
+            atomic_write_json(self.root / MANIFEST, manifest)
+        except BaseException:
+            if final.exists() and not staging.exists():
+                final.rename(staging)
+            if old.exists():
+                old.rename(final)
+            self.discard(staging)
+            raise
+        self.discard(old)  # and .staging/ itself, now empty: a finished run folder holds no scratch
         shutil.rmtree(self.checkpoint_dir(stage), ignore_errors=True)  # the stage is done: nothing to resume
         return entry
 
-    def forget(self, stages: list[str]) -> None:
-        manifest = self.manifest()
-        if any(s in manifest["stages"] for s in stages):
-            for s in stages:
-                manifest["stages"].pop(s, None)
-            atomic_write_json(self.root / MANIFEST, manifest)
+    def clean_leftovers(self) -> None:
+        """What a killed process (SIGKILL, SIGTERM: no Python cleanup runs) may have left: a stage
+        folder set aside by a commit that did not finish goes back in place, and staging folders and
+        half-written temporary files go. Called under the lock, so no other kdpipe is writing."""
+        staging = self.root / ".staging"
+        for old in staging.glob("*.old") if staging.is_dir() else []:
+            final = self.root / old.name.removesuffix(".old")
+            if not final.exists():
+                old.rename(final)  # its manifest entry still names these files
+        shutil.rmtree(staging, ignore_errors=True)
+        for tmp in self.root.rglob(".*.tmp"):  # atomic_write_bytes' and onnx_convert's temporary names
+            if tmp.is_file():
+                tmp.unlink(missing_ok=True)
+
+    def discard(self, scratch: Path) -> None:
+        """A folder under .staging/ that is no longer needed (and .staging/ itself once empty)."""
+        shutil.rmtree(scratch, ignore_errors=True)
+        with contextlib.suppress(OSError):
+            scratch.parent.rmdir()
 
     def path(self, rel: str) -> Path:
         return self.root / rel

@@ -9,18 +9,37 @@ from __future__ import annotations
 import difflib
 import re
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from kdpipe.errors import ConfigError
 
 Fraction = float
 
 
+def at_most(limit: int | float, why: str) -> AfterValidator:
+    """An upper bound that says why it is there: a count no run can use (1e23 epochs, a batch of
+    a billion) is refused in the config check, not met as an overflow deep inside a stage."""
+    def check(v):
+        if v is not None and v > limit:
+            raise ValueError(f"at most {limit:,} ({why})")
+        return v
+
+    return AfterValidator(check)
+
+
+# The limits on counts: each far above any real run, low enough that what follows cannot overflow.
+Epochs = Annotated[int, at_most(100_000, "epochs are passes over the training split; no run finishes more")]
+Seed = Annotated[int, Field(ge=0), at_most(2**32 - 1, "numpy and torch take 32-bit seeds")]
+Samples = Annotated[int, at_most(10**9, "more samples than any data set kdpipe loads into memory")]
+
+
 class Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    # allow_inf_nan: no setting takes inf or NaN (pydantic's float would pass them to the stages, and a
+    # JSON round trip turns them into null)
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
 
 
 class DataConfig(Section):
@@ -28,17 +47,20 @@ class DataConfig(Section):
                         "text:PATH, jsonl:PATH, csv:PATH, hf-disk:PATH (datasets.load_from_disk), hf-hub:NAME")
     label_column: str = "label"
     labels: list[str] | None = None
-    image_size: tuple[int, int] | None = None
+    image_size: tuple[Annotated[int, Field(ge=1), at_most(16_384, "pixels a side; images are resized to it")],
+                      Annotated[int, Field(ge=1), at_most(16_384, "pixels a side; images are resized to it")]] | None = None
     channels: Literal[1, 3] = 1
     split: tuple[float, float, float] = (0.7, 0.1, 0.2)
-    batch_size: int = Field(64, ge=1, description="global batch, whatever the number of processes")
-    micro_batch_size: int | None = Field(None, ge=1, description="max samples per forward pass per process")
-    limit: int | None = Field(None, ge=10, description="use only this many samples (quick runs)")
+    batch_size: Samples = Field(64, ge=1, description="global batch, whatever the number of processes (more than "
+                                "the training split: one batch of the whole split)")
+    micro_batch_size: Samples | None = Field(None, ge=1, description="max samples per forward pass per process")
+    limit: Samples | None = Field(None, ge=10, description="use only this many samples (quick runs)")
     text_column: str = Field("text", description="text tasks: the text field of JSONL/CSV/datasets sources")
     sequence_length: int = Field(128, ge=8, le=8192, description="text tasks: tokens per block (LM) or per text")
-    vocab_size: int = Field(2000, ge=100, description="language models: size of a tokenizer trained here")
+    vocab_size: Annotated[int, at_most(1_000_000, "tokens in a vocabulary trained here")] = Field(
+        2000, ge=100, description="language models: size of a tokenizer trained here")
     mask_prob: float = Field(0.15, gt=0, lt=1, description="masked LM: fraction of tokens to predict")
-    split_seed: int | None = Field(None, description="seeds the split (and the sample of data.limit and of "
+    split_seed: Seed | None = Field(None, description="seeds the split (and the sample of data.limit and of "
                                    "label_fraction); default: seed. kdpipe sweep fixes it so every seed is tested on "
                                    "the same data")
     label_fraction: float = Field(1.0, gt=0, le=1, description="classification: keep the labels of this fraction of "
@@ -48,7 +70,7 @@ class DataConfig(Section):
         None, description="embedding and text classification: more texts, without labels, added to the training split "
                           "for the KD loss (the no-KD baseline never sees them); one source or a list of them; texts "
                           "that share 8 words in a row with (or lie inside) a validation, test or other-source text are left out")
-    extra_texts_max: int | None = Field(None, ge=1, description="at most this many of data.extra_texts, sampled with "
+    extra_texts_max: Samples | None = Field(None, ge=1, description="at most this many of data.extra_texts, sampled with "
                                         "the data seed (KD's steps grow with the texts; the teacher's and the baseline's do not)")
     other_source: str | None = Field(None, description="embedding and text classification: texts from another source, "
                                      "scored as a second test set ('other source' in the report; at most 1,000 "
@@ -71,7 +93,7 @@ class DataConfig(Section):
 
 
 class TrainConfig(Section):
-    epochs: int = Field(10, ge=0)
+    epochs: Epochs = Field(10, ge=0)
     lr: float = Field(1e-3, gt=0)
     weight_decay: float = Field(0.0, ge=0)
     warmup: float = Field(0.0, ge=0, lt=1, description="fraction of steps with a linear learning-rate warm-up")
@@ -115,7 +137,7 @@ class IntermediateConfig(Section):
 
 
 class DistillConfig(Section):
-    epochs: int = Field(30, ge=1)
+    epochs: Epochs = Field(30, ge=1)
     lr: float = Field(1e-3, gt=0)
     weight_decay: float = Field(0.0, ge=0)
     warmup: float = Field(0.0, ge=0, lt=1, description="fraction of steps with a linear learning-rate warm-up")
@@ -129,7 +151,7 @@ class DistillConfig(Section):
     cache_format: Literal["dense", "topk", "sampled"] = Field(
         "dense", description="language models: dense logits, or sparse per token: the top-k probabilities, or "
                              "k tokens sampled from the teacher (unbiased)")
-    cache_k: int = Field(32, ge=1, description="entries a token for cache_format topk/sampled")
+    cache_k: Annotated[int, at_most(1_000_000, "entries a token: more than any vocabulary")] = Field(32, ge=1, description="entries a token for cache_format topk/sampled")
     embedding_loss: Literal["cosine", "mse", "cosine+mse"] = Field("cosine+mse", description="embedding task")
     freeze_embeddings: bool = Field(False, description="transformers: keep the student's token embedding table as it "
                                     "starts (a derived student's is the teacher's), for the KD student and the "
@@ -150,7 +172,7 @@ class PruneConfig(Section):
                                                              "head size kept (default: as many as go with the hidden "
                                                              "channels); more than those lets the width stay")
     ffn: float | None = Field(None, ge=0, lt=1, description="transformers: share of FFN neurons removed (default: ratio)")
-    layers: int = Field(0, ge=0, description="transformers: whole layers removed by greedy search, each step the "
+    layers: Annotated[int, at_most(10_000, "layers of a model")] = Field(0, ge=0, description="transformers: whole layers removed by greedy search, each step the "
                                              "one whose absence changes the output least")
     finetune: TrainConfig = Field(default_factory=lambda: TrainConfig(epochs=5, lr=5e-4))
 
@@ -164,7 +186,7 @@ class QuantizeConfig(Section):
     source: Literal["auto", "student", "pruned"] = "auto"
     variants: list[QuantVariant] = Field(default_factory=lambda: ["dynamic", "static", "fp16"])
     calibration: list[Calibration] = Field(default_factory=lambda: ["minmax", "percentile"])
-    calibration_samples: int = Field(512, ge=1)
+    calibration_samples: Samples = Field(512, ge=1)
     per_channel: bool | Literal["auto"] = Field("auto", description="per-channel int8 weights; auto: dynamic int8 is "
                                                   "made both ways and the better on validation kept (static: plain)")
     reduce_range: bool | Literal["auto"] = Field(
@@ -193,13 +215,14 @@ class BenchmarkConfig(Section):
     batch_sizes: list[int] = Field(default_factory=lambda: [1, 64])
     sequence_lengths: list[int] | None = Field(None, description="text tasks: also time these input lengths "
                                                                   "(at most data.sequence_length)")
-    warmup: int = Field(10, ge=0, description="untimed calls before timing each model and input; fewer once they "
+    warmup: Annotated[int, at_most(1_000_000, "untimed calls a model")] = Field(10, ge=0, description="untimed calls before timing each model and input; fewer once they "
                                              "have taken min_seconds / rounds (a slow call is warm after one)")
-    min_seconds: float = Field(1.0, gt=0)
-    min_runs: int = Field(20, ge=1)
-    rounds: int = Field(5, ge=1, description="models are timed side by side in this many rounds, each taking its "
+    min_seconds: Annotated[float, at_most(86_400, "a day of timing for each model and input")] = Field(1.0, gt=0)
+    min_runs: Annotated[int, at_most(10**7, "timed calls a model")] = Field(20, ge=1)
+    rounds: Annotated[int, at_most(10_000, "rounds of timing")] = Field(5, ge=1, description="models are timed side by side in this many rounds, each taking its "
                                              "share of min_seconds and min_runs, so load on the machine falls on all alike")
-    threads: int = Field(0, ge=0, description="intra-op threads; 0 = onnxruntime's default")
+    threads: Annotated[int, at_most(4096, "threads of one process")] = Field(
+        0, ge=0, description="intra-op threads; 0 = onnxruntime's default")
     torch_teacher: bool = True
 
     def timing(self) -> dict:
@@ -211,6 +234,8 @@ class BenchmarkConfig(Section):
     def _positive(cls, v):
         if not v or any(b < 1 for b in v):
             raise ValueError("batch sizes must be a non-empty list of integers >= 1")
+        if max(v) > 1_000_000:
+            raise ValueError("batch sizes: at most 1,000,000 (inputs of one timed call, held in memory)")
         return v
 
 
@@ -220,7 +245,7 @@ class SweepConfig(Section):
     students: dict[str, dict[str, Any]] = Field(
         default_factory=dict, description="name -> student.params for that size (or {model:, params:} to change "
                                           "the architecture too)")
-    seeds: list[int] = Field(default_factory=lambda: [0, 1, 2], min_length=1)
+    seeds: list[Seed] = Field(default_factory=lambda: [0, 1, 2], min_length=1)
     label_fractions: list[float] = Field(default_factory=lambda: [1.0], min_length=1,
                                          description="fractions of training labels kept (data-efficiency curve)")
     within: float = Field(1.0, ge=0, description="'close to the teacher': within this many metric units")
@@ -236,8 +261,8 @@ class SweepConfig(Section):
 class Config(Section):
     name: str = "run"
     output_dir: str | None = None
-    seed: int = 0
-    checkpoint_every: int = Field(1, ge=0, description="training checkpoint interval in epochs (0: none)")
+    seed: Seed = 0
+    checkpoint_every: Epochs = Field(1, ge=0, description="training checkpoint interval in epochs (0: none)")
     task: Literal["classification", "causal-lm", "masked-lm", "embedding"] = Field(
         "classification", description="classification (images, features or, with hf models, text), causal-lm, "
                                       "masked-lm, embedding")
@@ -457,7 +482,8 @@ def _did_you_mean(loc: tuple) -> str | None:
 
 
 def _clean(msg: str) -> str:
-    return msg.replace("Value error, ", "")
+    return msg.replace("Value error, ", "").replace(
+        "Unable to parse input string as an integer, exceeded maximum size", "a whole number far too large")
 
 
 def _first_line(e: Exception) -> str:
@@ -480,4 +506,8 @@ def section_dict(cfg: Config, names: tuple[str, ...]) -> dict:
     for (section, key), neutral in ADDED_LATER.items():
         if section in full and full[section].get(key) == neutral:
             del full[section][key]
-    return {n: full[n] for n in names}
+    out = {}
+    for n in names:  # a section ("benchmark") or one of its settings ("benchmark.threads")
+        section, _, key = n.partition(".")
+        out[n] = full[section][key] if key else full[section]
+    return out

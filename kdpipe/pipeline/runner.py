@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import os
 import platform
 import shutil
 import tempfile
@@ -112,7 +113,11 @@ def preflight(cfg: Config, root: Path) -> None:
     for module in STAGES.values():  # config checks a stage owns (e.g. the bundle names export can make)
         if hasattr(module, "check"):
             module.check(cfg)
-    task_for(cfg).preflight(cfg, load_data(cfg))
+    data = load_data(cfg)
+    if cfg.data.batch_size > len(data.train):
+        say(f"data.batch_size {cfg.data.batch_size:,} is more than the {len(data.train):,} training samples: "
+            "every step takes the whole training split")
+    task_for(cfg).preflight(cfg, data)
 
 
 def check_output_dir(root: Path) -> None:
@@ -135,8 +140,11 @@ def _check_writable(root: Path) -> None:
         existing = existing.parent
     if not existing.is_dir():
         raise RunFolderError(f"output_dir {root}: {existing} is a file, so no folder can be made under it")
+    before = existing.stat()
     try:
         tempfile.TemporaryDirectory(dir=existing, prefix=".kdpipe-probe-").cleanup()
+        # the probe leaves no trace, not even a new modification time (a refused rerun touches nothing)
+        os.utime(existing, ns=(before.st_atime_ns, before.st_mtime_ns))
     except OSError as e:
         raise RunFolderError(f"output_dir {root}: cannot write in {existing} ({e.strerror or e}); "
                              "choose a folder you can write to (output_dir or --set output_dir=PATH)") from None
@@ -152,6 +160,8 @@ def run(cfg: Config, stages: list[str], *, force: bool = False, config_hint: str
         check_upstream(cfg, store, stages[0], config_hint)
         preflight(cfg, store.root)
     with RunLock(store.root) if main else contextlib.nullcontext():
+        if main:
+            store.clean_leftovers()
         for name in stages:
             reason = distributed.broadcast(("--force" if force else why_stale(name, cfg, store)) if main else None)
             if reason is None:
@@ -178,8 +188,8 @@ def check_upstream(cfg: Config, store: RunStore, stage: str, config_hint: str) -
 def _run_stage(name: str, cfg: Config, store: RunStore, quiet: bool) -> dict | None:
     module = STAGES[name]
     main = distributed.is_main()
-    if main:
-        store.forget([name])  # until it finishes again, the old entry is not to be trusted
+    # The stage's previous entry and folder stay as they are until it commits: a rerun that fails (bad
+    # input, a crash, Ctrl-C) leaves the finished results recorded and valid for their own config.
     # Other ranks write into a private scratch folder that is thrown away: rank 0 alone records.
     staging = store.staging_dir(name) if main else Path(tempfile.mkdtemp(prefix=f"kdpipe-rank{distributed.rank()}-"))
     manifest = store.manifest()
@@ -190,6 +200,10 @@ def _run_stage(name: str, cfg: Config, store: RunStore, quiet: bool) -> dict | N
     t0 = time.perf_counter()
     try:
         outputs = module.run(ctx)
+    except BaseException:
+        if main:
+            store.discard(staging)
+        raise
     finally:
         if not main:
             shutil.rmtree(staging, ignore_errors=True)

@@ -20,7 +20,10 @@ from kdpipe.variants import bundle_label, variant_row
 
 NAME = "export"
 REQUIRES = ("distill", "prune", "quantize")
-SECTIONS = ("export",)
+# the bundle choice times every candidate with the benchmark's threads and timing settings (timing());
+# the model card's title names the run
+SECTIONS = ("name", "export", "benchmark.threads", "benchmark.warmup", "benchmark.min_seconds",
+            "benchmark.min_runs", "benchmark.rounds")
 
 
 def run(ctx) -> dict:

@@ -9,6 +9,7 @@ import numpy as np
 import torch
 
 from kdpipe.errors import ConfigError, KdpipeError
+from kdpipe.models.checks import check_trainable
 from kdpipe.models.checkpoint import load_model, load_weights_into, read_state_dict, save_model
 from kdpipe.models.factory import build_model
 from kdpipe.tasks.base import ACCURACY, Task
@@ -43,6 +44,9 @@ class Classification(Task):
                 raise KdpipeError(f"{role}.model {section.model!r}: outputs {shape} for 2 samples, but the data has "
                                   f"{data.num_classes} classes, so teacher and student outputs must be "
                                   f"(2, {data.num_classes})")
+            trains = role == "student" or not cfg.teacher.weights or cfg.teacher.finetune
+            check_trainable(model, out, f"{role}.model {section.model!r}", trains=trains,
+                            weights=cfg.teacher.weights if role == "teacher" else None)
 
     def build(self, role, cfg, data, teacher=None):
         section = getattr(cfg, role)

@@ -22,6 +22,7 @@ import torch
 
 from kdpipe.data.splits import Split
 from kdpipe.errors import ConfigError, DataError, ModelError
+from kdpipe.models.checks import check_trainable
 from kdpipe.models.hf import HFModule
 from kdpipe.tasks.base import Task
 
@@ -289,10 +290,14 @@ class HFTask(Task):
 
         check_mapping(cfg.distill.intermediate, teacher, student, spec.get("teacher_layers"))
         ids = torch.from_numpy(data.train.x[:2])  # real inputs, as the training loop will feed them
+        models = {"teacher": teacher, "student": student}
         with torch.inference_mode():
-            shapes = {role: tuple(m.eval()(ids).shape) for role, m in (("teacher", teacher), ("student", student))}
+            outs = {role: m.eval()(ids) for role, m in models.items()}
+        for role, m in models.items():
+            check_trainable(m, outs[role], f"{role}.model {getattr(cfg, role).model!r}", trains=role == "student")
+        shapes = {role: tuple(out.shape) for role, out in outs.items()}
         self.check_outputs(data, teacher, shapes)
-        self.check_models(data, {"teacher": teacher, "student": student})
+        self.check_models(data, models)
         if shapes["teacher"] != shapes["student"]:
             raise ModelError(f"teacher and student outputs do not line up: {shapes['teacher']} vs {shapes['student']} "
                              f"for 2 samples")

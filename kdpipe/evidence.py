@@ -1,0 +1,113 @@
+"""How sure a figure is. A variant's metric on a split is a sum over samples (Metric.partial), so
+keeping each sample's share lets every figure carry a 95% interval (bootstrap over samples), and
+lets two variants be compared on the *same* samples (a paired interval on their difference), which
+sees far smaller differences than two separate intervals do. Agreement with a source model (how many
+top-1 answers an int8 copy changed) measures quantization damage even where the changes cancel in
+the accuracy of one split.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+DRAWS = 1000  # bootstrap resamples: the interval's ends move by ~0.1 of its width between seeds
+LEVEL = 95
+
+
+@dataclass
+class Samples:
+    """What a model did on one split, per sample: the metric's numerator and denominator (their sums
+    give the metric) and what the metric collects of the outputs (the top-1 prediction; an embedding)."""
+
+    num: np.ndarray
+    den: np.ndarray
+    kept: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.num)
+
+
+def per_sample(metric, out: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Metric.partial of each row of a batch on its own (the batch's partial is their sum)."""
+    pairs = [metric.partial(out[i:i + 1], y[i:i + 1]) for i in range(len(out))]
+    return np.array([p[0] for p in pairs], np.float64), np.array([p[1] for p in pairs], np.float64)
+
+
+def _draws(n: int, seed: int = 0):
+    """The resampled rows, a chunk of draws at a time: the same rows for every variant of a split, so
+    paired differences are differences on the same resampled data."""
+    rng = np.random.default_rng(seed)
+    chunk = max(1, min(DRAWS, 2_000_000 // max(n, 1)))
+    for start in range(0, DRAWS, chunk):
+        yield rng.integers(0, n, size=(min(chunk, DRAWS - start), n))
+
+
+def _finish(metric, num: np.ndarray, den: np.ndarray) -> np.ndarray:
+    return np.array([metric.finish(float(a), float(b)) for a, b in zip(num, den)])
+
+
+def interval(metric, s: Samples) -> list[float]:
+    """The 95% bootstrap interval (percentile) of the metric on these samples."""
+    if len(s) < 2:
+        v = metric.finish(float(s.num.sum()), float(s.den.sum()))
+        return [v, v]
+    values = np.concatenate([_finish(metric, s.num[i].sum(1), s.den[i].sum(1)) for i in _draws(len(s))])
+    return [round(float(v), 4) for v in np.percentile(values, [(100 - LEVEL) / 2, (100 + LEVEL) / 2])]
+
+
+def paired_drop(metric, reference: Samples, other: Samples) -> dict:
+    """How much worse `other` is than `reference` (positive = worse, metric units) on the same samples:
+    the point value and its 95% paired bootstrap interval."""
+    if len(reference) != len(other):
+        raise ValueError(f"paired comparison of {len(reference)} and {len(other)} samples")
+    point = metric.worse_by(metric.finish(float(reference.num.sum()), float(reference.den.sum())),
+                            metric.finish(float(other.num.sum()), float(other.den.sum())))
+    drops = []
+    for i in _draws(len(reference)):
+        a = _finish(metric, reference.num[i].sum(1), reference.den[i].sum(1))
+        b = _finish(metric, other.num[i].sum(1), other.den[i].sum(1))
+        drops.append(a - b if metric.higher_is_better else b - a)
+    lo, hi = np.percentile(np.concatenate(drops), [(100 - LEVEL) / 2, (100 + LEVEL) / 2])
+    return {"drop": round(float(point), 4), "ci": [round(float(lo), 4), round(float(hi), 4)]}
+
+
+def agreement(a: Samples, b: Samples, mask: np.ndarray | None = None) -> float | None:
+    """% of top-1 answers two models share (classes, or tokens where `mask` marks the real ones); for
+    outputs that are vectors (embeddings), their mean cosine similarity in %. None if not comparable."""
+    if a.kept.shape != b.kept.shape:
+        return None
+    if a.kept.dtype.kind in "iu":
+        same = a.kept == b.kept
+        if mask is not None and mask.shape == same.shape:
+            same = same[mask]
+        return round(float(same.mean() * 100.0), 2) if same.size else None
+    x, y = a.kept.reshape(len(a.kept), -1).astype(np.float64), b.kept.reshape(len(b.kept), -1).astype(np.float64)
+    cos = (x * y).sum(1) / np.maximum(np.linalg.norm(x, axis=1) * np.linalg.norm(y, axis=1), 1e-12)
+    return round(float(cos.mean() * 100.0), 2)
+
+
+def samples_needed(half_width: float, n: int, target: float) -> int:
+    """Samples for a paired interval of half-width `target` where n samples gave `half_width` (the
+    width shrinks as 1/sqrt(n))."""
+    return int(np.ceil(n * (half_width / target) ** 2)) if target > 0 else 0
+
+
+# --- on disk: one .npz per variant, beside its model ---------------------------------------------------
+
+
+def save(path: Path, val: Samples, test: Samples) -> None:
+    from kdpipe.pipeline.artifacts import atomic_write_bytes
+    import io
+
+    buf = io.BytesIO()
+    np.savez_compressed(buf, val_num=val.num, val_den=val.den, val_kept=val.kept, test_num=test.num,
+                        test_den=test.den, test_kept=test.kept)
+    atomic_write_bytes(path, buf.getvalue())
+
+
+def load(path: Path) -> dict[str, Samples]:
+    with np.load(path, allow_pickle=False) as f:
+        return {split: Samples(f[f"{split}_num"], f[f"{split}_den"], f[f"{split}_kept"]) for split in ("val", "test")}
