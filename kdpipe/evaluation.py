@@ -48,30 +48,36 @@ def logits(predict: Predict, x: np.ndarray, batch_size: int = 64) -> np.ndarray:
     return out
 
 
-def _sweep(predict: Predict, split, metric, batch_size: int, collect: bool = False):
-    """The metric over a split in batches; with `collect`, also what metric.collect keeps of each batch."""
-    num = den = 0.0
-    kept = []
+def evaluate_samples(predict: Predict, split, metric, batch_size: int = 64):
+    """The metric over a split in batches, and each sample's share of it (evidence.Samples)."""
+    from kdpipe.evidence import Samples, per_sample
+
+    nums, dens, kept = [], [], []
     for i in range(0, len(split.x), batch_size):
         out = predict(split.x[i : i + batch_size])
-        n, d = metric.partial(out, split.y[i : i + batch_size])
-        num, den = num + n, den + d
-        if collect:
-            kept.append(metric.collect(out))
-    return metric.finish(num, den), kept
+        n, d = per_sample(metric, out, split.y[i : i + batch_size])
+        nums.append(n)
+        dens.append(d)
+        kept.append(metric.collect(out))
+    samples = Samples(np.concatenate(nums), np.concatenate(dens), np.concatenate(kept))
+    return metric.finish(float(samples.num.sum()), float(samples.den.sum())), samples
 
 
 def evaluate(predict: Predict, split, metric, batch_size: int = 64) -> float:
-    return _sweep(predict, split, metric, batch_size)[0]
+    return evaluate_samples(predict, split, metric, batch_size)[0]
 
 
 def score(predict: Predict, splits, metric, reference: np.ndarray | None = None, batch_size: int = 64) -> dict:
-    """The metric on the validation and test splits, plus on test: agreement (%) of the top-1
-    predictions with the teacher's (`reference`, from `collected`), and the metric's extras."""
-    test, kept = _sweep(predict, splits.test, metric, batch_size, collect=True)
-    out = {"name": metric.name, "val": round(evaluate(predict, splits.val, metric, batch_size), 4),
-           "test": round(test, 4)}
-    kept = np.concatenate(kept)
+    """The metric on the validation and test splits with their 95% intervals, plus on test: agreement
+    (%) of the top-1 predictions with the teacher's (`reference`, from `collected`), and the metric's
+    extras. `_samples` keeps each sample's share (for paired comparisons: kdpipe.evidence)."""
+    from kdpipe.evidence import interval
+
+    val, val_samples = evaluate_samples(predict, splits.val, metric, batch_size)
+    test, test_samples = evaluate_samples(predict, splits.test, metric, batch_size)
+    out = {"name": metric.name, "val": round(val, 4), "test": round(test, 4),
+           "val_ci": interval(metric, val_samples), "test_ci": interval(metric, test_samples)}
+    kept = test_samples.kept
     if reference is not None and reference.shape == kept.shape and kept.dtype.kind in "iu":
         y = splits.test.y
         real = y != IGNORE if y.shape == kept.shape else np.ones(kept.shape, bool)  # masked LM: masked positions
@@ -82,4 +88,5 @@ def score(predict: Predict, splits, metric, reference: np.ndarray | None = None,
     if other is not None:
         out["other_source"] = round(evaluate(predict, other, metric, batch_size), 4)
     out["_collected"] = kept  # taken off by variant_row; the distill stage keeps the teacher's
+    out["_samples"] = {"val": val_samples, "test": test_samples}
     return out

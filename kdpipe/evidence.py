@@ -13,6 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
+from kdpipe.training.lm_losses import IGNORE
+
 DRAWS = 1000  # bootstrap resamples: the interval's ends move by ~0.1 of its width between seeds
 LEVEL = 95
 
@@ -111,3 +113,18 @@ def save(path: Path, val: Samples, test: Samples) -> None:
 def load(path: Path) -> dict[str, Samples]:
     with np.load(path, allow_pickle=False) as f:
         return {split: Samples(f[f"{split}_num"], f[f"{split}_den"], f[f"{split}_kept"]) for split in ("val", "test")}
+
+
+def versus(metric, source: dict, other: dict, splits) -> dict:
+    """A variant against the model it was made from (an int8 copy against its fp32 source), on the same
+    samples: how many top-1 answers it kept (validation, test) and the paired 95% interval of what it
+    lost on validation, which counts every changed answer, not only the net change."""
+    def mask(split, s):  # language models: the positions that count
+        y = None if split is None else np.asarray(split.y)
+        return y != IGNORE if y is not None and y.shape == s.kept.shape else None
+
+    drop = paired_drop(metric, source["val"], other["val"])
+    val, test = (splits.val, splits.test) if splits is not None else (None, None)
+    return {"agreement_val": agreement(source["val"], other["val"], mask(val, other["val"])),
+            "agreement_test": agreement(source["test"], other["test"], mask(test, other["test"])),
+            "drop_val": drop["drop"], "drop_val_ci": drop["ci"]}

@@ -26,5 +26,7 @@ def variant_row(variant: str, fmt: str, path: Path, rel: str, params: int, score
         "metric": {k: v for k, v in score.items() if not k.startswith("_")},
         "made_by": made_by,
         **extra,
+        # per-sample evidence (kdpipe.evidence.Samples), written to a file by StageContext.record_evidence
+        **({"_samples": score["_samples"]} if "_samples" in score else {}),
     }
 

@@ -66,6 +66,27 @@ class StageContext:
             self._reference = (np.load(self.file(rel)),) if rel else (None,)
         return self._reference[0]
 
+    def record_evidence(self, rows: list[dict]) -> list[dict]:
+        """Writes each row's per-sample evidence (validation and test) to <stage>/evidence/<label>.npz,
+        which paired comparisons read (export's bundle choice, the report), and names it in the row."""
+        from kdpipe import evidence
+        from kdpipe.variants import bundle_label
+
+        for row in rows:
+            samples = row.pop("_samples", None)
+            if samples is not None:
+                path = self.out / "evidence" / f"{bundle_label(row)}.npz"
+                evidence.save(path, samples["val"], samples["test"])
+                row["evidence"] = self.rel(path)
+        return rows
+
+    def evidence(self, row: dict) -> dict | None:
+        """A row's per-sample evidence ({"val": Samples, "test": Samples}), or None for a row recorded
+        without it (by a kdpipe before evidence was kept)."""
+        from kdpipe import evidence
+
+        return evidence.load(self.file(row["evidence"])) if row.get("evidence") else None
+
     def has(self, stage: str) -> bool:
         entry = self.store.entry(stage)
         return entry is not None and not entry["outputs"].get("skipped")

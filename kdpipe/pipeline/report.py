@@ -51,9 +51,13 @@ def build_report(manifest: dict, providers: list[str], batch_sizes: list[int]) -
             "size_bytes": r["size_bytes"],
             "size_reduction": round(t_size / r["size_bytes"], 3),
             "metric": {"name": r["metric"]["name"], "value": r["metric"]["test"], "val": r["metric"]["val"],
+                       # 95% bootstrap intervals over the samples (kdpipe.evidence); absent in older runs
+                       "ci": r["metric"].get("test_ci"), "val_ci": r["metric"].get("val_ci"),
                        "split": "test", "unit": m["unit"], "higher_is_better": m["higher_is_better"]},
             # on test: agreement of top-1 predictions with the teacher's, and task extras
-            "also": {k: v for k, v in r["metric"].items() if k not in ("name", "val", "test")},
+            "also": {k: v for k, v in r["metric"].items() if k not in ("name", "val", "test", "val_ci", "test_ci")},
+            # quantized rows: answers kept of their fp32 source, and the paired interval of what they lost
+            **({"vs_source": r["vs_source"]} if r.get("vs_source") else {}),
             "metric_drop_points": round(metric.worse_by(t_metric, r["metric"]["test"]), 4),
             "latency": latency,
             **({"quantization": r["quantization"]} if "quantization" in r else {}),
@@ -149,10 +153,14 @@ def _int8_summary(rows: list[dict], metric, quantized: dict, export_cfg: dict) -
     fp32 = {r["variant"]: r["metric"]["val"] for r in rows if r["format"] == "onnx-fp32"}
     broken = []
     for r in quantized.get("variants", []):
-        src = r.get("source")
-        if r["format"] == "onnx-int8" and src in fp32 and metric.worse_by(fp32[src], r["metric"]["val"]) > budget:
-            broken.append({"variant": r["variant"], "source": src,
-                           "val_lost": round(metric.worse_by(fp32[src], r["metric"]["val"]), 4)})
+        src, vs = r.get("source"), r.get("vs_source")
+        if r["format"] != "onnx-int8" or (vs is None and src not in fp32):
+            continue
+        lost = vs["drop_val"] if vs else metric.worse_by(fp32[src], r["metric"]["val"])
+        upper = vs["drop_val_ci"][1] if vs else lost  # every changed answer counts, not only the net change
+        if upper > budget:
+            broken.append({"variant": r["variant"], "source": src, "val_lost": round(lost, 4), "val_lost_upper_95": upper,
+                           **({"kept_val": vs["agreement_val"]} if vs else {})})
     return {"budget": budget, "over_budget": broken, "search": quantized.get("int8_search")}
 
 
@@ -184,17 +192,25 @@ def table_columns(report: dict) -> tuple[list[str], list[list[str]]]:
     b_small, b_large = min(report["batch_sizes"]), max(report["batch_sizes"])
     m = report["metric"]
     short = {"accuracy": "acc", "masked-token accuracy": "masked acc", "cosine similarity to teacher": "cosine to teacher"}.get(m["name"], m["name"])
-    head = ["variant", "format", "params", "size", "x smaller", f"test {short} {m['unit']}".rstrip(),
-            "drop (pts)" if m["unit"] == "%" else "worse by"]
+    head = ["variant", "format", "params", "size", "x smaller", f"val {short} {m['unit']}".rstrip(),
+            f"test {short} {m['unit']} (95%)".replace("  ", " "), "drop (pts)" if m["unit"] == "%" else "worse by"]
     also = [k for k in ALSO if any(k in r.get("also", {}) for r in report["rows"])]
     head += [ALSO[k] for k in also]
+    kept = any("vs_source" in r for r in report["rows"])
+    head += ["kept of fp32 source % (val)"] if kept else []
     for p in report["providers"]:
         head += [f"{p} p50 ms (b{b_small})", f"{p} /s (b{b_large})"]
     body = []
     for r in report["rows"]:
-        line = [r["variant"], r["format"], f"{r['params']:,}", fmt_size(r["size_bytes"]), f"{r['size_reduction']:.1f}",
-                f"{r['metric']['value']:.2f}", f"{r['metric_drop_points']:+.2f}"]
+        ci = r["metric"].get("ci")
+        line = [r["variant"] + (" (bundle)" if _is_bundle(report, r) else ""), r["format"], f"{r['params']:,}",
+                fmt_size(r["size_bytes"]), f"{r['size_reduction']:.1f}", f"{r['metric']['val']:.2f}",
+                f"{r['metric']['value']:.2f}" + (f" ±{(ci[1] - ci[0]) / 2:.2f}" if ci else ""),
+                f"{r['metric_drop_points']:+.2f}"]
         line += [f"{r['also'][k]:.1f}" if k in r.get("also", {}) else "-" for k in also]
+        if kept:
+            vs = r.get("vs_source")
+            line += [f"{vs['agreement_val']:.1f}" if vs and vs.get("agreement_val") is not None else "-"]
         for p in report["providers"]:
             line += [_lat(r["latency"][p], b_small, "p50"), _lat(r["latency"][p], b_large, "tput")]
         body.append(line)
@@ -270,13 +286,17 @@ def int8_notes(report: dict) -> list[str]:
     units = " points" if report["metric"]["unit"] == "%" else ""
     lines = []
     if i8.get("over_budget"):
-        lines.append("Int8 over budget (more than export.max_drop below its fp32 source on validation; never shipped "
-                     "by auto unless still within max_drop of the teacher): " + ", ".join(
-                         f"{b['variant']} ({b['val_lost']:.2f}{units} lost)" for b in i8["over_budget"]) + ".")
+        lines.append("Int8 not shown within export.max_drop of its fp32 source on validation (the paired 95% upper "
+                     "bound of its loss is above it: it changed too many answers, even where the changes cancel; never "
+                     "shipped by auto): " + ", ".join(
+                         f"{b['variant']} ({b['val_lost']:+.2f}{units}, up to {b.get('val_lost_upper_95', b['val_lost']):.2f}"
+                         + (f"; {b['kept_val']:.1f}% of answers kept" if "kept_val" in b else "") + ")"
+                         for b in i8["over_budget"]) + ".")
     s = i8.get("search")
     if s:
-        head = (f"Accuracy-aware int8: {s['from']} lost {s['lost']:.2f}{units} against its fp32 source on validation "
-                f"(budget {s['budget']:g}); ")
+        upper = f", up to {s['lost_upper_95']:.2f} at 95%" if "lost_upper_95" in s else ""
+        head = (f"Accuracy-aware int8: {s['from']} lost {s['lost']:.2f}{units}{upper} against its fp32 source on "
+                f"validation (budget {s['budget']:g}); ")
         if s["found"]:
             names = ", ".join(s["kept_float"][:4]) + (" ..." if len(s["kept_float"]) > 4 else "")
             lines.append(head + f"keeping the {len(s['kept_float'])} most sensitive of its {s['nodes']} quantizable "
@@ -314,19 +334,24 @@ def _row_of(report: dict, label: str) -> dict | None:
     return None
 
 
+def _is_bundle(report: dict, r: dict) -> bool:
+    b = (report.get("bundle") or {}).get("variant")
+    return bool(b) and r["format"] != "torch" and b in (r["variant"], bundle_label(r))
+
+
 def small_validation_note(report: dict) -> str | None:
-    """When the bundle was chosen on so few validation samples that export.max_drop is two samples
-    or fewer (accuracy: one sample is 100/n points), say so: the choice is then close to a coin toss."""
+    """When the validation split tells a variant from the teacher more coarsely than export.max_drop
+    (the paired 95% interval of the distilled student against it is wider), say so and how many
+    samples would resolve it: the choice then rests on what the evidence can show, not on max_drop."""
     choice = (report.get("bundle") or {}).get("choice") or {}
-    n = ((report.get("splits") or {}).get("samples") or {}).get("val")
-    if choice.get("rule") != "auto" or not n or report["task"] != "classification" or report["metric"]["unit"] != "%":
+    res = choice.get("resolution")
+    if choice.get("rule") != "auto" or not res:
         return None
-    one = 100.0 / n
-    if choice["max_drop"] > 2 * one:
-        return None
-    return (f"The bundle was chosen on {n:,} validation samples: one is {one:.2f} points, so export.max_drop "
-            f"({choice['max_drop']:g}) is {choice['max_drop'] / one:.1f} samples and differences of a sample or two "
-            "between variants are noise; a larger validation share (data.split) makes the choice firmer.")
+    units = " points" if report["metric"]["unit"] == "%" else ""
+    return (f"The bundle was chosen on {res['samples']:,} validation samples, which tell a variant from the teacher "
+            f"to about ±{res['half_width']:.2f}{units} (paired 95% interval), coarser than export.max_drop "
+            f"({choice['max_drop']:g}): about {res['samples_needed']:,} samples would resolve it; a larger validation "
+            "share (data.split) or more data makes the choice firmer.")
 
 
 def versus_quantized_teacher(report: dict) -> str | None:

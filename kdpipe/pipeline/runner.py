@@ -43,8 +43,9 @@ def library_versions() -> dict:
 
 def fingerprint(stage: str, cfg: Config) -> str:
     sections = STAGES[stage].SECTIONS
-    blob = json.dumps({"stage": stage, "config": section_dict(cfg, sections), "files": input_digests(cfg, sections)},
-                      sort_keys=True)
+    record = {"stage": stage, "config": section_dict(cfg, sections), "files": input_digests(cfg, sections)}
+    version = getattr(STAGES[stage], "VERSION", 1)  # raised when what a stage records changes: older entries rerun
+    blob = json.dumps({**record, "version": version} if version != 1 else record, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 

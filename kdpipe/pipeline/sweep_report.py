@@ -12,6 +12,8 @@ import json
 import statistics
 from pathlib import Path
 
+import numpy as np
+
 from kdpipe.pipeline.artifacts import MANIFEST, atomic_write_bytes, atomic_write_json
 from kdpipe.progress import say
 from kdpipe.tasks import task_for
@@ -25,13 +27,33 @@ def collect(point, pcfg) -> dict:
     onnx = {r["variant"]: r for r in stages["export"]["outputs"]["variants"]}
     bench = {(r["variant"], r["format"]): r for r in stages["benchmark"]["outputs"]["results"]}
     student_b1 = bench.get(("student", "onnx-fp32"), {}).get("batches", {}).get("1", {})
+    evidence = {role: str(pcfg.run_dir() / torch_rows[name]["evidence"])
+                for role, name in (("teacher", "teacher"), ("kd", "student"), ("no_kd", "baseline"))
+                if torch_rows.get(name, {}).get("evidence")}
     return {"point": point.name, "student": point.student, "seed": point.seed, "label_fraction": point.fraction,
             "params": torch_rows["student"]["params"], "size_bytes": onnx["student"]["size_bytes"],
             "latency_ms": student_b1.get("p50_ms"), "teacher": torch_rows["teacher"]["metric"]["test"],
             "teacher_params": torch_rows["teacher"]["params"],
             "kd": torch_rows["student"]["metric"]["test"], "no_kd": torch_rows["baseline"]["metric"]["test"],
             "kd_val": torch_rows["student"]["metric"]["val"], "no_kd_val": torch_rows["baseline"]["metric"]["val"],
-            "seconds": sum(s["seconds"] for s in stages.values())}
+            "seconds": sum(s["seconds"] for s in stages.values()), "evidence": evidence}
+
+
+def paired_over_seeds(metric, rs: list[dict], key: str) -> dict | None:
+    """How much worse than the teacher a student size is on the test split, every seed's test samples
+    paired with the teacher's on the same samples (every point shares the teacher and the split): the
+    drop of the pooled samples and its 95% interval. None where a point kept no evidence."""
+    from kdpipe.evidence import Samples, load, paired_drop
+
+    if not all({"teacher", key} <= set(r.get("evidence", {})) for r in rs):
+        return None
+    teacher = [load(r["evidence"]["teacher"])["test"] for r in rs]
+    student = [load(r["evidence"][key])["test"] for r in rs]
+
+    def pool(parts):
+        return Samples(*(np.concatenate([getattr(p, f) for p in parts]) for f in ("num", "den", "kept")))
+
+    return paired_drop(metric, pool(teacher), pool(student))
 
 
 def summarise(cfg, results: list[dict]) -> dict:
@@ -47,7 +69,9 @@ def summarise(cfg, results: list[dict]) -> dict:
                "size_bytes": rs[0]["size_bytes"], "latency_ms": _median([r["latency_ms"] for r in rs]),
                "seeds": len(rs), "kd_mean": statistics.mean(kd), "kd_sd": _sd(kd),
                "no_kd_mean": statistics.mean(no_kd), "no_kd_sd": _sd(no_kd),
-               "kd_wins": sum(metric.worse_by(a, b) > 0 for a, b in zip(kd, no_kd))}
+               "kd_wins": sum(metric.worse_by(a, b) > 0 for a, b in zip(kd, no_kd)),
+               "kd_vs_teacher": paired_over_seeds(metric, rs, "kd"),
+               "no_kd_vs_teacher": paired_over_seeds(metric, rs, "no_kd")}
         row["kd_gain"] = metric.worse_by(row["kd_mean"], row["no_kd_mean"])  # > 0: KD is better
         gap = metric.worse_by(teacher, row["no_kd_mean"])
         row["gap_closed_pct"] = 100.0 * row["kd_gain"] / gap if gap > 0 else None
@@ -57,8 +81,14 @@ def summarise(cfg, results: list[dict]) -> dict:
     full = [r for r in table if r["label_fraction"] == max(cfg.sweep.label_fractions)]
 
     def smallest(key):
-        ok = [r for r in full if metric.worse_by(teacher, r[key]) <= within]
-        return min(ok, key=lambda r: r["params"])["student"] if ok else None
+        """Shown within: the paired 95% upper bound of its drop against the teacher (pooled over seeds)
+        at most `within`; rows recorded without evidence fall back on the mean."""
+        def ok(r):
+            vs = r[key.replace("_mean", "_vs_teacher")]
+            return vs["ci"][1] <= within if vs else metric.worse_by(teacher, r[key]) <= within
+
+        shown = [r for r in full if ok(r)]
+        return min(shown, key=lambda r: r["params"])["student"] if shown else None
 
     return {"metric": {"name": metric.name, "unit": metric.unit, "higher_is_better": metric.higher_is_better},
             "teacher": {"metric": teacher, "params": results[0]["teacher_params"]}, "within": within,
@@ -82,7 +112,8 @@ def findings(s: dict) -> list[str]:
                    + (f"; not at: {', '.join(not_pays)}" if not_pays else "") + ".")
     for key, label in (("kd", "with KD"), ("no_kd", "without KD")):
         best = s["smallest_within"][key]
-        out.append(f"Smallest student within {s['within']:g} {units} of the teacher {label}: {best or 'none'}.")
+        out.append(f"Smallest student shown within {s['within']:g} {units} of the teacher {label} (paired 95% upper "
+                   f"bound on the test samples, seeds pooled): {best or 'none'}.")
     return out
 
 

@@ -78,7 +78,7 @@ def run(ctx) -> dict:
         )
     )
     return {
-        "variants": rows,
+        "variants": ctx.record_evidence(rows),
         "training": training,
         "student_start": start,
         "task": task.name,

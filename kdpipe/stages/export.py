@@ -11,6 +11,7 @@ from kdpipe.data.splits import trim_padding
 from kdpipe.errors import ConfigError
 from kdpipe.model_card import ModelCard, Row, write_model_card
 from kdpipe.evaluation import logits, onnx_predictor, score, torch_predictor
+from kdpipe.evidence import paired_drop, samples_needed
 from kdpipe.progress import progress, say
 from kdpipe.runtime.onnx_convert import set_metadata
 from kdpipe.runtime.machine import default_threads, machine_info
@@ -24,6 +25,7 @@ REQUIRES = ("distill", "prune", "quantize")
 # the model card's title names the run
 SECTIONS = ("name", "export", "benchmark.threads", "benchmark.warmup", "benchmark.min_seconds",
             "benchmark.min_runs", "benchmark.rounds")
+VERSION = 2  # the bundle is chosen on paired evidence (kdpipe.evidence), which the rows now carry
 
 
 def run(ctx) -> dict:
@@ -52,7 +54,8 @@ def run(ctx) -> dict:
     candidates = rows + quantized["variants"]
     threads = cfg.benchmark.threads or default_threads()
     latency = batch1_latencies(ctx, candidates, written, threads)
-    chosen, choice = choose_bundle(cfg.export, candidates, task.metric, latency)
+    evidence = {bundle_label(r): r["_samples"] if "_samples" in r else ctx.evidence(r) for r in candidates}
+    chosen, choice = choose_bundle(cfg.export, candidates, task.metric, latency, evidence)
     choice["threads"] = threads
     source = chosen.get("source", chosen["variant"])
     source_row = next(r for r in torch_rows if r["variant"] == source)
@@ -61,7 +64,7 @@ def run(ctx) -> dict:
     write_model_card(ctx.out / "bundle", _model_card(ctx, chosen, info, candidates, latency, choice))
     say(f"[export] bundle: {bundle_label(chosen)} -> {ctx.out.name}/bundle/ "
         f"({', '.join(sorted(os.listdir(ctx.out / 'bundle')))}): {choice['reason']}")
-    return {"variants": rows, "parity": parity,
+    return {"variants": ctx.record_evidence(rows), "parity": parity,
             "bundle": {"path": f"{NAME}/bundle", "variant": info["variant"], "choice": choice}}
 
 
@@ -195,12 +198,22 @@ def check(cfg) -> None:
 SAME_SPEED = 1.05  # batch-1 latencies within 5% of the fastest count as a tie: the smaller file wins there
 
 
-def choose_bundle(ec, candidates: list[dict], metric, latency: dict[str, float]) -> tuple[dict, dict]:
-    """The variant to ship and why. auto: of the ONNX variants within `max_drop` (metric units) of the
-    teacher on validation, the fastest at batch 1 (the smallest of those within 5% of its speed),
-    the teacher quantized without distillation included; when none is within, the most accurate.
-    The teacher in fp32 and the student trained without KD are not candidates: they are what the
-    bundle is compared with."""
+def choose_bundle(ec, candidates: list[dict], metric, latency: dict[str, float],
+                  evidence: dict[str, dict | None]) -> tuple[dict, dict]:
+    """The variant to ship and why, decided on paired evidence: each candidate is compared with the
+    teacher (ONNX fp32) on the same validation samples (a 95% paired interval on how much worse it is).
+
+    auto, in order:
+    1. A quantized variant not shown within `max_drop` of its own fp32 source (the paired upper bound
+       of its loss exceeds it: it changed too many answers, even if the changes cancelled in its
+       accuracy) is left out.
+    2. Of the rest, those *shown* within `max_drop` of the teacher (upper bound <= max_drop): the
+       fastest at batch 1 (the smallest of those within 5% of its speed).
+    3. When the validation split cannot show any within (too few samples, or none close enough): the
+       most accurate, and with it every variant the evidence cannot tell from it (their paired interval
+       against it reaches 0); of those, the fastest, as in 2.
+    The teacher in fp32 and the student trained without KD are not candidates: they are what the bundle
+    is compared with. The teacher quantized without distillation is one."""
     by_label = {bundle_label(r): r for r in candidates}
     if ec.bundle != "auto":
         wanted = ec.bundle if ec.bundle in by_label else f"{ec.bundle}-fp32"
@@ -208,27 +221,82 @@ def choose_bundle(ec, candidates: list[dict], metric, latency: dict[str, float])
             raise ConfigError(f"export.bundle {ec.bundle!r}: not made in this run (made: {', '.join(sorted(by_label))})")
         return by_label[wanted], {"rule": "export.bundle", "reason": f"export.bundle names {ec.bundle}"}
     teacher_val = by_label["teacher-fp32"]["metric"]["val"]
+    reference = (evidence.get("teacher-fp32") or {}).get("val")
     pool = [r for r in candidates if bundle_label(r) not in ("teacher-fp32", "baseline-fp32")]
-    drop = {bundle_label(r): metric.worse_by(teacher_val, r["metric"]["val"]) for r in pool}
-    within = [r for r in pool if drop[bundle_label(r)] <= ec.max_drop]
     units = (" point" if ec.max_drop == 1 else " points") if metric.unit == "%" else ""
+
+    def vs_teacher(r) -> dict:
+        mine = (evidence.get(bundle_label(r)) or {}).get("val")
+        if reference is None or mine is None:  # recorded without evidence: the point value alone
+            d = metric.worse_by(teacher_val, r["metric"]["val"])
+            return {"drop": round(d, 4), "ci": [round(d, 4), round(d, 4)], "no_evidence": True}
+        return paired_drop(metric, reference, mine)
+
+    facts = {bundle_label(r): vs_teacher(r) for r in pool}
+    damaged = {bundle_label(r) for r in pool if (r.get("vs_source") or {}).get("drop_val_ci", [0, 0])[1] > ec.max_drop}
+    eligible = [r for r in pool if bundle_label(r) not in damaged] or pool
+    within = [r for r in eligible if facts[bundle_label(r)]["ci"][1] <= ec.max_drop]
+    n = len(reference) if reference is not None else None
     if within:
-        fastest = min(latency[bundle_label(r)] for r in within)
-        near = [r for r in within if latency[bundle_label(r)] <= fastest * SAME_SPEED]
-        chosen = min(near, key=lambda r: (r["size_bytes"], latency[bundle_label(r)]))
-        reason = (f"the fastest at batch 1 of the {len(within)} variant{'s' if len(within) > 1 else ''} within "
-                  f"{ec.max_drop:g}{units} of the "
-                  f"teacher's validation {metric.name}" + (f" (the smallest of the {len(near)} within 5% of its speed)"
-                                                           if len(near) > 1 else ""))
+        chosen, near = _fastest(within, latency)
+        reason = ((f"the fastest at batch 1 of the {len(within)} variants" if len(within) > 1 else "the only variant")
+                  + f" shown within {ec.max_drop:g}{units} of the teacher's validation {metric.name} (paired 95% upper "
+                  f"bound{'s' if len(within) > 1 else ''} <= {ec.max_drop:g})"
+                  + (f"; the smallest of the {len(near)} within 5% of its speed" if len(near) > 1 else ""))
+        close = within
     else:
         sign = 1 if metric.higher_is_better else -1
-        chosen = max(pool, key=lambda r: (sign * r["metric"]["val"], -latency[bundle_label(r)]))
-        reason = (f"no variant is within {ec.max_drop:g}{units} of the teacher's validation {metric.name} "
-                  f"(export.max_drop): the most accurate one")
+        best = max(eligible, key=lambda r: (sign * r["metric"]["val"], -latency[bundle_label(r)]))
+        ref_best = (evidence.get(bundle_label(best)) or {}).get("val")
+
+        def indistinguishable(r) -> bool:
+            mine = (evidence.get(bundle_label(r)) or {}).get("val")
+            if r is best or ref_best is None or mine is None:
+                return r is best
+            return paired_drop(metric, ref_best, mine)["ci"][0] <= 0
+
+        close = [r for r in eligible if indistinguishable(r)]
+        chosen, near = _fastest(close, latency)
+        lowest = min(facts[bundle_label(r)]["ci"][1] for r in eligible)
+        reason = (f"no variant is shown within {ec.max_drop:g}{units} of the teacher's validation {metric.name}"
+                  + (f" on {n:,} samples" if n else "") + f" (the lowest paired 95% upper bound is {lowest:.2f}); "
+                  f"of the {len(close)} variant{'s' if len(close) > 1 else ''} the evidence cannot tell from the most "
+                  f"accurate ({bundle_label(best)}, {best['metric']['val']:.2f}{metric.unit}), the fastest at batch 1")
+    if damaged:
+        reason += (f"; left out as not shown within {ec.max_drop:g}{units} of their fp32 source: "
+                   + ", ".join(sorted(damaged)))
+    students = [r for r in close if r.get("source") != "teacher"]
     if chosen.get("source") == "teacher":
-        reason += "; it is the teacher quantized without distillation: no student variant does better on validation"
-    return chosen, {
-        "rule": "auto", "reason": reason, "max_drop": ec.max_drop, "teacher_val": teacher_val,
-        "candidates": [{"variant": bundle_label(r), "val": r["metric"]["val"], "val_drop": round(drop[bundle_label(r)], 4),
-                        "size_bytes": r["size_bytes"], "latency_b1_ms": round(latency[bundle_label(r)], 4),
-                        "within": r in within} for r in pool]}
+        reason += ("; it is the teacher quantized without distillation" + (
+            ": the evidence cannot separate it from the distilled " + ", ".join(bundle_label(r) for r in students[:3])
+            + ", and it is faster or smaller" if students else ": no distilled variant is as close to the teacher"))
+    elif any(r.get("source") == "teacher" for r in close):
+        reason += "; the evidence cannot separate it from the quantized teacher, and it is faster or smaller"
+    choice = {"rule": "auto", "reason": reason, "max_drop": ec.max_drop, "teacher_val": teacher_val,
+              "validation_samples": n,
+              "candidates": [{"variant": bundle_label(r), "val": r["metric"]["val"],
+                              "val_drop": facts[bundle_label(r)]["drop"], "val_drop_ci": facts[bundle_label(r)]["ci"],
+                              **({"vs_source": r["vs_source"]} if r.get("vs_source") else {}),
+                              "size_bytes": r["size_bytes"], "latency_b1_ms": round(latency[bundle_label(r)], 4),
+                              "shown_within": r in within, "left_out": bundle_label(r) in damaged} for r in pool]}
+    resolution = _resolution(facts, by_label)
+    if resolution is not None and resolution > ec.max_drop and n:
+        choice["resolution"] = {"half_width": round(resolution, 4), "samples": n,
+                                "samples_needed": samples_needed(resolution, n, ec.max_drop)}
+    return chosen, choice
+
+
+def _fastest(rows: list[dict], latency: dict[str, float]) -> tuple[dict, list[dict]]:
+    """The fastest at batch 1, the smallest of those within 5% of its speed; and those near it."""
+    fastest = min(latency[bundle_label(r)] for r in rows)
+    near = [r for r in rows if latency[bundle_label(r)] <= fastest * SAME_SPEED]
+    return min(near, key=lambda r: (r["size_bytes"], latency[bundle_label(r)])), near
+
+
+def _resolution(facts: dict, by_label: dict) -> float | None:
+    """How finely the validation split tells a variant from the teacher: the half-width of the paired
+    interval of the distilled student (fp32) against it."""
+    f = facts.get("student-fp32") or facts.get("pruned-fp32")
+    if f is None or f.get("no_evidence"):
+        return None
+    return (f["ci"][1] - f["ci"][0]) / 2

@@ -66,7 +66,7 @@ def run(ctx) -> dict:
     say(f"[prune] test {task.metric.name} {before_recovery['test']:.2f}{u} after pruning, "
         f"{row['metric']['test']:.2f}{u} after recovery")
     return {
-        "variants": [row],
+        "variants": ctx.record_evidence([row]),
         "params_before": params_before,
         "params_after": params_after,
         "ratio": pc.ratio,

@@ -15,6 +15,7 @@ import numpy as np
 import onnx
 
 from kdpipe.evaluation import onnx_predictor, score
+from kdpipe.evidence import versus
 from kdpipe.progress import progress, say
 from kdpipe.runtime.sessions import make_session, ort
 from kdpipe.variants import variant_row
@@ -22,6 +23,7 @@ from kdpipe.variants import variant_row
 NAME = "quantize"
 REQUIRES = ("distill", "prune")
 SECTIONS = ("seed", "quantize", "export")
+VERSION = 2  # rows carry per-sample evidence and their agreement with the fp32 source (kdpipe.evidence)
 
 
 def run(ctx) -> dict:
@@ -44,6 +46,7 @@ def run(ctx) -> dict:
     with tempfile.TemporaryDirectory() as tmp, _quiet_root_logger():
         fp32 = Path(tmp) / "fp32.onnx"
         task.export_onnx(model, ctx.file(src_row["path"]), fp32, ctx.cfg.export.opset, splits)
+        src_evidence = _evidence_of(task, splits, fp32)  # what every variant of it is compared with
         fused_path = ctx.out / f"{source}-fp32-fused.onnx"
         fusions = task.fuse(fp32, fused_path, model)  # None where the model type has nothing to fuse
         if fusions:
@@ -84,35 +87,49 @@ def run(ctx) -> dict:
                                       "reduce_range": kind == "static" and qc.reduce_range is not False,
                                       "fused": False,
                                       "ops": op_counts(out)}))
+        for r in rows:
+            r["vs_source"] = versus(task.metric, src_evidence, r["_samples"], splits)
         search = None
         if qc.search:
-            mixed, search = _accuracy_aware(ctx, rows, src_row, source, prepared, calib_feeds, static_ops, dyn_ops)
+            mixed, search = _accuracy_aware(ctx, rows, src_evidence, src_row, source, prepared, calib_feeds,
+                                            static_ops, dyn_ops)
             rows += [mixed] if mixed else []
         if qc.teacher:
             rows.append(_quantized_teacher(ctx, Path(tmp), qc, dyn_ops))
     for r in rows:
+        vs = r["vs_source"]
         say(f"[quantize] {r['variant']}: {r['size_bytes']} bytes, test {task.metric.name} "
-            f"{r['metric']['test']:.2f}{task.metric.unit}")
-    return {"source": source, "source_metric": src_row["metric"], "variants": rows,
+            f"{r['metric']['test']:.2f}{task.metric.unit}; against its fp32 source: {vs['agreement_val']}% of "
+            f"validation answers kept, drop {vs['drop_val']:+.2f} (95% {vs['drop_val_ci'][0]:+.2f} to "
+            f"{vs['drop_val_ci'][1]:+.2f})")
+    return {"source": source, "source_metric": src_row["metric"], "variants": ctx.record_evidence(rows),
             **({"int8_search": search} if search else {})}
 
 
-def _accuracy_aware(ctx, rows, src_row, source, prepared, calib_feeds, static_ops, dyn_ops):
-    """When the best int8 variant loses more than export.max_drop against its fp32 source on
-    validation: keep its most sensitive nodes in float until it is within (runtime.int8_search).
-    Returns (the mixed variant or None, the search's record or None when no search was needed)."""
-    from kdpipe.evaluation import evaluate
+def _evidence_of(task, splits, onnx_path: Path) -> dict:
+    """Per-sample evidence of an fp32 ONNX model on validation and test, in onnxruntime."""
+    sess, _ = make_session(onnx_path, "cpu")
+    return score(onnx_predictor(sess, task.feeds), splits, task.metric)["_samples"]
+
+
+def _accuracy_aware(ctx, rows, src_evidence, src_row, source, prepared, calib_feeds, static_ops, dyn_ops):
+    """When the best int8 variant is not shown within export.max_drop of its fp32 source on validation
+    (the paired 95% upper bound of its loss exceeds it: every answer it changed counts, even where
+    the changes cancel in its accuracy), keep its most sensitive nodes in float until it is
+    (runtime.int8_search). Returns (the mixed variant or None, the search's record or None when no
+    search was needed)."""
+    from kdpipe.evaluation import evaluate_samples
+    from kdpipe.evidence import paired_drop
     from kdpipe.runtime.int8_search import exclusion_names, quantizable_nodes, search
 
     task, splits, qc, metric = ctx.task, ctx.splits, ctx.cfg.quantize, ctx.task.metric
-    budget, base = ctx.cfg.export.max_drop, src_row["metric"]["val"]
+    budget = ctx.cfg.export.max_drop
     int8 = [r for r in rows if r["format"] == "onnx-int8" and not r["quantization"].get("fused")]
     if not int8:
         return None, None
-    sign = 1 if metric.higher_is_better else -1
-    best = max(int8, key=lambda r: sign * r["metric"]["val"])
-    lost = metric.worse_by(base, best["metric"]["val"])
-    if lost <= budget:
+    best = min(int8, key=lambda r: (r["vs_source"]["drop_val_ci"][1], r["vs_source"]["drop_val"]))
+    lost, lost_hi = best["vs_source"]["drop_val"], best["vs_source"]["drop_val_ci"][1]
+    if lost_hi <= budget:
         return None, None
     qi = best["quantization"]
     ops = dyn_ops if qi["method"] == "dynamic" else static_ops
@@ -126,17 +143,18 @@ def _accuracy_aware(ctx, rows, src_row, source, prepared, calib_feeds, static_op
         else:
             _static(prepared, out, qc, qi["calibration"], calib_feeds, ops, exclude)
 
-    def val_metric(path):
+    def val_metric(path):  # the mix's validation metric and the paired upper bound of its loss
         sess, _ = make_session(path, "cpu")
-        return evaluate(onnx_predictor(sess, task.feeds), splits.val, metric)
+        val, samples = evaluate_samples(onnx_predictor(sess, task.feeds), splits.val, metric)
+        return {"val": round(val, 4), "drop_hi": paired_drop(metric, src_evidence["val"], samples)["ci"][1]}
 
     nodes = quantizable_nodes(prepared, ops)
-    say(f"[quantize] {best['variant']} loses {lost:.2f} against {source} on validation (budget export.max_drop "
-        f"{budget:g}): measuring which of its {len(nodes)} quantizable nodes to keep in float")
-    res = search(prepared, quantize, nodes, task.feeds, splits.val.x, val_metric,
-                 lambda v: metric.worse_by(base, v) <= budget)
+    say(f"[quantize] {best['variant']} loses {lost:.2f} against {source} on validation, up to {lost_hi:.2f} at 95% "
+        f"(budget export.max_drop {budget:g}): measuring which of its {len(nodes)} quantizable nodes to keep in float")
+    res = search(prepared, quantize, nodes, task.feeds, splits.val.x, val_metric, lambda v: v["drop_hi"] <= budget)
     top = sorted(res.sensitivity.items(), key=lambda kv: -kv[1])[:10]
-    record = {"from": best["variant"], "lost": round(lost, 4), "budget": budget, "nodes": res.nodes,
+    record = {"from": best["variant"], "lost": round(lost, 4), "lost_upper_95": lost_hi, "budget": budget,
+              "nodes": res.nodes,
               "kept_float": res.kept_float, "tried": res.tried, "most_sensitive": dict(top),
               "found": res.val is not None}
     if res.val is None:
@@ -147,6 +165,7 @@ def _accuracy_aware(ctx, rows, src_row, source, prepared, calib_feeds, static_op
     quantize(out, res.kept_float)
     row = _row(ctx, task, splits, out, name, "onnx-int8", src_row, source,
                {**qi, "kept_float": res.kept_float, "ops": op_counts(out)})
+    row["vs_source"] = versus(metric, src_evidence, row["_samples"], splits)
     say(f"[quantize] {name}: {len(res.kept_float)} of {res.nodes} nodes kept in float "
         f"({', '.join(res.kept_float[:5])}{' ...' if len(res.kept_float) > 5 else ''})")
     return row, record
@@ -168,8 +187,10 @@ def _quantized_teacher(ctx, tmp: Path, qc, op_types) -> dict:
     # the bar: the better of plain and per-channel; weight bits as the students' (quantize.reduce_range),
     # so that no int8 bundle kdpipe can ship saturates on CPUs without VNNI unless told otherwise
     auto = qc.model_copy(update={"per_channel": "auto"})
-    return _dynamic_variant(ctx, prepared, ctx.out / "teacher-int8-dynamic.onnx", "teacher-int8-dynamic", op_types,
-                            t_row, "teacher", {"no_distillation": True}, auto)
+    row = _dynamic_variant(ctx, prepared, ctx.out / "teacher-int8-dynamic.onnx", "teacher-int8-dynamic", op_types,
+                           t_row, "teacher", {"no_distillation": True}, auto)
+    row["vs_source"] = versus(task.metric, _evidence_of(task, splits, fp32), row["_samples"], splits)
+    return row
 
 
 def _dynamic_variant(ctx, src: Path, out: Path, name: str, op_types, src_row: dict, source: str, info: dict,

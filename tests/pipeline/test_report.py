@@ -81,20 +81,22 @@ def test_report_says_how_many_labels_student_and_teacher_learnt_from(tmp_path):
     assert f"| training labels the teacher learnt from (teacher.labels) | {splits['samples']['train']:,} |" in md
 
 
-def test_a_bundle_chosen_on_few_validation_samples_says_so():
+def test_a_bundle_chosen_on_a_split_too_small_to_resolve_max_drop_says_so():
     from kdpipe.pipeline.report import small_validation_note
 
-    def report(n_val, max_drop=1.0, task="classification", unit="%", rule="auto"):
-        return {"task": task, "metric": {"unit": unit}, "splits": {"samples": {"val": n_val}},
-                "bundle": {"choice": {"rule": rule, "max_drop": max_drop}}}
+    def report(resolution, unit="%", rule="auto"):
+        return {"metric": {"unit": unit},
+                "bundle": {"choice": {"rule": rule, "max_drop": 1.0,
+                                      **({"resolution": resolution} if resolution else {})}}}
 
-    note = small_validation_note(report(155))
-    assert note.startswith("The bundle was chosen on 155 validation samples: one is 0.65 points")
-    assert "is 1.6 samples" in note
-    assert small_validation_note(report(1000)) is None  # 1 point is 10 samples
-    assert small_validation_note(report(155, max_drop=2.0)) is None  # 3.1 samples
-    assert small_validation_note(report(155, task="masked-lm")) is None  # accuracy over tokens, not samples
-    assert small_validation_note(report(155, rule="export.bundle")) is None  # the user named it
+    res = {"half_width": 2.4, "samples": 291, "samples_needed": 1677}
+    note = small_validation_note(report(res))
+    assert note.startswith("The bundle was chosen on 291 validation samples, which tell a variant from the teacher "
+                           "to about ±2.40 points (paired 95% interval), coarser than export.max_drop (1)")
+    assert "about 1,677 samples would resolve it" in note
+    assert small_validation_note(report(None)) is None  # export found the split fine enough
+    assert small_validation_note(report(res, rule="export.bundle")) is None  # the user named it
+    assert "±2.40 (paired" in small_validation_note(report(res, unit=""))  # perplexity: no "points"
 
 
 def test_the_quantized_teacher_line_names_what_each_wins():

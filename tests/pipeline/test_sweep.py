@@ -40,6 +40,43 @@ def test_sweep_in_two_shards_then_resume_writes_the_report(tmp_path, capsys):
     for f in ("sweep.md", "sweep.html", "metric_vs_params.png", "metric_vs_latency_ms.png", "data_efficiency.png"):
         assert (root / f).stat().st_size > 500
     assert "| h8 | 50% |" in (root / "sweep.md").read_text()
+    assert all(r["kd_vs_teacher"]["ci"][0] <= r["kd_vs_teacher"]["drop"] <= r["kd_vs_teacher"]["ci"][1]
+               for r in s["table"])  # each point kept its per-sample evidence
+
+
+def test_the_smallest_student_within_must_be_shown_within_on_the_pooled_test_samples(tmp_path):
+    """Student a is 0.5 points below the teacher on average, but on 200 test samples with 13 answers
+    differing each seed that is not shown within 1 point; b answers as the teacher does."""
+    import numpy as np
+
+    from kdpipe.evidence import Samples, save
+    from kdpipe.pipeline.config import Config
+    from kdpipe.pipeline.sweep_report import summarise
+
+    n = 200
+    truth = np.arange(n) % 4
+
+    def write(name, wrong):
+        pred = np.where(np.isin(np.arange(n), list(wrong)), (truth + 1) % 4, truth)
+        s = Samples(np.where(pred == truth, 100.0, 0.0), np.ones(n), pred)
+        save(tmp_path / f"{name}.npz", s, s)
+        return str(tmp_path / f"{name}.npz"), 100.0 * (1 - len(wrong) / n)
+
+    t_path, t_acc = write("teacher", set(range(20)))
+    pts = []
+    for seed in (0, 1):
+        a_path, a_acc = write(f"a{seed}", set(range(6, 20)) | set(range(100 + seed, 107 + seed)))  # 6 fixed, 7 new
+        b_path, b_acc = write(f"b{seed}", set(range(20)))
+        for student, params, path, acc in (("a", 100, a_path, a_acc), ("b", 1000, b_path, b_acc)):
+            pts.append({"student": student, "label_fraction": 1.0, "params": params, "size_bytes": params * 4,
+                        "latency_ms": 0.1, "teacher": t_acc, "teacher_params": 10_000, "kd": acc, "no_kd": acc,
+                        "seed": seed, "evidence": {"teacher": t_path, "kd": path, "no_kd": path}})
+    cfg = Config.model_validate({"sweep": {"students": {"a": {}, "b": {}}, "seeds": [0, 1], "within": 1.0}})
+    s = summarise(cfg, pts)
+    a = next(r for r in s["table"] if r["student"] == "a")
+    assert a["kd_mean"] == pytest.approx(89.5) and s["teacher"]["metric"] == 90.0  # 0.5 points below
+    assert a["kd_vs_teacher"]["ci"][1] > 1.0
+    assert s["smallest_within"] == {"kd": "b", "no_kd": "b"}  # by the mean alone it would be a
 
 
 def test_summary_arithmetic():

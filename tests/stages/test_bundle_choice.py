@@ -1,67 +1,177 @@
-"""export.bundle: auto: the fastest variant within max_drop of the teacher, the quantized teacher
-included; the most accurate when none is within; a named variant as named."""
+"""export.bundle: auto decides on paired evidence (kdpipe.evidence): a variant counts as within
+max_drop of the teacher only when the validation samples show it; a quantized variant that changed
+too many of its source's answers is left out even when the changes cancelled; where the split cannot
+show any within, the fastest of those the evidence cannot tell from the most accurate; a named
+variant as named."""
 
+import numpy as np
 import pytest
 
 from kdpipe.errors import ConfigError
+from kdpipe.evidence import Samples, versus
 from kdpipe.pipeline.config import ExportConfig
 from kdpipe.stages.export import choose_bundle
 from kdpipe.tasks.base import ACCURACY, PERPLEXITY
 
+N = 300
+TRUTH = np.arange(N) % 5
 
-def row(variant, fmt, val, size, source=None):
+
+def answers(wrong: set[int], changed: set[int] = frozenset()) -> Samples:
+    """A classifier's validation answers: wrong on `wrong`, and a different answer (still wrong or
+    right as `wrong` says) on `changed`: what an int8 copy that flips answers looks like."""
+    pred = TRUTH.copy()
+    for i in wrong:
+        pred[i] = (TRUTH[i] + 1 + (i in changed)) % 5
+    for i in changed - wrong:
+        pred[i] = TRUTH[i]
+    num = np.where(pred == TRUTH, 100.0, 0.0)
+    return Samples(num, np.ones(N), pred)
+
+
+def row(variant, fmt, ev: Samples, size, source=None):
+    val = float(ev.num.mean())
     return {"variant": variant, "format": fmt, "metric": {"val": val, "test": val}, "size_bytes": size,
             **({"source": source} if source else {})}
 
 
-ROWS = [row("teacher", "onnx-fp32", 97.0, 1000, "teacher"), row("baseline", "onnx-fp32", 96.9, 100, "baseline"),
-        row("student", "onnx-fp32", 96.5, 100, "student"), row("student-int8-dynamic", "onnx-int8", 96.4, 30, "student"),
-        row("student-int8-static-minmax", "onnx-int8", 90.0, 30, "student"),
-        row("teacher-int8-dynamic", "onnx-int8", 97.0, 260, "teacher")]
+def setup(rows_and_evidence):
+    rows = [r for r, _ in rows_and_evidence]
+    evidence = {_label(r): {"val": ev, "test": ev} for r, ev in rows_and_evidence}
+    return rows, evidence
+
+
+def _label(r):
+    return f"{r['variant']}-fp32" if r["format"] == "onnx-fp32" and "-fp32" not in r["variant"] else r["variant"]
+
+
+def with_source(r, source_ev, ev):
+    r["vs_source"] = versus(ACCURACY, {"val": source_ev, "test": source_ev}, {"val": ev, "test": ev}, None)
+    return r
+
+
+# the teacher wrong on 60 of 300 (80.0%); the student wrong on 64 of them (78.67%), 50 shared
+TEACHER = answers(set(range(60)))
+STUDENT = answers(set(range(50)) | set(range(100, 114)))
+# int8 of the student: 16 answers changed, 8 right->wrong and 8 wrong->right: the same accuracy
+STUDENT_INT8 = answers((set(range(50)) | set(range(100, 114)) | set(range(200, 208))) - set(range(100, 108)))
+# int8 of the teacher: one sample better than its fp32 (5 right->wrong, 6 wrong->right)
+TEACHER_INT8 = answers((set(range(60)) | set(range(200, 205))) - set(range(6)))
 LATENCY = {"teacher-fp32": 1.0, "baseline-fp32": 0.05, "student-fp32": 0.10, "student-int8-dynamic": 0.06,
-           "student-int8-static-minmax": 0.01, "teacher-int8-dynamic": 0.4}
+           "teacher-int8-dynamic": 0.4}
 
 
-def test_auto_ships_the_fastest_variant_within_max_drop_of_the_teacher():
-    chosen, choice = choose_bundle(ExportConfig(max_drop=1.0), ROWS, ACCURACY, LATENCY)
-    # static min-max is the fastest but 7 points down; the no-KD baseline is not a candidate
+def issue_case():
+    return setup([
+        (row("teacher", "onnx-fp32", TEACHER, 1000, "teacher"), TEACHER),
+        (row("baseline", "onnx-fp32", STUDENT, 100, "baseline"), STUDENT),
+        (row("student", "onnx-fp32", STUDENT, 100, "student"), STUDENT),
+        (with_source(row("student-int8-dynamic", "onnx-int8", STUDENT_INT8, 30, "student"), STUDENT, STUDENT_INT8),
+         STUDENT_INT8),
+        (with_source(row("teacher-int8-dynamic", "onnx-int8", TEACHER_INT8, 260, "teacher"), TEACHER, TEACHER_INT8),
+         TEACHER_INT8),
+    ])
+
+
+def test_a_one_sample_difference_no_longer_decides_and_changed_answers_count():
+    """The issue's case, in miniature: by validation accuracy alone the quantized teacher (one sample
+    above its own fp32, 11 answers changed) was the one variant within 1 point, and was shipped. On the
+    evidence neither quantized copy is shown within 1 point of its source (the int8 student changed 16
+    answers that cancelled), and no variant is shown within 1 point of the teacher on 300 samples: the
+    student in fp32 is shipped, and the choice says why."""
+    rows, evidence = issue_case()
+    chosen, choice = choose_bundle(ExportConfig(max_drop=1.0), rows, ACCURACY, LATENCY, evidence)
+    assert chosen["variant"] == "student"
+    by = {c["variant"]: c for c in choice["candidates"]}
+    assert by["student-int8-dynamic"]["left_out"] and by["teacher-int8-dynamic"]["left_out"]
+    assert by["student-int8-dynamic"]["vs_source"]["agreement_val"] == pytest.approx(100 * (1 - 16 / 300), abs=0.01)
+    assert by["student-int8-dynamic"]["vs_source"]["drop_val"] == 0.0
+    assert not any(c["shown_within"] for c in choice["candidates"])
+    assert "no variant is shown within 1 point of the teacher's validation accuracy on 300 samples" in choice["reason"]
+    assert "left out as not shown within 1 point of their fp32 source: student-int8-dynamic, teacher-int8-dynamic" \
+        in choice["reason"]
+    # by the old rule (validation accuracy within max_drop, then the fastest) the quantized teacher won
+    old_within = [c for c in choice["candidates"] if c["val_drop"] <= 1.0]
+    assert min(old_within, key=lambda c: c["latency_b1_ms"])["variant"] == "teacher-int8-dynamic"
+
+
+def test_a_damaging_int8_variant_whose_accuracy_did_not_move_is_caught():
+    rows, evidence = issue_case()
+    int8 = next(r for r in rows if r["variant"] == "student-int8-dynamic")
+    lo, hi = int8["vs_source"]["drop_val_ci"]
+    assert int8["metric"]["val"] == next(r for r in rows if r["variant"] == "student")["metric"]["val"]
+    assert lo < -1.0 and hi > 1.0  # 16 changed answers of 300: +-2.6 points either way
+    # the same copy with only 2 answers changed (1 each way) keeps its place
+    mild = answers((set(range(50)) | set(range(100, 114)) | {200}) - {100})
+    mild_row = with_source(row("student-int8-dynamic", "onnx-int8", mild, 30, "student"), STUDENT, mild)
+    assert mild_row["vs_source"]["drop_val_ci"][1] <= 1.0
+
+
+def test_shown_within_ships_the_fastest_of_those_the_evidence_shows():
+    """On 300 samples where the int8 student changes nothing and the student matches the teacher
+    closely, both are shown within 2 points; the faster is shipped."""
+    close = answers(set(range(60)) | {100})  # one answer worse than the teacher
+    rows, evidence = setup([
+        (row("teacher", "onnx-fp32", TEACHER, 1000, "teacher"), TEACHER),
+        (row("student", "onnx-fp32", close, 100, "student"), close),
+        (with_source(row("student-int8-dynamic", "onnx-int8", close, 30, "student"), close, close), close)])
+    chosen, choice = choose_bundle(ExportConfig(max_drop=2.0), rows, ACCURACY, LATENCY, evidence)
     assert chosen["variant"] == "student-int8-dynamic"
-    within = {c["variant"]: c["within"] for c in choice["candidates"]}
-    assert within == {"student-fp32": True, "student-int8-dynamic": True, "student-int8-static-minmax": False,
-                      "teacher-int8-dynamic": True}
-    assert "fastest at batch 1 of the 3 variants within 1 point of" in choice["reason"]
+    assert "fastest at batch 1 of the 2 variants shown within 2 points" in choice["reason"]
+    assert "resolution" not in choice
 
 
-def test_the_quantized_teacher_is_shipped_when_no_student_is_within_budget_and_says_so():
-    chosen, choice = choose_bundle(ExportConfig(max_drop=0.3), ROWS, ACCURACY, LATENCY)
+def test_a_split_too_small_to_resolve_max_drop_says_how_many_samples_would():
+    rows, evidence = issue_case()
+    _, choice = choose_bundle(ExportConfig(max_drop=1.0), rows, ACCURACY, LATENCY, evidence)
+    res = choice["resolution"]
+    assert res["samples"] == 300 and res["half_width"] > 1.0
+    assert res["samples_needed"] == pytest.approx(300 * res["half_width"] ** 2, rel=0.01)
+
+
+def test_the_quantized_teacher_is_shipped_when_the_evidence_favours_it_and_says_so():
+    # the student much worse (wrong on 90); the teacher's int8 copy changes nothing
+    weak = answers(set(range(90)))
+    rows, evidence = setup([
+        (row("teacher", "onnx-fp32", TEACHER, 1000, "teacher"), TEACHER),
+        (row("student", "onnx-fp32", weak, 100, "student"), weak),
+        (with_source(row("teacher-int8-dynamic", "onnx-int8", TEACHER, 260, "teacher"), TEACHER, TEACHER), TEACHER)])
+    chosen, choice = choose_bundle(ExportConfig(max_drop=1.0), rows, ACCURACY, LATENCY, evidence)
     assert chosen["variant"] == "teacher-int8-dynamic"
-    assert "teacher quantized without distillation" in choice["reason"]
-
-
-def test_none_within_budget_ships_the_most_accurate():
-    rows = [r for r in ROWS if r["variant"] != "teacher-int8-dynamic"]
-    chosen, choice = choose_bundle(ExportConfig(max_drop=0.1), rows, ACCURACY, LATENCY)
-    assert chosen["variant"] == "student" and "no variant is within 0.1 points" in choice["reason"]
+    assert "teacher quantized without distillation: no distilled variant is as close" in choice["reason"]
 
 
 def test_near_ties_in_speed_go_to_the_smaller_file():
+    rows, evidence = setup([
+        (row("teacher", "onnx-fp32", TEACHER, 1000, "teacher"), TEACHER),
+        (row("student", "onnx-fp32", TEACHER, 100, "student"), TEACHER),
+        (with_source(row("student-int8-dynamic", "onnx-int8", TEACHER, 300, "student"), TEACHER, TEACHER), TEACHER)])
     latency = {**LATENCY, "student-fp32": 0.061}  # within 5% of student-int8-dynamic's 0.06 ms
-    rows = [r if r["variant"] != "student-int8-dynamic" else {**r, "size_bytes": 300} for r in ROWS]
-    chosen, choice = choose_bundle(ExportConfig(max_drop=1.0), rows, ACCURACY, latency)
+    chosen, choice = choose_bundle(ExportConfig(max_drop=1.0), rows, ACCURACY, latency, evidence)
     assert chosen["variant"] == "student" and "smallest of the 2 within 5%" in choice["reason"]
 
 
 def test_lower_is_better_metrics_count_the_drop_the_right_way():
-    rows = [row("teacher", "onnx-fp32", 80.0, 1000, "teacher"), row("student", "onnx-fp32", 85.0, 100, "student"),
-            row("student-int8-dynamic", "onnx-int8", 95.0, 30, "student")]
+    def nll(values):  # per-sample negative log-likelihood sums, 10 tokens each
+        return Samples(np.asarray(values, float), np.full(len(values), 10.0), np.zeros(len(values), np.int64))
+
+    rng = np.random.default_rng(0)
+    base = rng.normal(40.0, 2.0, 200)
+    rows, evidence = setup([
+        (row("teacher", "onnx-fp32", nll(base), 1000, "teacher"), nll(base)),
+        (row("student", "onnx-fp32", nll(base + 0.2), 100, "student"), nll(base + 0.2)),
+        (row("student-int8-dynamic", "onnx-int8", nll(base + 5.0), 30, "student"), nll(base + 5.0))])
+    for r, (_, ev) in zip(rows, evidence.items()):
+        r["metric"]["val"] = PERPLEXITY.finish(float(ev["val"].num.sum()), float(ev["val"].den.sum()))
     latency = {"teacher-fp32": 1.0, "student-fp32": 0.2, "student-int8-dynamic": 0.1}
-    chosen, _ = choose_bundle(ExportConfig(max_drop=10.0), rows, PERPLEXITY, latency)
-    assert chosen["variant"] == "student"  # perplexity 95 is 15 worse than the teacher's 80
+    chosen, _ = choose_bundle(ExportConfig(max_drop=2.0), rows, PERPLEXITY, latency, evidence)
+    assert chosen["variant"] == "student"  # int8's perplexity is 0.5 nats a token worse: ~30 worse than ~55
 
 
 def test_a_named_bundle_is_shipped_as_named_or_refused():
-    chosen, choice = choose_bundle(ExportConfig(bundle="student-int8-static-minmax"), ROWS, ACCURACY, LATENCY)
-    assert chosen["variant"] == "student-int8-static-minmax" and choice["rule"] == "export.bundle"
-    assert choose_bundle(ExportConfig(bundle="student"), ROWS, ACCURACY, LATENCY)[0]["format"] == "onnx-fp32"
+    rows, evidence = issue_case()
+    chosen, choice = choose_bundle(ExportConfig(bundle="student-int8-dynamic"), rows, ACCURACY, LATENCY, evidence)
+    assert chosen["variant"] == "student-int8-dynamic" and choice["rule"] == "export.bundle"
+    assert choose_bundle(ExportConfig(bundle="student"), rows, ACCURACY, LATENCY, evidence)[0]["format"] == "onnx-fp32"
     with pytest.raises(ConfigError, match="not made in this run"):
-        choose_bundle(ExportConfig(bundle="pruned"), ROWS, ACCURACY, LATENCY)
+        choose_bundle(ExportConfig(bundle="pruned"), rows, ACCURACY, LATENCY, evidence)
