@@ -16,7 +16,7 @@ import time
 
 from kdpipe.data.splits import load_splits
 from kdpipe.evaluation import evaluate, torch_predictor
-from kdpipe.tasks.base import ACCURACY
+from kdpipe.metrics import ACCURACY
 from kdpipe.models.factory import build_model
 from kdpipe.pipeline.config import load_config
 from kdpipe.training.kd_loss import hard_loss, kd_loss_fn

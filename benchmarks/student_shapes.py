@@ -23,7 +23,8 @@ import numpy as np
 import torch
 
 from kdpipe.data.splits import Split
-from kdpipe.models.hf import HFModule, derive_student
+from kdpipe.models.hf import HFModule
+from kdpipe.models.hf_derive import derive_student
 from kdpipe.runtime.machine import machine_info
 from kdpipe.runtime.sessions import make_session, timed_call
 from kdpipe.runtime.timing import measure_rounds, torch_call

@@ -17,7 +17,7 @@ from kdpipe import __version__
 from kdpipe.data.sources import IMAGE_SUFFIXES, first_non_finite, read_npz
 from kdpipe.data.splits import apply_preprocessing
 from kdpipe.errors import DataError, KdpipeError
-from kdpipe.pipeline.artifacts import atomic_write_json
+from kdpipe.io import atomic_write_json
 from kdpipe.runtime.compat import runtimes
 from kdpipe.runtime.onnx_convert import INPUT_NAME, OUTPUT_NAME, set_metadata
 

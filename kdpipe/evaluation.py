@@ -12,7 +12,7 @@ import numpy as np
 import torch
 
 from kdpipe.data.splits import length_order
-from kdpipe.training.lm_losses import IGNORE
+from kdpipe.labels import IGNORE
 
 Predict = Callable[[np.ndarray], np.ndarray]
 

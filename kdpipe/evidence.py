@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from kdpipe.training.lm_losses import IGNORE
+from kdpipe.labels import IGNORE
 
 DRAWS = 1000  # bootstrap resamples: the interval's ends move by ~0.1 of its width between seeds
 LEVEL = 95
@@ -101,7 +101,7 @@ def samples_needed(half_width: float, n: int, target: float) -> int:
 
 
 def save(path: Path, val: Samples, test: Samples) -> None:
-    from kdpipe.pipeline.artifacts import atomic_write_bytes
+    from kdpipe.io import atomic_write_bytes
     import io
 
     buf = io.BytesIO()

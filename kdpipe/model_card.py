@@ -14,7 +14,7 @@ from pathlib import Path
 
 import yaml
 
-from kdpipe.pipeline.artifacts import atomic_write_bytes
+from kdpipe.io import atomic_write_bytes
 from kdpipe.units import fmt_size
 
 PIPELINE_TAGS = {"classification": "image-classification", "text-classification": "text-classification",

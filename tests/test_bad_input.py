@@ -295,7 +295,7 @@ def test_an_image_folder_says_how_many_files_it_skipped(tmp_path, capsys):
 
 
 def test_run_folder_files_get_the_permissions_of_plain_writes(tiny_run):
-    from kdpipe.pipeline.artifacts import plain_mode
+    from kdpipe.io import plain_mode
 
     modes = {str(p.relative_to(tiny_run)): p.stat().st_mode & 0o777 for p in tiny_run.rglob("*")
              if p.is_file() and not p.name.startswith(".")}

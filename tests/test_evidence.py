@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from kdpipe.evidence import Samples, agreement, interval, paired_drop, samples_needed
-from kdpipe.tasks.base import ACCURACY, PERPLEXITY
+from kdpipe.metrics import ACCURACY, PERPLEXITY
 
 
 def accuracy_samples(right: np.ndarray) -> Samples:

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from functools import lru_cache
 
 import numpy as np
 
 from kdpipe.data.sources import RawData, load_source
 from kdpipe.errors import DataError
+from kdpipe.labels import IGNORE
+from kdpipe.memo import by_content
 
 
 @dataclass
@@ -131,8 +132,6 @@ def hide_labels(split: Split, fraction: float, seed: int) -> Split:
     replaced by IGNORE: what a user with few labels and many unlabelled inputs holds."""
     if fraction >= 1.0:
         return split
-    from kdpipe.training.lm_losses import IGNORE
-
     rng = np.random.default_rng(seed + 11)
     y = split.y.copy()
     for cls in np.unique(split.y):
@@ -145,8 +144,6 @@ def labelled(split: Split) -> Split:
     """Only the rows that kept their labels. Rows lose labels only where a row has one label
     (classification: data.label_fraction, data.extra_texts); per-token labels (language models) mark
     positions that do not count, and every row stays."""
-    from kdpipe.training.lm_losses import IGNORE
-
     if np.ndim(split.y) != 1:
         return split
     keep = split.y != IGNORE
@@ -158,16 +155,14 @@ def with_every_label(split: Split) -> Split:
     return split if split.y_all is None else Split(split.x, split.y_all)
 
 
-@lru_cache(maxsize=4)
-def _cached_raw(data_cfg_json: str):
-    from kdpipe.pipeline.config import DataConfig
-
-    return load_source(DataConfig.model_validate_json(data_cfg_json))
+@by_content(maxsize=4)
+def _cached_raw(data_cfg) -> RawData:
+    return load_source(data_cfg)
 
 
 def load_splits(cfg) -> Splits:
     """cfg: the whole Config. Cached per process: the runner's pre-flight check and the stages share it."""
-    raw = _cached_raw(cfg.data.model_dump_json())
+    raw = _cached_raw(cfg.data)
     splits = make_splits(raw, cfg.data.split, cfg.data_seed, cfg.data.limit)
     splits.train = hide_labels(splits.train, cfg.data.label_fraction, cfg.data_seed)
     return splits

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from kdpipe.errors import DataError
-from kdpipe.training.lm_losses import IGNORE
+from kdpipe.labels import IGNORE
 
 
 # builtin:pydoc-sections: each pydoc topic belongs to one part of the language reference.

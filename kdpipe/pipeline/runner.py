@@ -21,7 +21,8 @@ from pathlib import Path
 
 from kdpipe import __version__, distributed
 from kdpipe.errors import KdpipeError, RunFolderError
-from kdpipe.pipeline.artifacts import MANIFEST, RunLock, RunStore, atomic_write_json, sha256_file
+from kdpipe.io import atomic_write_json, sha256_file
+from kdpipe.pipeline.artifacts import MANIFEST, RunLock, RunStore
 from kdpipe.pipeline.config import Config, section_dict
 from kdpipe.pipeline.context import StageContext
 from kdpipe.progress import say

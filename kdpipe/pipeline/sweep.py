@@ -19,7 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from kdpipe.errors import ConfigError
-from kdpipe.pipeline.artifacts import MANIFEST, atomic_write_json
+from kdpipe.io import atomic_write_json
+from kdpipe.pipeline.artifacts import MANIFEST
 from kdpipe.pipeline.config import Config
 from kdpipe.progress import is_quiet, say, set_quiet
 

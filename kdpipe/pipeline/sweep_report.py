@@ -14,7 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
-from kdpipe.pipeline.artifacts import MANIFEST, atomic_write_bytes, atomic_write_json
+from kdpipe.io import atomic_write_bytes, atomic_write_json
+from kdpipe.pipeline.artifacts import MANIFEST
 from kdpipe.progress import say
 from kdpipe.tasks import task_for
 from kdpipe.units import fmt_size

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from kdpipe.data.splits import text_lengths, trim_padding
-from kdpipe.pipeline.artifacts import atomic_write_json
+from kdpipe.io import atomic_write_json
 from kdpipe.progress import progress, say
 from kdpipe.runtime.machine import default_threads, machine_info
 from kdpipe.runtime.sessions import make_session, node_placement, provider_status, timed_call

@@ -5,9 +5,6 @@ hidden-state matching where it is set)."""
 
 from __future__ import annotations
 
-import torch
-from torch import nn
-
 from kdpipe.evaluation import evaluate, score, torch_predictor
 from kdpipe.models.checkpoint import count_params
 from kdpipe.progress import say
@@ -76,20 +73,3 @@ def run(ctx) -> dict:
         "student_accuracy": rows["student"]["metric"],
         "recovery": history(r),  # as distill records its trainings: epochs, step time, teacher cache
     }
-
-
-def prune_structured(model: nn.Module, input_shape, num_classes: int, ratio: float, round_to: int | None = None) -> None:
-    """Remove `ratio` of the channels/neurons of every prunable layer except the classifier; with
-    round_to, the widths kept are multiples of it (SIMD kernels run odd widths slowly)."""
-    import torch_pruning as tp
-
-    model.cpu().eval()
-    example = torch.zeros(1, *input_shape)
-    # The layer that produces the class logits keeps its outputs; the class count is fixed.
-    ignored = [m for m in model.modules() if isinstance(m, nn.Linear) and m.out_features == num_classes]
-    pruner = tp.pruner.MetaPruner(
-        model, example, importance=tp.importance.GroupMagnitudeImportance(p=2), pruning_ratio=ratio,
-        ignored_layers=ignored, round_to=round_to,
-    )
-    pruner.step()
-

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from kdpipe.pipeline.artifacts import atomic_write_bytes, atomic_write_json
+from kdpipe.io import atomic_write_bytes, atomic_write_json
 from kdpipe.pipeline.plots import make_plots
 from kdpipe.pipeline.report import build_report, render_html, render_markdown
 

@@ -3,9 +3,9 @@ are transformers)."""
 
 from __future__ import annotations
 
-from functools import lru_cache
-
-from kdpipe.tasks.base import Metric, Task
+from kdpipe.memo import by_content
+from kdpipe.metrics import Metric
+from kdpipe.tasks.base import Task
 from kdpipe.tasks.classification import Classification
 from kdpipe.tasks.embedding import Embedding
 from kdpipe.tasks.language_model import CausalLM, MaskedLM
@@ -27,11 +27,9 @@ def task_for(cfg) -> Task:
     return TASKS[cfg.task]
 
 
-@lru_cache(maxsize=2)
-def _data(config_json: str):
-    from kdpipe.pipeline.config import Config
-
-    cfg = Config.model_validate_json(config_json)
+@by_content(maxsize=2)
+def load_data(cfg):
+    """The task's data for this config, loaded once per process (pre-flight and stages share it)."""
     task = task_for(cfg)
     given = [k for k in ("extra_texts", "other_source") if getattr(cfg.data, k)]
     if given and not task.takes_other_texts:
@@ -40,11 +38,6 @@ def _data(config_json: str):
         raise ConfigError(f"data.{given[0]}: the embedding and text-classification tasks take it; this config's "
                           f"{cfg.task} task ({type(task).__name__}) does not")
     return task.load_data(cfg)
-
-
-def load_data(cfg):
-    """The task's data for this config, loaded once per process (pre-flight and stages share it)."""
-    return _data(cfg.model_dump_json())
 
 
 __all__ = ["TASKS", "Metric", "Task", "get_task", "load_data", "task_for"]

@@ -12,7 +12,9 @@ from kdpipe.errors import ConfigError, KdpipeError
 from kdpipe.models.checks import check_trainable
 from kdpipe.models.checkpoint import load_model, load_weights_into, read_state_dict, save_model
 from kdpipe.models.factory import build_model
-from kdpipe.tasks.base import ACCURACY, Task
+from kdpipe.models.prune import prune_structured
+from kdpipe.metrics import ACCURACY
+from kdpipe.tasks.base import Task
 from kdpipe.training.kd_loss import hard_loss, kd_loss_fn
 
 
@@ -61,8 +63,6 @@ class Classification(Task):
         return hard_loss, kd_loss_fn(cfg.distill.temperature, cfg.distill.alpha)
 
     def prune(self, model, spec, data, pc):
-        from kdpipe.stages.prune import prune_structured
-
         prune_structured(model, data.input_shape, data.num_classes, pc.ratio, pc.round_to)
         return model, spec, {"method": "magnitude (Torch-Pruning, L2 of each channel group)",
                              "removed": f"{pc.ratio:.0%} of channels/neurons"}

@@ -18,7 +18,7 @@ from torch import nn
 
 from kdpipe.data.splits import Split, split_indices
 from kdpipe.errors import ConfigError, DataError
-from kdpipe.tasks.base import Metric
+from kdpipe.metrics import Metric
 from kdpipe.tasks.hf_task import HFTask, TextData, digest, encode, other_and_extra_texts, teacher_max_length
 
 

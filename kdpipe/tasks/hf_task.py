@@ -208,7 +208,8 @@ class HFTask(Task):
         return HFModule(hf, self.pool)
 
     def build(self, role, cfg, data, teacher=None):
-        from kdpipe.models.hf import build_hf, derive_student
+        from kdpipe.models.hf import build_hf
+        from kdpipe.models.hf_derive import derive_student
 
         section = getattr(cfg, role)
         spec = {"model": section.model, "params": dict(section.params)}
@@ -432,7 +433,7 @@ class HFTask(Task):
         """model.onnx with the model's config.json and tokenizer files: loadable with optimum's
         ORTModelFor... classes, or plain onnxruntime plus the tokenizer."""
         from kdpipe import __version__
-        from kdpipe.pipeline.artifacts import atomic_write_json
+        from kdpipe.io import atomic_write_json
         from kdpipe.runtime.compat import runtimes
 
         folder.mkdir(parents=True, exist_ok=True)

@@ -12,7 +12,7 @@ from torch import nn
 
 from kdpipe.data.splits import Split, split_indices
 from kdpipe.errors import DataError, ModelError
-from kdpipe.tasks.base import MASKED_ACCURACY, PERPLEXITY
+from kdpipe.metrics import MASKED_ACCURACY, PERPLEXITY
 from kdpipe.tasks.hf_task import HFTask, TextData, digest
 
 

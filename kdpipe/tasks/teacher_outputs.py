@@ -60,7 +60,7 @@ def cached(compute: Callable[[np.ndarray], np.ndarray], x: np.ndarray, model_key
         pass  # not there, or unreadable: compute it
     y = compute(x)
     try:
-        from kdpipe.pipeline.artifacts import atomic_write_bytes
+        from kdpipe.io import atomic_write_bytes
 
         buf = io.BytesIO()
         np.save(buf, y, allow_pickle=False)

@@ -12,7 +12,7 @@ import numpy as np
 
 from kdpipe.data.splits import Split, hide_labels, split_indices
 from kdpipe.errors import DataError, ModelError
-from kdpipe.tasks.base import ACCURACY
+from kdpipe.metrics import ACCURACY
 from kdpipe.tasks.hf_task import HFTask, TextData, digest, encode, other_and_extra_texts
 from kdpipe.training.kd_loss import hard_loss, kd_loss_fn
 
@@ -51,7 +51,7 @@ class TextClassification(HFTask):
                 raise DataError(f"data.other_source: labels {unknown[:5]} are not the data's {labels}")
             other = Split(encode(tok, o_texts, dc.sequence_length), np.asarray([labels.index(v) for v in o_raw]))
         if more:  # unlabelled: KD learns from the teacher's output on them, the no-KD baseline never sees them
-            from kdpipe.training.lm_losses import IGNORE
+            from kdpipe.labels import IGNORE
 
             xe, none = encode(tok, more, dc.sequence_length), np.full(len(more), IGNORE, dtype=np.int64)
             train = Split(np.concatenate([train.x, xe]), np.concatenate([train.y, none]),

@@ -16,9 +16,9 @@ import math
 import torch
 import torch.nn.functional as F
 
+from kdpipe.labels import IGNORE
 from kdpipe.training.teacher_cache import SparseTargets
 
-IGNORE = -100  # the label of positions that do not count (padding; unmasked tokens in masked LM)
 DIVERGENCES = ("forward_kl", "reverse_kl", "jsd")
 
 

@@ -20,7 +20,7 @@ from torch import nn
 from kdpipe import distributed
 from kdpipe.data.splits import length_order, text_lengths
 from kdpipe.errors import KdpipeError
-from kdpipe.tasks.base import ACCURACY, Metric
+from kdpipe.metrics import ACCURACY, Metric
 from kdpipe.progress import progress, say
 from kdpipe.training.resume import TrainCheckpoint
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import torch
 
-from kdpipe.pipeline.artifacts import atomic_write_bytes
+from kdpipe.io import atomic_write_bytes
 from kdpipe.progress import say
 
 

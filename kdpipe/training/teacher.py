@@ -7,7 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from kdpipe.data.splits import labelled, with_every_label
-from kdpipe.pipeline.artifacts import sha256_file
+from kdpipe.io import sha256_file
 from kdpipe.training.loop import FitResult, Schedule, fit, seed_everything
 
 

@@ -42,7 +42,7 @@ def test_sdpa_attention_rate_that_is_no_nn_dropout_is_set():
 
 
 def test_a_derived_student_leaves_its_teacher_alone():
-    from kdpipe.models.hf import derive_student
+    from kdpipe.models.hf_derive import derive_student
 
     model_type, params = TINY["masked-lm"]
     teacher = build_hf(f"hf-config:{model_type}", params, "masked-lm", "teacher.model")

@@ -9,7 +9,7 @@ from kdpipe.errors import ModelError
 from kdpipe.models.builtin import BUILTIN
 from kdpipe.models.checkpoint import count_params, load_model, read_state_dict, save_model
 from kdpipe.models.factory import build_model
-from kdpipe.stages.prune import prune_structured
+from kdpipe.models.prune import prune_structured
 
 
 @pytest.mark.parametrize("name", sorted(BUILTIN))

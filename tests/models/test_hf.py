@@ -4,7 +4,8 @@ import pytest
 import torch
 
 from kdpipe.errors import ModelError
-from kdpipe.models.hf import build_hf, derive_student, layer_list
+from kdpipe.models.hf import build_hf, layer_list
+from kdpipe.models.hf_derive import derive_student
 
 TINY = {
     "causal-lm": ("gpt2", {"n_layer": 4, "n_embd": 32, "n_head": 2, "vocab_size": 100, "n_positions": 64}),

@@ -6,7 +6,8 @@ import torch
 from transformers import BertConfig, BertForMaskedLM, BertForSequenceClassification, BertModel
 
 from kdpipe.errors import ModelError
-from kdpipe.models.hf import HFModule, build_hf, derive_student
+from kdpipe.models.hf import HFModule, build_hf
+from kdpipe.models.hf_derive import derive_student
 from kdpipe.models.hf_prune import apply_plan, leading, make_plan, measure_importance, prune_model, rank_blocks
 
 CLASSES = [BertModel, BertForMaskedLM, BertForSequenceClassification]

@@ -4,7 +4,8 @@ import multiprocessing
 import pytest
 
 from kdpipe.errors import RunFolderError
-from kdpipe.pipeline.artifacts import RunLock, RunStore, atomic_write_json
+from kdpipe.io import atomic_write_json
+from kdpipe.pipeline.artifacts import RunLock, RunStore
 
 
 def test_commit_records_checksums_and_detects_changes(tmp_path):

@@ -41,7 +41,7 @@ def test_markdown_and_html_show_the_table_and_plots(tiny_run):
 
 def test_kd_verdict_says_when_the_baseline_already_matches_the_teacher():
     from kdpipe.pipeline.report import _kd_summary
-    from kdpipe.tasks.base import ACCURACY
+    from kdpipe.metrics import ACCURACY
 
     def rows(teacher, baseline, student):
         return [{"variant": v, "format": "torch", "metric": {"test": m}}
@@ -54,7 +54,7 @@ def test_kd_verdict_says_when_the_baseline_already_matches_the_teacher():
 
 def test_report_says_when_the_student_trained_in_bf16():
     from kdpipe.pipeline.report import _kd_summary, notes
-    from kdpipe.tasks.base import ACCURACY
+    from kdpipe.metrics import ACCURACY
 
     rows = [{"variant": v, "format": "torch", "metric": {"test": m}} for v, m in (("teacher", 97.0), ("student", 95.0))]
     for precision, said in (("bf16", True), ("fp32", False), (None, False)):

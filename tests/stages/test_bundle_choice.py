@@ -11,7 +11,7 @@ from kdpipe.errors import ConfigError
 from kdpipe.evidence import Samples, versus
 from kdpipe.pipeline.config import ExportConfig
 from kdpipe.stages.export import choose_bundle
-from kdpipe.tasks.base import ACCURACY, PERPLEXITY
+from kdpipe.metrics import ACCURACY, PERPLEXITY
 
 N = 300
 TRUTH = np.arange(N) % 5

@@ -112,7 +112,7 @@ def test_predict_scores_and_continues_or_fills_masks(lm_run, tmp_path, capsys):
     import onnxruntime as ort
     from transformers import AutoTokenizer
 
-    from kdpipe.tasks.base import PERPLEXITY
+    from kdpipe.metrics import PERPLEXITY
 
     task, run = lm_run
     bundle = run / "export" / "bundle"

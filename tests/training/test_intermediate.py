@@ -6,7 +6,8 @@ import pytest
 import torch
 
 from kdpipe.errors import ConfigError
-from kdpipe.models.hf import HFModule, build_hf, derive_student
+from kdpipe.models.hf import HFModule, build_hf
+from kdpipe.models.hf_derive import derive_student
 from kdpipe.pipeline.config import IntermediateConfig
 from kdpipe.training.intermediate import Matcher, check_mapping, resolve, with_matching
 

@@ -1,0 +1,59 @@
+"""The metrics kdpipe reports: each computed from (numerator, denominator) sums, so that batches,
+processes and runtimes add up the same way, and kdpipe.evidence can keep every sample's share. Tasks
+choose theirs (tasks/); training, evaluation and the report read them."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+
+from kdpipe.labels import IGNORE
+
+
+@dataclass(frozen=True)
+class Metric:
+    """A metric computed from (numerator, denominator) sums, so that batches, processes and
+    runtimes all add up the same way before `finish` turns the sums into the value."""
+
+    name: str
+    unit: str
+    higher_is_better: bool
+    partial: Callable[[np.ndarray, np.ndarray], tuple[float, float]]
+    finish: Callable[[float, float], float]
+    # Per batch, what is kept of the outputs on the test split (the top-1 prediction by default), for
+    # agreement with the teacher and for set-level extras (e.g. neighbour overlap of embeddings).
+    collect: Callable[[np.ndarray], np.ndarray] = lambda out: out.argmax(-1)
+    extras: Callable[[np.ndarray, np.ndarray], dict] | None = None
+
+    def worse_by(self, reference: float, value: float) -> float:
+        """How much worse `value` is than `reference` (positive = worse), in the metric's units."""
+        return reference - value if self.higher_is_better else value - reference
+
+
+def _accuracy_partial(logits: np.ndarray, y: np.ndarray) -> tuple[float, float]:
+    real = y != IGNORE
+    return float(((logits.argmax(-1) == y) & real).sum() * 100.0), float(real.sum())
+
+
+def _ratio(num: float, den: float) -> float:
+    return num / max(den, 1.0)
+
+
+ACCURACY = Metric("accuracy", "%", True, _accuracy_partial, _ratio)
+MASKED_ACCURACY = Metric("masked-token accuracy", "%", True, _accuracy_partial, _ratio)
+
+
+def _next_token_nll(logits: np.ndarray, y: np.ndarray) -> tuple[float, float]:
+    """Summed negative log-likelihood of each next token (position t predicts token t+1)."""
+    lg, tgt = logits[:, :-1].astype(np.float64), y[:, 1:]
+    real = tgt != IGNORE
+    m = lg.max(-1, keepdims=True)
+    logz = (m + np.log(np.exp(lg - m).sum(-1, keepdims=True)))[..., 0]
+    picked = np.take_along_axis(lg, np.where(real, tgt, 0)[..., None], -1)[..., 0]
+    return float(((logz - picked) * real).sum()), float(real.sum())
+
+
+PERPLEXITY = Metric("perplexity", "", False, _next_token_nll, lambda num, den: float(math.exp(num / max(den, 1.0))))
