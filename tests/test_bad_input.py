@@ -390,3 +390,14 @@ def test_images_of_another_size_or_mode_are_noted_once_or_refused_with_strict(tm
                     "the model takes 8x8 greyscale images; this one would be resized from 16x16 to 8x8 (--strict)")
     r = _kdpipe("predict", "--strict", str(bundle), str(tmp_path / "fits.png"))
     assert r.returncode == 0 and r.stderr == ""
+
+
+def test_a_batch_larger_than_the_training_split_is_one_batch_of_it_with_a_note(tmp_path, capsys):
+    cfg = write_config(tmp_path, {"data.batch_size": 1_000_000_000, "teacher.train.epochs": 1, "distill.epochs": 1})
+    capsys.readouterr()
+    assert run_cli("distill", str(cfg)) == 0
+    err = capsys.readouterr().err
+    assert "data.batch_size 1,000,000,000 is more than the 418 training samples: every step takes the whole " \
+           "training split" in err
+    history = json.loads((tmp_path / "run" / "manifest.json").read_text())["stages"]["distill"]["outputs"]["training"]
+    assert all(len(h["history"]) == 1 for h in history.values())  # one epoch each, of one step
