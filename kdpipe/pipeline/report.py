@@ -12,7 +12,7 @@ from datetime import datetime, timezone
 from kdpipe.pipeline.frontier import cost_of, frontiers
 from kdpipe.tasks import get_task
 from kdpipe.units import fmt_size
-from kdpipe.variants import bundle_label
+from kdpipe.variants import QUANTIZED_TEACHER, bundle_label
 
 SCHEMA_VERSION = 1
 NOT_AVAILABLE = "not available"
@@ -358,7 +358,7 @@ def versus_quantized_teacher(report: dict) -> str | None:
     """One sentence: does the bundle beat what a user gets without distillation (the teacher,
     dynamic int8) on the metric, size and batch-1 CPU latency; where each wins on some counts, which;
     and where the quantized teacher is as good on every count, that it is the one to take."""
-    bundle, qt = _row_of(report, report["bundle"]["variant"]), _row_of(report, "teacher-int8-dynamic")
+    bundle, qt = _row_of(report, report["bundle"]["variant"]), _row_of(report, QUANTIZED_TEACHER)
     if not bundle or not qt or bundle is qt:
         return None
     m, b = report["metric"], str(min(report["batch_sizes"]))

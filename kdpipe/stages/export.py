@@ -17,7 +17,7 @@ from kdpipe.runtime.onnx_convert import set_metadata
 from kdpipe.runtime.machine import default_threads, machine_info
 from kdpipe.runtime.sessions import make_session, timed_call
 from kdpipe.runtime.timing import measure_rounds
-from kdpipe.variants import bundle_label, variant_row
+from kdpipe.variants import QUANTIZED_TEACHER, bundle_label, variant_name, variant_row
 
 NAME = "export"
 REQUIRES = ("distill", "prune", "quantize")
@@ -102,8 +102,8 @@ def _model_card(ctx, chosen: dict, info: dict, onnx_rows: list[dict], latency: d
     bundle_model = ctx.out / "bundle" / info["model"]
     rows = [Row(f"**this model** ({bundle_label(chosen)})", chosen["metric"]["test"], bundle_model.stat().st_size,
                 lat(chosen))]
-    if "teacher-int8-dynamic" in by_label and by_label["teacher-int8-dynamic"] is not chosen:
-        q = by_label["teacher-int8-dynamic"]
+    if QUANTIZED_TEACHER in by_label and by_label[QUANTIZED_TEACHER] is not chosen:
+        q = by_label[QUANTIZED_TEACHER]
         rows.append(Row("teacher quantized (dynamic int8, no distillation)", q["metric"]["test"], q["size_bytes"],
                         lat(q)))
     t = by_label["teacher-fp32"]
@@ -171,19 +171,16 @@ def possible_bundles(cfg) -> list[str]:
         qc = cfg.quantize
         sources = {"auto": models[2:], "student": ["student"], "pruned": ["pruned"]}[qc.source]
         if qc.teacher:
-            names.append("teacher-int8-dynamic")
+            names.append(QUANTIZED_TEACHER)
         for src in sources:
-            names.append(f"{src}-fp32-fused")  # transformers whose graph onnxruntime fuses
+            names.append(variant_name(src, "fp32-fused"))  # transformers whose graph onnxruntime fuses
             for v in qc.variants:
-                if v == "static":
-                    int8 = [f"{src}-int8-static-{c}" for c in qc.calibration]
-                elif v == "dynamic":
-                    int8 = [f"{src}-int8-dynamic"]
-                    names.append(f"{src}-int8-dynamic-fused")
-                else:
-                    int8 = []
-                    names.append(f"{src}-fp16")
-                names += int8 + ([f"{n}-mixed" for n in int8] if qc.search else [])  # accuracy-aware int8
+                for kind, calibration in [("static", c) for c in qc.calibration] if v == "static" else [(v, None)]:
+                    names.append(variant_name(src, kind, calibration))
+                    if kind != "fp16" and qc.search:  # accuracy-aware int8
+                        names.append(variant_name(src, kind, calibration, mixed=True))
+                if v == "dynamic":
+                    names.append(variant_name(src, "dynamic-fused"))
     return names
 
 

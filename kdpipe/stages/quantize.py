@@ -18,7 +18,7 @@ from kdpipe.evaluation import onnx_predictor, score
 from kdpipe.evidence import versus
 from kdpipe.progress import progress, say
 from kdpipe.runtime.sessions import make_session, ort
-from kdpipe.variants import variant_row
+from kdpipe.variants import QUANTIZED_TEACHER, variant_name, variant_row
 
 NAME = "quantize"
 REQUIRES = ("distill", "prune")
@@ -47,10 +47,10 @@ def run(ctx) -> dict:
         fp32 = Path(tmp) / "fp32.onnx"
         task.export_onnx(model, ctx.file(src_row["path"]), fp32, ctx.cfg.export.opset, splits)
         src_evidence = _evidence_of(task, splits, fp32)  # what every variant of it is compared with
-        fused_path = ctx.out / f"{source}-fp32-fused.onnx"
+        fused_path = ctx.out / f"{variant_name(source, 'fp32-fused')}.onnx"
         fusions = task.fuse(fp32, fused_path, model)  # None where the model type has nothing to fuse
         if fusions:
-            rows.append(_row(ctx, task, splits, fused_path, f"{source}-fp32-fused", "onnx-fp32", src_row, source,
+            rows.append(_row(ctx, task, splits, fused_path, fused_path.stem, "onnx-fp32", src_row, source,
                              {"method": "fusion", "calibration": None, "per_channel": False, "reduce_range": False,
                               "fusions": fusions, "ops": op_counts(fused_path)}))
             say(f"[quantize] fused operators: {', '.join(f'{k} {v}' for k, v in fusions.items())}")
@@ -66,7 +66,7 @@ def run(ctx) -> dict:
         names = [i.name for i in onnx.load(str(prepared)).graph.input]
         calib_feeds = [task.feeds(names, b) for b in calib]
         for kind, calibration in progress(jobs, desc="quantize", quiet=ctx.quiet, unit="variant"):
-            name = f"{source}-" + ("fp16" if kind == "fp16" else f"int8-{kind}" + (f"-{calibration}" if calibration else ""))
+            name = variant_name(source, kind, calibration)
             out = ctx.out / f"{name}.onnx"
             if kind == "dynamic":
                 rows.append(_dynamic_variant(ctx, prepared, out, name, dyn_ops, src_row, source, {"fused": False}))
@@ -160,7 +160,7 @@ def _accuracy_aware(ctx, rows, src_evidence, src_row, source, prepared, calib_fe
     if res.val is None:
         say(f"[quantize] no mix of int8 and float nodes is within {budget:g} of {source}: nothing added")
         return None, record
-    name = f"{best['variant']}-mixed"
+    name = variant_name(source, qi["method"], qi["calibration"], mixed=True)
     out = ctx.out / f"{name}.onnx"
     quantize(out, res.kept_float)
     row = _row(ctx, task, splits, out, name, "onnx-int8", src_row, source,
@@ -187,7 +187,7 @@ def _quantized_teacher(ctx, tmp: Path, qc, op_types) -> dict:
     # the bar: the better of plain and per-channel; weight bits as the students' (quantize.reduce_range),
     # so that no int8 bundle kdpipe can ship saturates on CPUs without VNNI unless told otherwise
     auto = qc.model_copy(update={"per_channel": "auto"})
-    row = _dynamic_variant(ctx, prepared, ctx.out / "teacher-int8-dynamic.onnx", "teacher-int8-dynamic", op_types,
+    row = _dynamic_variant(ctx, prepared, ctx.out / f"{QUANTIZED_TEACHER}.onnx", QUANTIZED_TEACHER, op_types,
                            t_row, "teacher", {"no_distillation": True}, auto)
     row["vs_source"] = versus(task.metric, _evidence_of(task, splits, fp32), row["_samples"], splits)
     return row
