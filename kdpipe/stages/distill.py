@@ -61,7 +61,7 @@ def run(ctx) -> dict:
 
     student = copy.deepcopy(init)
     with kd_training(kd_loss, dc.intermediate, teacher, student, s_spec.get("teacher_layers"),
-                     getattr(task, "targets_from_teacher", False)) as kd:
+                     task.targets_from_teacher) as kd:
         r = fit(student, data.train, data.val, schedule, kd.loss, teacher=kd.signal(dc),
                 checkpoint=ctx.checkpoint("student"), desc="student (KD)", **common)
     training["student"] = history(r)
@@ -89,8 +89,7 @@ def run(ctx) -> dict:
         "class_counts": class_counts(data),
         "data_sha256": data.sha256,
         "kd": {"temperature": dc.temperature, "alpha": dc.alpha, "cache_teacher": dc.cache_teacher,
-               **({"divergence": dc.divergence, "beta": dc.beta} if task.name in ("causal-lm", "masked-lm") else {}),
-               **({"embedding_loss": dc.embedding_loss} if task.name == "embedding" else {}),
+               **task.kd_settings(dc),
                **({"intermediate": {"hidden": kd.matcher.hidden, "attention": kd.matcher.attention}} if kd.matcher else {})},
     }
 

@@ -144,7 +144,7 @@ def _model_card(ctx, chosen: dict, info: dict, onnx_rows: list[dict], latency: d
     m = task.metric
     return ModelCard(
         title=f"{cfg.name}: {bundle_label(chosen)}",
-        task="text-classification" if task.name == "classification" and "tokenizer" in info else task.name,
+        task=task.card_task,
         variant=bundle_label(chosen),
         precision=chosen["format"].removeprefix("onnx-"), metric_name=m.name,
         metric_unit=m.unit, higher_is_better=m.higher_is_better, made=made, rows=rows, test_samples=len(splits.test),

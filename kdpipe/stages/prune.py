@@ -49,7 +49,7 @@ def run(ctx) -> dict:
     _, loss = task.losses(cfg)
     # recovered as distill trained: the same KD loss, and hidden-state matching where it is set
     with kd_training(loss, dc.intermediate, teacher, student, spec.get("teacher_layers"),
-                     getattr(task, "targets_from_teacher", False)) as kd:
+                     task.targets_from_teacher) as kd:
         r = fit(student, splits.train, splits.val, Schedule.of(cfg, pc.finetune, seed=cfg.seed + 4), kd.loss,
                 teacher=kd.signal(dc), checkpoint=ctx.checkpoint("pruned"), metric=task.metric,
                 desc="prune recovery (KD)", quiet=ctx.quiet)

@@ -24,6 +24,16 @@ class Task(ABC):
     quantize_op_types: list[str] | None = None  # None: every op onnxruntime's quantizer supports
     dynamic_extra_ops: list[str] = []  # more op types for dynamic int8 only
     takes_other_texts = False  # data.extra_texts and data.other_source apply
+    targets_from_teacher = False  # y is the teacher's output (embeddings): KD needs no live teacher pass
+
+    @property
+    def card_task(self) -> str:
+        """The task as the model card and model hubs name it."""
+        return self.name
+
+    def kd_settings(self, dc) -> dict:
+        """The distill settings this task's KD loss uses beyond temperature and alpha (for the record)."""
+        return {}
 
     @abstractmethod
     def load_data(self, cfg):

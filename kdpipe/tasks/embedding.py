@@ -56,6 +56,9 @@ class Embedding(HFTask):
     pool = True
     targets_from_teacher = True  # y is the teacher's output: KD needs no teacher pass while training
 
+    def kd_settings(self, dc) -> dict:
+        return {"embedding_loss": dc.embedding_loss}
+
     def load_data(self, cfg) -> TextData:
         from kdpipe.data.text import load_texts
         from kdpipe.evaluation import logits

@@ -25,6 +25,9 @@ class LanguageModel(HFTask):
     # Token embeddings (Gather) are a large share of a small LM's bytes: int8 in dynamic mode.
     dynamic_extra_ops = ["Gather"]
 
+    def kd_settings(self, dc) -> dict:
+        return {"divergence": dc.divergence, "beta": dc.beta}
+
     # --- data ----------------------------------------------------------------------------
     def load_data(self, cfg) -> TextData:
         from kdpipe.data.text import load_texts, mask_tokens, pack

@@ -19,6 +19,7 @@ from kdpipe.training.kd_loss import hard_loss, kd_loss_fn
 
 class TextClassification(HFTask):
     name = "classification"
+    card_task = "text-classification"
     optimum_task = "text-classification"
     takes_other_texts = True
     metric = ACCURACY
