@@ -117,8 +117,10 @@ def load(path: Path) -> dict[str, Samples]:
 
 def versus(metric, source: dict, other: dict, splits) -> dict:
     """A variant against the model it was made from (an int8 copy against its fp32 source), on the same
-    samples: how many top-1 answers it kept (validation, test) and the paired 95% interval of what it
-    lost on validation, which counts every changed answer, not only the net change."""
+    samples: how many top-1 answers it kept (validation, test), the paired 95% interval of its net loss
+    on validation, and its damage there: for a metric that is a mean over samples, the sum of what it
+    lost on the samples where it did worse (the answers it broke), which gains on other samples do not
+    cancel; for perplexity, the interval's upper end."""
     def mask(split, s):  # language models: the positions that count
         y = None if split is None else np.asarray(split.y)
         return y != IGNORE if y is not None and y.shape == s.kept.shape else None
@@ -127,4 +129,12 @@ def versus(metric, source: dict, other: dict, splits) -> dict:
     val, test = (splits.val, splits.test) if splits is not None else (None, None)
     return {"agreement_val": agreement(source["val"], other["val"], mask(val, other["val"])),
             "agreement_test": agreement(source["test"], other["test"], mask(test, other["test"])),
-            "drop_val": drop["drop"], "drop_val_ci": drop["ci"]}
+            "drop_val": drop["drop"], "drop_val_ci": drop["ci"],
+            "damage_val": round(lost(metric, source["val"], other["val"]), 4) if metric.mean_of_samples else drop["ci"][1]}
+
+
+def lost(metric, source: Samples, other: Samples) -> float:
+    """What `other` lost against `source`, summed over the samples where it did worse, in the units of a
+    metric that is a mean over samples (accuracy: 100 x the share of answers it broke)."""
+    worse = (source.num - other.num) if metric.higher_is_better else (other.num - source.num)
+    return float(np.clip(worse, 0, None).sum() / max(float(source.den.sum()), 1.0))

@@ -27,6 +27,9 @@ class Metric:
     # agreement with the teacher and for set-level extras (e.g. neighbour overlap of embeddings).
     collect: Callable[[np.ndarray], np.ndarray] = lambda out: out.argmax(-1)
     extras: Callable[[np.ndarray, np.ndarray], dict] | None = None
+    # finish(num, den) is num / den: the metric is a mean over samples (accuracy, cosine), so what a
+    # variant lost on each sample adds up in the metric's units (kdpipe.evidence.versus)
+    mean_of_samples: bool = True
 
     def worse_by(self, reference: float, value: float) -> float:
         """How much worse `value` is than `reference` (positive = worse), in the metric's units."""
@@ -56,4 +59,5 @@ def _next_token_nll(logits: np.ndarray, y: np.ndarray) -> tuple[float, float]:
     return float(((logz - picked) * real).sum()), float(real.sum())
 
 
-PERPLEXITY = Metric("perplexity", "", False, _next_token_nll, lambda num, den: float(math.exp(num / max(den, 1.0))))
+PERPLEXITY = Metric("perplexity", "", False, _next_token_nll, lambda num, den: float(math.exp(num / max(den, 1.0))),
+                    mean_of_samples=False)

@@ -157,9 +157,9 @@ def _int8_summary(rows: list[dict], metric, quantized: dict, export_cfg: dict) -
         if r["format"] != "onnx-int8" or (vs is None and src not in fp32):
             continue
         lost = vs["drop_val"] if vs else metric.worse_by(fp32[src], r["metric"]["val"])
-        upper = vs["drop_val_ci"][1] if vs else lost  # every changed answer counts, not only the net change
-        if upper > budget:
-            broken.append({"variant": r["variant"], "source": src, "val_lost": round(lost, 4), "val_lost_upper_95": upper,
+        damage = vs.get("damage_val", lost) if vs else lost  # answers it broke count, whatever it fixed
+        if damage > budget:
+            broken.append({"variant": r["variant"], "source": src, "val_lost": round(lost, 4), "damage": damage,
                            **({"kept_val": vs["agreement_val"]} if vs else {})})
     return {"budget": budget, "over_budget": broken, "search": quantized.get("int8_search")}
 
@@ -286,16 +286,15 @@ def int8_notes(report: dict) -> list[str]:
     units = " points" if report["metric"]["unit"] == "%" else ""
     lines = []
     if i8.get("over_budget"):
-        lines.append("Int8 not shown within export.max_drop of its fp32 source on validation (the paired 95% upper "
-                     "bound of its loss is above it: it changed too many answers, even where the changes cancel; never "
-                     "shipped by auto): " + ", ".join(
-                         f"{b['variant']} ({b['val_lost']:+.2f}{units}, up to {b.get('val_lost_upper_95', b['val_lost']):.2f}"
+        lines.append("Int8 that broke more than export.max_drop against its fp32 source on validation (answers it "
+                     "fixed do not cancel those it broke; never shipped by auto): " + ", ".join(
+                         f"{b['variant']} ({b.get('damage', b['val_lost']):.2f}{units} broken, net {b['val_lost']:+.2f}"
                          + (f"; {b['kept_val']:.1f}% of answers kept" if "kept_val" in b else "") + ")"
                          for b in i8["over_budget"]) + ".")
     s = i8.get("search")
     if s:
-        upper = f", up to {s['lost_upper_95']:.2f} at 95%" if "lost_upper_95" in s else ""
-        head = (f"Accuracy-aware int8: {s['from']} lost {s['lost']:.2f}{units}{upper} against its fp32 source on "
+        broke = f" (broke {s['damage']:.2f})" if "damage" in s else ""
+        head = (f"Accuracy-aware int8: {s['from']} lost {s['lost']:.2f}{units}{broke} against its fp32 source on "
                 f"validation (budget {s['budget']:g}); ")
         if s["found"]:
             names = ", ".join(s["kept_float"][:4]) + (" ..." if len(s["kept_float"]) > 4 else "")

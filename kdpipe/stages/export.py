@@ -201,9 +201,8 @@ def choose_bundle(ec, candidates: list[dict], metric, latency: dict[str, float],
     teacher (ONNX fp32) on the same validation samples (a 95% paired interval on how much worse it is).
 
     auto, in order:
-    1. A quantized variant not shown within `max_drop` of its own fp32 source (the paired upper bound
-       of its loss exceeds it: it changed too many answers, even if the changes cancelled in its
-       accuracy) is left out.
+    1. A quantized variant whose damage against its own fp32 source exceeds `max_drop` is left out:
+       the answers it broke, which answers it happened to fix do not cancel (evidence.versus).
     2. Of the rest, those *shown* within `max_drop` of the teacher (upper bound <= max_drop): the
        fastest at batch 1 (the smallest of those within 5% of its speed).
     3. When the validation split cannot show any within (too few samples, or none close enough): the
@@ -230,7 +229,7 @@ def choose_bundle(ec, candidates: list[dict], metric, latency: dict[str, float],
         return paired_drop(metric, reference, mine)
 
     facts = {bundle_label(r): vs_teacher(r) for r in pool}
-    damaged = {bundle_label(r) for r in pool if (r.get("vs_source") or {}).get("drop_val_ci", [0, 0])[1] > ec.max_drop}
+    damaged = {bundle_label(r) for r in pool if _damage(r) > ec.max_drop}
     eligible = [r for r in pool if bundle_label(r) not in damaged] or pool
     within = [r for r in eligible if facts[bundle_label(r)]["ci"][1] <= ec.max_drop]
     n = len(reference) if reference is not None else None
@@ -260,8 +259,8 @@ def choose_bundle(ec, candidates: list[dict], metric, latency: dict[str, float],
                   f"of the {len(close)} variant{'s' if len(close) > 1 else ''} the evidence cannot tell from the most "
                   f"accurate ({bundle_label(best)}, {best['metric']['val']:.2f}{metric.unit}), the fastest at batch 1")
     if damaged:
-        reason += (f"; left out as not shown within {ec.max_drop:g}{units} of their fp32 source: "
-                   + ", ".join(sorted(damaged)))
+        reason += (f"; left out for breaking more than {ec.max_drop:g}{units} against their fp32 source: "
+                   + ", ".join(f"{d} ({_damage(by_label[d]):.2f})" for d in sorted(damaged)))
     students = [r for r in close if r.get("source") != "teacher"]
     if chosen.get("source") == "teacher":
         reason += ("; it is the teacher quantized without distillation" + (
@@ -281,6 +280,12 @@ def choose_bundle(ec, candidates: list[dict], metric, latency: dict[str, float],
         choice["resolution"] = {"half_width": round(resolution, 4), "samples": n,
                                 "samples_needed": samples_needed(resolution, n, ec.max_drop)}
     return chosen, choice
+
+
+def _damage(row: dict) -> float:
+    """A quantized row's damage against its fp32 source on validation (0 for rows made without one)."""
+    vs = row.get("vs_source") or {}
+    return vs.get("damage_val", (vs.get("drop_val_ci") or [0, 0])[1])
 
 
 def _fastest(rows: list[dict], latency: dict[str, float]) -> tuple[dict, list[dict]]:

@@ -23,7 +23,7 @@ from kdpipe.variants import QUANTIZED_TEACHER, variant_name, variant_row
 NAME = "quantize"
 REQUIRES = ("distill", "prune")
 SECTIONS = ("seed", "quantize", "export")
-VERSION = 2  # rows carry per-sample evidence and their agreement with the fp32 source (kdpipe.evidence)
+VERSION = 3  # rows carry per-sample evidence and their agreement with (and damage against) the fp32 source
 
 
 def run(ctx) -> dict:
@@ -99,9 +99,9 @@ def run(ctx) -> dict:
     for r in rows:
         vs = r["vs_source"]
         say(f"[quantize] {r['variant']}: {r['size_bytes']} bytes, test {task.metric.name} "
-            f"{r['metric']['test']:.2f}{task.metric.unit}; against its fp32 source: {vs['agreement_val']}% of "
-            f"validation answers kept, drop {vs['drop_val']:+.2f} (95% {vs['drop_val_ci'][0]:+.2f} to "
-            f"{vs['drop_val_ci'][1]:+.2f})")
+            f"{r['metric']['test']:.2f}{task.metric.unit}; against its fp32 source on validation: "
+            f"{vs['agreement_val']}% of answers kept, {vs['damage_val']:.2f} broken, net {vs['drop_val']:+.2f} "
+            f"(95% {vs['drop_val_ci'][0]:+.2f} to {vs['drop_val_ci'][1]:+.2f})")
     return {"source": source, "source_metric": src_row["metric"], "variants": ctx.record_evidence(rows),
             **({"int8_search": search} if search else {})}
 
@@ -113,13 +113,11 @@ def _evidence_of(task, splits, onnx_path: Path) -> dict:
 
 
 def _accuracy_aware(ctx, rows, src_evidence, src_row, source, prepared, calib_feeds, static_ops, dyn_ops):
-    """When the best int8 variant is not shown within export.max_drop of its fp32 source on validation
-    (the paired 95% upper bound of its loss exceeds it: every answer it changed counts, even where
-    the changes cancel in its accuracy), keep its most sensitive nodes in float until it is
-    (runtime.int8_search). Returns (the mixed variant or None, the search's record or None when no
-    search was needed)."""
+    """When the least damaged int8 variant still breaks more than export.max_drop against its fp32 source
+    on validation (evidence.versus: answers it broke count even where others it fixed cancel them in
+    its accuracy), keep its most sensitive nodes in float until it does not (runtime.int8_search).
+    Returns (the mixed variant or None, the search's record or None when no search was needed)."""
     from kdpipe.evaluation import evaluate_samples
-    from kdpipe.evidence import paired_drop
     from kdpipe.runtime.int8_search import exclusion_names, quantizable_nodes, search
 
     task, splits, qc, metric = ctx.task, ctx.splits, ctx.cfg.quantize, ctx.task.metric
@@ -127,9 +125,9 @@ def _accuracy_aware(ctx, rows, src_evidence, src_row, source, prepared, calib_fe
     int8 = [r for r in rows if r["format"] == "onnx-int8" and not r["quantization"].get("fused")]
     if not int8:
         return None, None
-    best = min(int8, key=lambda r: (r["vs_source"]["drop_val_ci"][1], r["vs_source"]["drop_val"]))
-    lost, lost_hi = best["vs_source"]["drop_val"], best["vs_source"]["drop_val_ci"][1]
-    if lost_hi <= budget:
+    best = min(int8, key=lambda r: (r["vs_source"]["damage_val"], r["vs_source"]["drop_val"]))
+    lost, damage = best["vs_source"]["drop_val"], best["vs_source"]["damage_val"]
+    if damage <= budget:
         return None, None
     qi = best["quantization"]
     ops = dyn_ops if qi["method"] == "dynamic" else static_ops
@@ -143,17 +141,18 @@ def _accuracy_aware(ctx, rows, src_evidence, src_row, source, prepared, calib_fe
         else:
             _static(prepared, out, qc, qi["calibration"], calib_feeds, ops, exclude)
 
-    def val_metric(path):  # the mix's validation metric and the paired upper bound of its loss
+    def val_metric(path):  # the mix's validation metric and its damage against the fp32 source
         sess, _ = make_session(path, "cpu")
         val, samples = evaluate_samples(onnx_predictor(sess, task.feeds), splits.val, metric)
-        return {"val": round(val, 4), "drop_hi": paired_drop(metric, src_evidence["val"], samples)["ci"][1]}
+        vs = versus(metric, src_evidence, {"val": samples, "test": samples}, splits)
+        return {"val": round(val, 4), "damage": vs["damage_val"]}
 
     nodes = quantizable_nodes(prepared, ops)
-    say(f"[quantize] {best['variant']} loses {lost:.2f} against {source} on validation, up to {lost_hi:.2f} at 95% "
-        f"(budget export.max_drop {budget:g}): measuring which of its {len(nodes)} quantizable nodes to keep in float")
-    res = search(prepared, quantize, nodes, task.feeds, splits.val.x, val_metric, lambda v: v["drop_hi"] <= budget)
+    say(f"[quantize] {best['variant']} breaks {damage:.2f} against {source} on validation (net {lost:+.2f}; budget "
+        f"export.max_drop {budget:g}): measuring which of its {len(nodes)} quantizable nodes to keep in float")
+    res = search(prepared, quantize, nodes, task.feeds, splits.val.x, val_metric, lambda v: v["damage"] <= budget)
     top = sorted(res.sensitivity.items(), key=lambda kv: -kv[1])[:10]
-    record = {"from": best["variant"], "lost": round(lost, 4), "lost_upper_95": lost_hi, "budget": budget,
+    record = {"from": best["variant"], "lost": round(lost, 4), "damage": damage, "budget": budget,
               "nodes": res.nodes,
               "kept_float": res.kept_float, "tried": res.tried, "most_sensitive": dict(top),
               "found": res.val is not None}
