@@ -84,7 +84,9 @@ def why_stale(stage: str, cfg: Config, store: RunStore) -> str | None:
         if changed:
             return f"config changed ({', '.join(changed[:4])})"
         files = _changed_keys(entry.get("input_files", {}), input_digests(cfg, sections))
-        return f"input files changed ({', '.join(files) or 'unknown'})"
+        if files:
+            return f"input files changed ({', '.join(files)})"
+        return "recorded by an older kdpipe, whose results for this stage lack what it records now (VERSION)"
     for up in STAGES[stage].REQUIRES:
         up_entry = store.entry(up)
         if up_entry is None or entry.get("inputs", {}).get(up) != up_entry.get("run_id"):

@@ -111,3 +111,14 @@ def test_leftovers_of_a_killed_process_are_cleaned_or_put_back(run_copy):
     assert {k for k in after if ".tmp" in k or k.startswith(".staging")} == set()
     assert {k: v for k, v in after.items() if k != ".checkpoints/distill"} == before  # its empty folder stays
     assert run_cli("all", str(cfg), "-q") == 0  # and nothing needs rerunning
+
+
+def test_a_stage_whose_record_changed_reruns_and_says_why(run_copy, monkeypatch, capsys):
+    """A kdpipe whose stage records more than before (its VERSION) reruns that stage on an old run folder,
+    and says so (not "input files changed")."""
+    run, cfg = run_copy
+    monkeypatch.setattr(STAGES["report"], "VERSION", 99, raising=False)
+    capsys.readouterr()
+    assert run_cli("all", str(cfg)) == 0
+    err = capsys.readouterr().err
+    assert "[report] running: recorded by an older kdpipe" in err and "[benchmark] up to date" in err
