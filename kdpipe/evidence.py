@@ -8,11 +8,13 @@ the accuracy of one split.
 
 from __future__ import annotations
 
+import io
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from kdpipe.io import atomic_write_bytes
 from kdpipe.labels import IGNORE
 
 DRAWS = 1000  # bootstrap resamples: the interval's ends move by ~0.1 of its width between seeds
@@ -97,13 +99,10 @@ def samples_needed(half_width: float, n: int, target: float) -> int:
     return int(np.ceil(n * (half_width / target) ** 2)) if target > 0 else 0
 
 
-# --- on disk: one .npz per variant, beside its model ---------------------------------------------------
+# --- on disk: one .npz per variant, in <stage>/evidence/ -----------------------------------------------
 
 
 def save(path: Path, val: Samples, test: Samples) -> None:
-    from kdpipe.io import atomic_write_bytes
-    import io
-
     buf = io.BytesIO()
     np.savez_compressed(buf, val_num=val.num, val_den=val.den, val_kept=val.kept, test_num=test.num,
                         test_den=test.den, test_kept=test.kept)
