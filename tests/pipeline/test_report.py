@@ -119,3 +119,22 @@ def test_the_quantized_teacher_line_names_what_each_wins():
     line = versus_quantized_teacher(report(3.0, 200_000, 4.0))
     assert line.startswith("The bundle does not beat") and "2.0x slower at batch 1" in line
     assert "better choice here" in line
+
+
+def test_the_table_shows_each_rows_intervals_and_marks_the_bundle(tiny_run):
+    from kdpipe.pipeline.report import table_columns
+
+    report = json.loads((tiny_run / "report" / "report.json").read_text())
+    head, body = table_columns(report)
+    val, test = head.index("val acc % (95%)"), head.index("test acc % (95%)")
+    for r, line in zip(report["rows"], body):
+        lo, hi = r["metric"]["ci"]
+        assert lo <= r["metric"]["value"] <= hi
+        assert line[test] == f"{r['metric']['value']:.2f} ±{(hi - lo) / 2:.2f}"
+        vlo, vhi = r["metric"]["val_ci"]
+        assert line[val] == f"{r['metric']['val']:.2f} ±{(vhi - vlo) / 2:.2f}"
+    marked = [line[0] for line in body if line[0].endswith(" (bundle)")]
+    assert len(marked) == 1 and marked[0].startswith(report["bundle"]["variant"].removesuffix("-fp32"))
+    quantized = [line for r, line in zip(report["rows"], body) if "vs_source" in r]
+    kept = head.index("kept of fp32 source % (val)")
+    assert quantized and all(0 < float(line[kept]) <= 100 for line in quantized)
