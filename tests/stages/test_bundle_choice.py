@@ -61,6 +61,15 @@ LATENCY = {"teacher-fp32": 1.0, "baseline-fp32": 0.05, "student-fp32": 0.10, "st
            "teacher-int8-dynamic": 0.4}
 
 
+def with_a_copy(student: Samples, name: str, copy: Samples, size: int):
+    """The teacher, the KD student in fp32 and one int8 copy (`name`: of the teacher or of the student)."""
+    source_name = "teacher" if name.startswith("teacher") else "student"
+    source = TEACHER if source_name == "teacher" else student
+    return setup([(row("teacher", "onnx-fp32", TEACHER, 1000, "teacher"), TEACHER),
+                  (row("student", "onnx-fp32", student, 100, "student"), student),
+                  (with_source(row(name, "onnx-int8", copy, size, source_name), source, copy), copy)])
+
+
 def issue_case():
     return setup([
         (row("teacher", "onnx-fp32", TEACHER, 1000, "teacher"), TEACHER),
@@ -127,10 +136,7 @@ def test_shown_within_ships_the_fastest_of_those_the_evidence_shows():
     """On 300 samples where the int8 student changes nothing and the student matches the teacher
     closely, both are shown within 2 points; the faster is shipped."""
     close = answers(set(range(60)) | {100})  # one answer worse than the teacher
-    rows, evidence = setup([
-        (row("teacher", "onnx-fp32", TEACHER, 1000, "teacher"), TEACHER),
-        (row("student", "onnx-fp32", close, 100, "student"), close),
-        (with_source(row("student-int8-dynamic", "onnx-int8", close, 30, "student"), close, close), close)])
+    rows, evidence = with_a_copy(close, "student-int8-dynamic", close, 30)
     chosen, choice = choose_bundle(ExportConfig(max_drop=2.0), rows, ACCURACY, LATENCY, evidence)
     assert chosen["variant"] == "student-int8-dynamic"
     assert "fastest at batch 1 of the 2 variants shown within 2 points" in choice["reason"]
@@ -148,20 +154,14 @@ def test_a_split_too_small_to_resolve_max_drop_says_how_many_samples_would():
 def test_the_quantized_teacher_is_shipped_when_the_evidence_favours_it_and_says_so():
     # the student much worse (wrong on 90); the teacher's int8 copy changes nothing
     weak = answers(set(range(90)))
-    rows, evidence = setup([
-        (row("teacher", "onnx-fp32", TEACHER, 1000, "teacher"), TEACHER),
-        (row("student", "onnx-fp32", weak, 100, "student"), weak),
-        (with_source(row("teacher-int8-dynamic", "onnx-int8", TEACHER, 260, "teacher"), TEACHER, TEACHER), TEACHER)])
+    rows, evidence = with_a_copy(weak, "teacher-int8-dynamic", TEACHER, 260)
     chosen, choice = choose_bundle(ExportConfig(max_drop=1.0), rows, ACCURACY, LATENCY, evidence)
     assert chosen["variant"] == "teacher-int8-dynamic"
     assert "teacher quantized without distillation: no distilled variant is as close" in choice["reason"]
 
 
 def test_near_ties_in_speed_go_to_the_smaller_file():
-    rows, evidence = setup([
-        (row("teacher", "onnx-fp32", TEACHER, 1000, "teacher"), TEACHER),
-        (row("student", "onnx-fp32", TEACHER, 100, "student"), TEACHER),
-        (with_source(row("student-int8-dynamic", "onnx-int8", TEACHER, 300, "student"), TEACHER, TEACHER), TEACHER)])
+    rows, evidence = with_a_copy(TEACHER, "student-int8-dynamic", TEACHER, 300)
     latency = {**LATENCY, "student-fp32": 0.061}  # within 5% of student-int8-dynamic's 0.06 ms
     chosen, choice = choose_bundle(ExportConfig(max_drop=1.0), rows, ACCURACY, latency, evidence)
     assert chosen["variant"] == "student" and "smallest of the 2 within 5%" in choice["reason"]
