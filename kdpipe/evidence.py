@@ -129,11 +129,14 @@ def versus(metric, source: dict, other: dict, splits) -> dict:
     return {"agreement_val": agreement(source["val"], other["val"], mask(val, other["val"])),
             "agreement_test": agreement(source["test"], other["test"], mask(test, other["test"])),
             "drop_val": drop["drop"], "drop_val_ci": drop["ci"],
-            "damage_val": round(lost(metric, source["val"], other["val"]), 4) if metric.mean_of_samples else drop["ci"][1]}
+            "damage_val": damage(metric, source["val"], other["val"], drop)}
 
 
-def lost(metric, source: Samples, other: Samples) -> float:
-    """What `other` lost against `source`, summed over the samples where it did worse, in the units of a
-    metric that is a mean over samples (accuracy: 100 x the share of answers it broke)."""
+def damage(metric, source: Samples, other: Samples, drop: dict | None = None) -> float:
+    """What `other` broke against `source`: for a metric that is a mean over samples, its loss summed
+    over the samples where it did worse (accuracy: 100 x the share of answers it broke); else the upper
+    end of the paired interval (`drop`, paired_drop's result, when already at hand)."""
+    if not metric.mean_of_samples:
+        return (drop or paired_drop(metric, source, other))["ci"][1]
     worse = (source.num - other.num) if metric.higher_is_better else (other.num - source.num)
-    return float(np.clip(worse, 0, None).sum() / max(float(source.den.sum()), 1.0))
+    return round(float(np.clip(worse, 0, None).sum() / max(float(source.den.sum()), 1.0)), 4)

@@ -284,8 +284,7 @@ def choose_bundle(ec, candidates: list[dict], metric, latency: dict[str, float],
 
 def _damage(row: dict) -> float:
     """A quantized row's damage against its fp32 source on validation (0 for rows made without one)."""
-    vs = row.get("vs_source") or {}
-    return vs.get("damage_val", (vs.get("drop_val_ci") or [0, 0])[1])
+    return (row.get("vs_source") or {}).get("damage_val", 0.0)
 
 
 def _fastest(rows: list[dict], latency: dict[str, float]) -> tuple[dict, list[dict]]:

@@ -14,8 +14,8 @@ from pathlib import Path
 import numpy as np
 import onnx
 
-from kdpipe.evaluation import onnx_predictor, score
-from kdpipe.evidence import versus
+from kdpipe.evaluation import evaluate_samples, onnx_predictor, score
+from kdpipe.evidence import damage, versus
 from kdpipe.progress import progress, say
 from kdpipe.runtime.sessions import make_session, ort
 from kdpipe.variants import QUANTIZED_TEACHER, variant_name, variant_row
@@ -109,7 +109,9 @@ def run(ctx) -> dict:
 def _evidence_of(task, splits, onnx_path: Path) -> dict:
     """Per-sample evidence of an fp32 ONNX model on validation and test, in onnxruntime."""
     sess, _ = make_session(onnx_path, "cpu")
-    return score(onnx_predictor(sess, task.feeds), splits, task.metric)["_samples"]
+    predict = onnx_predictor(sess, task.feeds)
+    return {name: evaluate_samples(predict, split, task.metric)[1] for name, split in (("val", splits.val),
+                                                                                        ("test", splits.test))}
 
 
 def _accuracy_aware(ctx, rows, src_evidence, src_row, source, prepared, calib_feeds, static_ops, dyn_ops):
@@ -117,7 +119,6 @@ def _accuracy_aware(ctx, rows, src_evidence, src_row, source, prepared, calib_fe
     on validation (evidence.versus: answers it broke count even where others it fixed cancel them in
     its accuracy), keep its most sensitive nodes in float until it does not (runtime.int8_search).
     Returns (the mixed variant or None, the search's record or None when no search was needed)."""
-    from kdpipe.evaluation import evaluate_samples
     from kdpipe.runtime.int8_search import exclusion_names, quantizable_nodes, search
 
     task, splits, qc, metric = ctx.task, ctx.splits, ctx.cfg.quantize, ctx.task.metric
@@ -126,8 +127,8 @@ def _accuracy_aware(ctx, rows, src_evidence, src_row, source, prepared, calib_fe
     if not int8:
         return None, None
     best = min(int8, key=lambda r: (r["vs_source"]["damage_val"], r["vs_source"]["drop_val"]))
-    lost, damage = best["vs_source"]["drop_val"], best["vs_source"]["damage_val"]
-    if damage <= budget:
+    lost, broke = best["vs_source"]["drop_val"], best["vs_source"]["damage_val"]
+    if broke <= budget:
         return None, None
     qi = best["quantization"]
     ops = dyn_ops if qi["method"] == "dynamic" else static_ops
@@ -144,15 +145,14 @@ def _accuracy_aware(ctx, rows, src_evidence, src_row, source, prepared, calib_fe
     def val_metric(path):  # the mix's validation metric and its damage against the fp32 source
         sess, _ = make_session(path, "cpu")
         val, samples = evaluate_samples(onnx_predictor(sess, task.feeds), splits.val, metric)
-        vs = versus(metric, src_evidence, {"val": samples, "test": samples}, splits)
-        return {"val": round(val, 4), "damage": vs["damage_val"]}
+        return {"val": round(val, 4), "damage": damage(metric, src_evidence["val"], samples)}
 
     nodes = quantizable_nodes(prepared, ops)
-    say(f"[quantize] {best['variant']} breaks {damage:.2f} against {source} on validation (net {lost:+.2f}; budget "
+    say(f"[quantize] {best['variant']} breaks {broke:.2f} against {source} on validation (net {lost:+.2f}; budget "
         f"export.max_drop {budget:g}): measuring which of its {len(nodes)} quantizable nodes to keep in float")
     res = search(prepared, quantize, nodes, task.feeds, splits.val.x, val_metric, lambda v: v["damage"] <= budget)
     top = sorted(res.sensitivity.items(), key=lambda kv: -kv[1])[:10]
-    record = {"from": best["variant"], "lost": round(lost, 4), "damage": damage, "budget": budget,
+    record = {"from": best["variant"], "lost": round(lost, 4), "damage": broke, "budget": budget,
               "nodes": res.nodes,
               "kept_float": res.kept_float, "tried": res.tried, "most_sensitive": dict(top),
               "found": res.val is not None}
