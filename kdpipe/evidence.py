@@ -9,6 +9,7 @@ the accuracy of one split.
 from __future__ import annotations
 
 import io
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -75,7 +76,51 @@ def paired_drop(metric, reference: Samples, other: Samples) -> dict:
         b = _finish(metric, other.num[i].sum(1), other.den[i].sum(1))
         drops.append(a - b if metric.higher_is_better else b - a)
     lo, hi = np.percentile(np.concatenate(drops), [(100 - LEVEL) / 2, (100 + LEVEL) / 2])
+    if metric.unit_score:
+        lo, hi = _binomial_floor(metric, reference, other, point, lo, hi)
     return {"drop": round(float(point), 4), "ci": [round(float(lo), 4), round(float(hi), 4)]}
+
+
+def _binomial_floor(metric, reference: Samples, other: Samples, point: float, lo: float, hi: float):
+    """Widen a paired interval of a proportion to the exact binomial bounds of the units changed. The
+    bootstrap only resamples the changes it saw: with none (an int8 copy that kept every answer on
+    validation) its interval is [0, 0], and with a few it is too narrow; yet 0 changes in n units
+    leaves up to ~3.7/n of them possibly changed (Clopper-Pearson, 97.5% one-sided)."""
+    gain = (reference.num - other.num) if metric.higher_is_better else (other.num - reference.num)
+    units = float(reference.den.sum())
+    worse = float(np.clip(gain, 0, None).sum()) / metric.unit_score
+    better = float(np.clip(-gain, 0, None).sum()) / metric.unit_score
+    scale = metric.unit_score / max(units, 1.0)  # one unit's worth, in metric units
+    up = _upper_count(worse, units)
+    if up is not None:
+        hi = max(hi, point + (up - worse) * scale)
+    down = _upper_count(better, units)
+    if down is not None:
+        lo = min(lo, point - (down - better) * scale)
+    return lo, hi
+
+
+def _upper_count(k: float, n: float, alpha: float = (100 - LEVEL) / 200) -> float | None:
+    """The one-sided (1 - alpha) Clopper-Pearson upper bound on how many of n units could have changed
+    when k were seen to, as a count; None where k is large enough for the bootstrap to hold (> 50)."""
+    k, n = int(round(k)), int(round(n))
+    if k > 50 or n < 1:
+        return None
+    if k >= n:
+        return float(n)
+
+    def cdf(p: float) -> float:  # P(at most k of n) for a rate p
+        return sum(math.exp(math.lgamma(n + 1) - math.lgamma(i + 1) - math.lgamma(n - i + 1)
+                            + i * math.log(p) + (n - i) * math.log1p(-p)) for i in range(k + 1))
+
+    a, b = k / n, 1.0
+    for _ in range(60):  # bisection: cdf falls as p grows
+        mid = (a + b) / 2
+        if mid <= 0 or cdf(mid) > alpha:
+            a = mid
+        else:
+            b = mid
+    return b * n
 
 
 def agreement(a: Samples, b: Samples, mask: np.ndarray | None = None) -> float | None:

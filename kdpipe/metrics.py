@@ -30,6 +30,9 @@ class Metric:
     # finish(num, den) is num / den: the metric is a mean over samples (accuracy, cosine), so what a
     # variant lost on each sample adds up in the metric's units (kdpipe.evidence.versus)
     mean_of_samples: bool = True
+    # Each counted unit (a sample, a token) scores 0 or this: the metric is a proportion, and a paired
+    # interval gets an exact binomial floor where the bootstrap sees too few changed units (evidence)
+    unit_score: float | None = None
 
     def worse_by(self, reference: float, value: float) -> float:
         """How much worse `value` is than `reference` (positive = worse), in the metric's units."""
@@ -45,8 +48,8 @@ def _ratio(num: float, den: float) -> float:
     return num / max(den, 1.0)
 
 
-ACCURACY = Metric("accuracy", "%", True, _accuracy_partial, _ratio)
-MASKED_ACCURACY = Metric("masked-token accuracy", "%", True, _accuracy_partial, _ratio)
+ACCURACY = Metric("accuracy", "%", True, _accuracy_partial, _ratio, unit_score=100.0)
+MASKED_ACCURACY = Metric("masked-token accuracy", "%", True, _accuracy_partial, _ratio, unit_score=100.0)
 
 
 def _next_token_nll(logits: np.ndarray, y: np.ndarray) -> tuple[float, float]:

@@ -37,10 +37,27 @@ def test_a_paired_interval_matches_the_closed_form_of_paired_proportions():
     assert res["ci"][1] - res["ci"][0] < (sep[1] - sep[0]) * np.sqrt(2) / 2
 
 
-def test_identical_models_have_a_zero_width_paired_interval_and_full_agreement():
+def test_identical_models_agree_fully_and_their_interval_is_the_exact_binomial_one_not_zero():
+    """No answer changed on 50 samples does not show that none would on more: up to 1 - 0.025^(1/50)
+    of them could (Clopper-Pearson), 7.1 points, where the bootstrap alone gives [0, 0]."""
     s = accuracy_samples(np.arange(50) % 3 != 0)
-    assert paired_drop(ACCURACY, s, s) == {"drop": 0.0, "ci": [0.0, 0.0]}
+    res = paired_drop(ACCURACY, s, s)
+    bound = (1 - 0.025 ** (1 / 50)) * 100
+    assert res["drop"] == 0.0 and res["ci"] == [pytest.approx(-bound, abs=1e-3), pytest.approx(bound, abs=1e-3)]
     assert agreement(s, s) == 100.0
+
+
+def test_one_changed_answer_gets_at_least_the_exact_binomial_bound():
+    a = np.ones(400, bool)
+    o = a.copy()
+    o[0] = False  # one answer broken
+    res = paired_drop(ACCURACY, accuracy_samples(a), accuracy_samples(o))
+    # Clopper-Pearson upper for 1 of 400 is 5.54 units (Poisson: 5.57); the bound is on top of the 1 seen
+    assert res["drop"] == pytest.approx(0.25) and res["ci"][1] == pytest.approx(0.25 + (5.54 - 1) / 400 * 100, abs=0.01)
+    # many changes: the bootstrap's own interval stands (the floor is below it)
+    o2 = np.arange(400) % 4 != 0
+    res2 = paired_drop(ACCURACY, accuracy_samples(a), accuracy_samples(o2))
+    assert res2["ci"][1] == pytest.approx(25 + 1.96 * np.sqrt(0.25 * 0.75 / 400) * 100, abs=0.6)
 
 
 def test_perplexity_intervals_are_on_the_metric_and_lower_is_better():

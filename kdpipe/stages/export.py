@@ -25,7 +25,7 @@ REQUIRES = ("distill", "prune", "quantize")
 # the model card's title names the run
 SECTIONS = ("name", "export", "benchmark.threads", "benchmark.warmup", "benchmark.min_seconds",
             "benchmark.min_runs", "benchmark.rounds")
-VERSION = 2  # the bundle is chosen on paired evidence (kdpipe.evidence), which the rows now carry
+VERSION = 3  # the bundle is chosen on paired evidence (kdpipe.evidence), with exact binomial floors on its intervals
 
 
 def run(ctx) -> dict:

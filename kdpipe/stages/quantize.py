@@ -23,7 +23,7 @@ from kdpipe.variants import QUANTIZED_TEACHER, variant_name, variant_row
 NAME = "quantize"
 REQUIRES = ("distill", "prune")
 SECTIONS = ("seed", "quantize", "export")
-VERSION = 3  # rows carry per-sample evidence and their agreement with (and damage against) the fp32 source
+VERSION = 4  # rows carry per-sample evidence, agreement with and damage against the fp32 source, binomial-floored intervals
 
 
 def run(ctx) -> dict:

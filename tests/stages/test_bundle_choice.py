@@ -163,8 +163,19 @@ def test_the_quantized_teacher_is_shipped_when_the_evidence_favours_it_and_says_
 def test_near_ties_in_speed_go_to_the_smaller_file():
     rows, evidence = with_a_copy(TEACHER, "student-int8-dynamic", TEACHER, 300)
     latency = {**LATENCY, "student-fp32": 0.061}  # within 5% of student-int8-dynamic's 0.06 ms
-    chosen, choice = choose_bundle(ExportConfig(max_drop=1.0), rows, ACCURACY, latency, evidence)
+    chosen, choice = choose_bundle(ExportConfig(max_drop=2.0), rows, ACCURACY, latency, evidence)
     assert chosen["variant"] == "student" and "smallest of the 2 within 5%" in choice["reason"]
+
+
+def test_identical_answers_on_few_samples_do_not_show_a_variant_within():
+    """A student that gives the teacher's every answer on 300 validation samples: the bootstrap says
+    [0, 0], but up to 3.7 of 300 answers (1.2 points) could differ on more data, so it is not *shown*
+    within 1 point; it is still chosen (the evidence cannot tell it from the most accurate)."""
+    rows, evidence = with_a_copy(TEACHER, "student-int8-dynamic", TEACHER, 300)
+    chosen, choice = choose_bundle(ExportConfig(max_drop=1.0), rows, ACCURACY, LATENCY, evidence)
+    assert not any(c["shown_within"] for c in choice["candidates"])
+    assert all(c["val_drop_ci"][1] == pytest.approx(1.23, abs=0.01) for c in choice["candidates"])
+    assert chosen["variant"] == "student-int8-dynamic" and "cannot tell from the most accurate" in choice["reason"]
 
 
 def test_lower_is_better_metrics_count_the_drop_the_right_way():
