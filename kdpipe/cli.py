@@ -79,7 +79,7 @@ def all_cmd(config, overrides, force, quiet):
     cfg, store = _run(config, overrides, force, quiet, None)
     if not _is_main():
         return
-    from kdpipe.pipeline.report import render_terminal
+    from kdpipe.pipeline.report_render import render_terminal
 
     report = json.loads((store.root / "report" / "report.json").read_text())
     render_terminal(report)
@@ -93,7 +93,7 @@ def _stage_command(name: str):
         if not _is_main():
             return
         if name == "report":
-            from kdpipe.pipeline.report import render_terminal
+            from kdpipe.pipeline.report_render import render_terminal
 
             render_terminal(json.loads((store.root / "report" / "report.json").read_text()))
         click.echo(f"{name}: results in {store.root / name}")

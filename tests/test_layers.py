@@ -12,7 +12,8 @@ PACKAGE = Path(__file__).resolve().parents[1] / "kdpipe"
 LAYERS = {"cli": 5, "__main__": 5, "pipeline": 4, "stages": 3, "tasks": 2, "training": 1, "models": 1,
           "runtime": 1, "data": 1, "evaluation": 1, "evidence": 1, "bundle": 1, "model_card": 1}
 # The report stage renders with the report builder, which the project layout keeps in pipeline/.
-ALLOWED_UP = {("kdpipe.stages.report", "kdpipe.pipeline.report"), ("kdpipe.stages.report", "kdpipe.pipeline.plots")}
+ALLOWED_UP = {("kdpipe.stages.report", "kdpipe.pipeline.report"), ("kdpipe.stages.report", "kdpipe.pipeline.plots"),
+              ("kdpipe.stages.report", "kdpipe.pipeline.report_render")}
 
 
 def modules() -> dict[str, str]:

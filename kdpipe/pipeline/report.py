@@ -6,15 +6,15 @@ terminal table, Markdown and HTML (with plots). Nothing here measures: it only j
 
 from __future__ import annotations
 
-import html
 from datetime import datetime, timezone
 
 from kdpipe.pipeline.frontier import cost_of, frontiers
+from kdpipe.pipeline.stage_steps import quantize_finding, stage_steps
 from kdpipe.tasks import get_task
 from kdpipe.units import fmt_size
 from kdpipe.variants import QUANTIZED_TEACHER, bundle_label
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: `stages` is a list, each stage's time and the step it took (stage_steps)
 NOT_AVAILABLE = "not available"
 _NOT_MEASURED = ("not measured", "torch variants: teacher only")
 
@@ -59,6 +59,7 @@ def build_report(manifest: dict, providers: list[str], batch_sizes: list[int]) -
             # quantized rows: answers kept of their fp32 source, and the paired interval of what they lost
             **({"vs_source": r["vs_source"]} if r.get("vs_source") else {}),
             "metric_drop_points": round(metric.worse_by(t_metric, r["metric"]["test"]), 4),
+            **({"source": r["source"]} if r.get("source") and r["format"] != "torch" else {}),
             "latency": latency,
             **({"quantization": r["quantization"]} if "quantization" in r else {}),
             **({"parity": r["parity"]} if "parity" in r else {}),
@@ -85,12 +86,13 @@ def build_report(manifest: dict, providers: list[str], batch_sizes: list[int]) -
         "benchmark_rounds": bench.get("rounds"),
         "benchmark_inputs_are_texts": bool(bench.get("padded_texts")),
         "provider_status": bench.get("providers"),
-        "stages": {name: {"seconds": e.get("seconds"), "started": e.get("started"), "peak_rss_mb": e.get("peak_rss_mb")}
-                   for name, e in stages.items()},
         "versions": manifest.get("versions"),
         "seed": manifest.get("config", {}).get("seed"),
     }
     report["frontier"] = frontiers(report)
+    # per stage, in pipeline order: its time, and what the step it took bought and cost (stage_steps)
+    report["stages"] = stage_steps(report, {name: {"seconds": e.get("seconds"), "started": e.get("started"),
+                                                   "peak_rss_mb": e.get("peak_rss_mb")} for name, e in stages.items()})
     return report
 
 
@@ -192,8 +194,10 @@ def table_columns(report: dict) -> tuple[list[str], list[list[str]]]:
     b_small, b_large = min(report["batch_sizes"]), max(report["batch_sizes"])
     m = report["metric"]
     short = {"accuracy": "acc", "masked-token accuracy": "masked acc", "cosine similarity to teacher": "cosine to teacher"}.get(m["name"], m["name"])
+    better = "higher" if m["higher_is_better"] else "lower"
     head = ["variant", "format", "params", "size", "x smaller", f"val {short} {m['unit']} (95%)".replace("  ", " "),
-            f"test {short} {m['unit']} (95%)".replace("  ", " "), "drop (pts)" if m["unit"] == "%" else "worse by"]
+            f"test {short} {m['unit']} (95%)".replace("  ", " "), f"test − teacher ({better} is better)"]
+    teacher = next(r["metric"]["value"] for r in report["rows"] if r["variant"] == "teacher" and r["format"] == "torch")
     also = [k for k in ALSO if any(k in r.get("also", {}) for r in report["rows"])]
     head += [ALSO[k] for k in also]
     kept = any("vs_source" in r for r in report["rows"])
@@ -205,7 +209,7 @@ def table_columns(report: dict) -> tuple[list[str], list[list[str]]]:
         line = [r["variant"] + (" (bundle)" if _is_bundle(report, r) else ""), r["format"], f"{r['params']:,}",
                 fmt_size(r["size_bytes"]), f"{r['size_reduction']:.1f}",
                 _with_interval(r["metric"]["val"], r["metric"].get("val_ci")),
-                _with_interval(r["metric"]["value"], r["metric"].get("ci")), f"{r['metric_drop_points']:+.2f}"]
+                _with_interval(r["metric"]["value"], r["metric"].get("ci")), f"{r['metric']['value'] - teacher:+.2f}"]
         line += [f"{r['also'][k]:.1f}" if k in r.get("also", {}) else "-" for k in also]
         if kept:
             vs = r.get("vs_source")
@@ -242,10 +246,10 @@ def notes(report: dict) -> list[str]:
             f"pruning, {p['accuracy_before_recovery']['test']:.2f}{u} right after, "
             f"{p['accuracy_after_recovery']['test']:.2f}{u} after the KD recovery fine-tune."
         )
+    line = quantize_finding(report)
+    if line:
+        out.append(line)
     out += int8_notes(report)
-    for p, st in (report.get("provider_status") or {}).items():
-        if not st["available"]:
-            out.append(f"{p.upper()} provider: {st['reason']}")
     if report.get("bundle"):
         why = (report["bundle"].get("choice") or {}).get("reason")
         out.append(f"Deployable bundle: {report['bundle']['path']}/ ({report['bundle']['variant']})"
@@ -259,6 +263,9 @@ def notes(report: dict) -> list[str]:
     line = frontier_note(report)
     if line:
         out.append(line)
+    for p, st in (report.get("provider_status") or {}).items():
+        if not st["available"]:
+            out.append(f"{p.upper()} provider: {st['reason']}")
     m = report.get("machine")
     if m:
         out.append(f"Measured on {m['cpu']} ({m['cores']} cores; SIMD: {', '.join(m['simd']) or 'none listed'}).")
@@ -386,112 +393,3 @@ def versus_quantized_teacher(report: dict) -> str | None:
                 "choice here.")
     return (f"Against {name} the bundle wins on {' and '.join(wins)} and loses on {' and '.join(losses)}: {facts}; "
             f"take teacher-int8-dynamic (quantize/) where {' and '.join(losses)} matter{'s' if len(losses) == 1 else ''} more.")
-
-
-def render_terminal(report: dict, console=None) -> None:
-    from rich.console import Console
-    from rich.table import Table
-    from rich.text import Text  # plain text: "kdpipe[gpu]" must not be read as markup
-
-    head, body = table_columns(report)
-    # Wide enough for every column even when stdout is not a terminal (rich would assume 80).
-    console = console or Console(width=max(Console().width, 40 + 14 * len(head)))
-    table = Table(title=Text(f"kdpipe report: {report['name']}"), show_lines=False)
-    for i, h in enumerate(head):
-        table.add_column(h, justify="left" if i < 2 else "right", overflow="fold")
-    for line in body:
-        table.add_row(*(Text(c) for c in line))
-    console.print(table)
-    for n in notes(report):
-        console.print(Text(f"- {n}"), soft_wrap=True)
-
-
-def render_markdown(report: dict) -> str:
-    head, body = table_columns(report)
-    lines = [f"# kdpipe report: {report['name']}", "", f"Created {report['created']}, seed {report['seed']}.", ""]
-    lines += ["| " + " | ".join(head) + " |", "|" + "|".join(["---"] * 2 + ["---:"] * (len(head) - 2)) + "|"]
-    lines += ["| " + " | ".join(line) + " |" for line in body]
-    lines += ["", "## Findings", ""] + [f"- {n}" for n in notes(report)]
-    lines += _splits_markdown(report.get("splits") or {})
-    lines += ["", "## Export parity (ONNX fp32 vs torch, validation split)", "",
-              "| variant | max abs diff | prediction agreement |", "|---|---:|---:|"]
-    for r in report["rows"]:
-        if "parity" in r:
-            lines.append(f"| {r['variant']} | {r['parity']['max_abs_diff']:.2e} | {r['parity']['agreement']:.2f}% |")
-    q = [r for r in report["rows"] if "quantization" in r]
-    if q:
-        lines += ["", "## Quantized graphs", "", "int8 weights in 7 bits cannot overflow the 16-bit sums of x86 CPUs without "
-                  "VNNI; 8-bit ones are more precise but can give other outputs on such CPUs (`quantize.reduce_range`).",
-                  "", "| variant | method | calibration | per-channel | weight bits | ops |", "|---|---|---|---|---|---|"]
-        for r in q:
-            qi = r["quantization"]
-            ops = ", ".join(f"{k} {v}" for k, v in sorted(qi["ops"].items()))
-            method = qi["method"] + (" (from the fused graph)" if qi.get("fused") else "")
-            if qi.get("fusions"):
-                method += ": " + ", ".join(f"{k} {v}" for k, v in qi["fusions"].items())
-            bits = "-" if r["format"] != "onnx-int8" else 7 if qi.get("reduce_range") else 8
-            lines.append(f"| {r['variant']} | {method} | {qi['calibration'] or '-'} | {qi['per_channel']} | {bits} | {ops} |")
-    by_len = [(r, p, r["latency"][p]["by_sequence_length"]) for r in report["rows"] for p in report["providers"]
-              if r["latency"][p].get("by_sequence_length")]
-    if by_len:
-        lengths = sorted({int(n) for _, _, d in by_len for n in d})
-        batches = sorted({int(b) for _, _, d in by_len for v in d.values() for b in v})
-        cols = [f"seq {n} b{b}" for n in lengths for b in batches]
-        lines += ["", "## Latency by sequence length (p50 ms per call)", "", "| variant | provider | " + " | ".join(cols) + " |",
-                  "|---|---|" + "---:|" * len(cols)]
-        for r, p, d in by_len:
-            cells = [f"{d[str(n)][str(b)]['p50_ms']:.3f}" if str(b) in d.get(str(n), {}) else "-"
-                     for n in lengths for b in batches]
-            lines.append(f"| {r['variant']} ({r['format']}) | {p} | " + " | ".join(cells) + " |")
-    placed = [(r, p, r["latency"][p]["placement"]) for r in report["rows"] for p in report["providers"]
-              if r["latency"][p].get("placement")]
-    if placed:
-        lines += ["", "## Where the nodes ran (one profiled run per session)", "",
-                  "| variant | session provider | ops per execution provider | Memcpy nodes |", "|---|---|---|---:|"]
-        for r, p, pl in placed:
-            ops = "; ".join(f"{ep}: " + ", ".join(f"{op} {n}" for op, n in sorted(c.items()))
-                            for ep, c in pl["ops_by_provider"].items())
-            lines.append(f"| {r['variant']} ({r['format']}) | {p} | {ops} | {pl['memcpy_nodes']} |")
-    lines += ["", "## Stages", "", "| stage | seconds | peak memory of the process so far (MiB) |", "|---|---:|---:|"]
-    lines += [f"| {s} | {_or_dash(v['seconds'])} | {_or_dash(v.get('peak_rss_mb'))} |" for s, v in report["stages"].items()]
-    total = sum(v["seconds"] or 0 for v in report["stages"].values())
-    lines += [f"| all (sum, this report's run) | {total:.1f} | |"]
-    return "\n".join(lines) + "\n"
-
-
-def _splits_markdown(splits: dict) -> list[str]:
-    sizes, per_class = splits.get("samples"), splits.get("per_class")
-    if not sizes:
-        return []
-    names = ["train", "val", "test"]
-    lines = ["", "## Data splits", "", "| | " + " | ".join(names) + " |", "|---|" + "---:|" * len(names),
-             "| samples | " + " | ".join(f"{sizes[n]:,}" for n in names) + " |"]
-    for label in (per_class or {}).get("train", {}):
-        lines.append(f"| class {label} | " + " | ".join(f"{per_class[n].get(label, 0):,}" for n in names) + " |")
-    if (per_class or {}).get("train_unlabelled"):
-        lines.append(f"| train inputs without a label (data.label_fraction; KD only) | {per_class['train_unlabelled']:,} "
-                     "| | |")
-        if splits.get("teacher_labels"):
-            lines.append(f"| training labels the teacher learnt from (teacher.labels) | {splits['teacher_labels']:,} | | |")
-    return lines
-
-
-def _or_dash(v) -> str:
-    return "-" if v is None else str(v)
-
-
-def render_html(report: dict, plots: dict[str, str]) -> str:
-    head, body = table_columns(report)
-    esc = html.escape
-    rows = "".join("<tr>" + "".join(f"<td>{esc(c)}</td>" for c in line) + "</tr>" for line in body)
-    imgs = "".join(f'<figure><img alt="{esc(k)}" src="data:image/png;base64,{v}"><figcaption>{esc(k)}</figcaption></figure>'
-                   for k, v in plots.items())
-    findings = "".join(f"<li>{esc(n)}</li>" for n in notes(report))
-    return f"""<!doctype html><html><head><meta charset="utf-8"><title>kdpipe report: {esc(str(report['name']))}</title>
-<style>body{{font-family:system-ui,sans-serif;margin:2em;max-width:1200px}}table{{border-collapse:collapse}}
-td,th{{border:1px solid #ccc;padding:4px 8px;text-align:right}}td:nth-child(-n+2),th{{text-align:left}}
-th{{background:#f3f3f3}}figure{{display:inline-block;margin:1em}}img{{max-width:560px}}</style></head><body>
-<h1>kdpipe report: {esc(str(report['name']))}</h1><p>Created {esc(report['created'])}, seed {report['seed']}.</p>
-<table><tr>{''.join(f'<th>{esc(h)}</th>' for h in head)}</tr>{rows}</table>
-<h2>Findings</h2><ul>{findings}</ul><h2>Plots</h2>{imgs}</body></html>
-"""

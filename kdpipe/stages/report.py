@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from kdpipe.io import atomic_write_bytes, atomic_write_json
 from kdpipe.pipeline.plots import make_plots
-from kdpipe.pipeline.report import build_report, render_html, render_markdown
+from kdpipe.pipeline.report import build_report
+from kdpipe.pipeline.report_render import render_html, render_markdown
 
 NAME = "report"
 REQUIRES = ("distill", "prune", "quantize", "export", "benchmark")

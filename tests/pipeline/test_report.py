@@ -7,7 +7,7 @@ REQUIRED_ROW_KEYS = {"variant", "format", "params", "size_bytes", "size_reductio
 
 def test_report_json_schema(tiny_run):
     report = json.loads((tiny_run / "report" / "report.json").read_text())
-    assert report["schema_version"] == 1 and report["providers"] == ["cpu", "cuda"]
+    assert report["schema_version"] == 2 and report["providers"] == ["cpu", "cuda"]
     for row in report["rows"]:
         assert REQUIRED_ROW_KEYS <= set(row)
         assert row["metric"]["name"] == "accuracy" and row["metric"]["split"] == "test"
@@ -20,7 +20,7 @@ def test_report_json_schema(tiny_run):
     if not report["provider_status"]["cuda"]["available"]:
         assert all(not r["latency"]["cuda"]["available"] for r in report["rows"])
     assert "gain_points" in report["kd"] and report["kd"]["verdict"]
-    assert set(report["stages"]) >= {"distill", "prune", "quantize", "export", "benchmark"}
+    assert [s["stage"] for s in report["stages"]] == ["distill", "prune", "quantize", "export", "benchmark", "all"]
     # the tensors every runtime was timed on: arrays as they are, one per batch size
     assert {b: s[0] for b, s in report["benchmark_inputs"].items()} == {str(b): b for b in report["batch_sizes"]}
     assert report["benchmark_inputs_are_texts"] is False
@@ -37,6 +37,41 @@ def test_markdown_and_html_show_the_table_and_plots(tiny_run):
     assert "| variant | format |" in md and "not available" in md and "Knowledge distillation" in md
     html = (tiny_run / "report" / "report.html").read_text()
     assert html.count("data:image/png;base64,") == 2 and "<table>" in html
+
+
+def test_the_report_opens_with_the_stage_by_stage_table_and_its_figures_are_the_rows(tiny_run):
+    """Each step against the one before it, read off the variant rows: sizes and factors, the metric's
+    change (after - before) on validation and test, batch-1 CPU latency and the stage's own time."""
+    report = json.loads((tiny_run / "report" / "report.json").read_text())
+    rows = {(r["variant"] if r["format"] != "onnx-fp32" else r["variant"] + "-fp32"): r
+            for r in report["rows"] if r["format"] != "torch"}
+    steps = {s["stage"]: s for s in report["stages"]}
+    chain = [(n, steps[n]["step"]["from"], steps[n]["step"]["to"]) for n in ("distill", "prune", "quantize", "export")]
+    assert chain[:2] == [("distill", "teacher-fp32", "student-fp32"), ("prune", "student-fp32", "pruned-fp32")]
+    assert chain[2][1] == "pruned-fp32" and rows[chain[2][2]]["source"] == "pruned"  # a quantized copy of the pruned
+    assert chain[3][1] == chain[2][2] and chain[3][2] == (report["bundle"]["variant"] if report["bundle"]["variant"] in rows
+                                                           else report["bundle"]["variant"] + "-fp32")
+    for name, before, after in chain:
+        st, a, b = steps[name]["step"], rows[before], rows[after]
+        assert st["size_bytes"] == [a["size_bytes"], b["size_bytes"]]
+        assert st["size_factor"] == round(a["size_bytes"] / b["size_bytes"], 3)
+        assert st["metric"]["test"] == [a["metric"]["value"], b["metric"]["value"],
+                                        round(b["metric"]["value"] - a["metric"]["value"], 4)]
+        assert st["metric"]["val"][2] == round(b["metric"]["val"] - a["metric"]["val"], 4)
+        assert st["latency_ms"] == [a["latency"]["cpu"]["1"]["p50_ms"], b["latency"]["cpu"]["1"]["p50_ms"]]
+        assert steps[name]["seconds"] > 0
+    whole = steps["all"]["step"]
+    assert (whole["from"], whole["to"]) == ("teacher-fp32", chain[3][2])
+    assert steps["all"]["seconds"] == round(sum(s["seconds"] for s in report["stages"][:-1]), 1)
+    # all four renderings open with it (the terminal table is the report command's output)
+    md = (tiny_run / "report" / "report.md").read_text()
+    assert md.index("## What each stage bought and cost") < md.index("## Variants")
+    assert "| prune | student-fp32 → pruned-fp32 |" in md and "after − before; higher is better" in md
+    html = (tiny_run / "report" / "report.html").read_text()
+    assert html.index("What each stage bought and cost") < html.index("<h2>Variants")
+    for section in ("Data splits", "Export parity", "Quantized graphs", "Stages", "Findings"):  # all that md holds
+        assert f"## {section}" in md and f"<h2>{section}" in html
+    assert "Quantization, each copy against its fp32 source on validation" in md
 
 
 def test_kd_verdict_says_when_the_baseline_already_matches_the_teacher():
