@@ -6,6 +6,8 @@ same logic plus readers for .npz, CSV and image files.
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import shutil
 import sys
@@ -16,16 +18,18 @@ import numpy as np
 from kdpipe import __version__
 from kdpipe.data.sources import IMAGE_SUFFIXES, first_non_finite, read_npz
 from kdpipe.data.splits import apply_preprocessing
-from kdpipe.errors import DataError, KdpipeError
+from kdpipe.errors import DataError, KdpipeError, ModelError
 from kdpipe.io import atomic_write_json
-from kdpipe.runtime.compat import runtimes
-from kdpipe.runtime.onnx_convert import INPUT_NAME, OUTPUT_NAME, set_metadata
 
 BUNDLE_JSON = "kdpipe.json"
 
 
 def write_bundle(folder: Path, model_path: Path, *, variant: str, labels: list[str], input_shape, preprocessing: dict,
                  metric: dict, task: str = "classification") -> dict:
+    # here, not at the top: importing onnx takes a second, and `kdpipe predict` needs only onnxruntime
+    from kdpipe.runtime.compat import runtimes
+    from kdpipe.runtime.onnx_convert import INPUT_NAME, OUTPUT_NAME, set_metadata
+
     folder.mkdir(parents=True, exist_ok=True)
     model_dst = folder / "model.onnx"
     shutil.copyfile(model_path, model_dst)
@@ -65,10 +69,14 @@ def load_bundle(folder: Path):
         raise KdpipeError(f"{meta}: unreadable bundle description ({e})") from None
     if not isinstance(info, dict):
         raise KdpipeError(f"{meta}: unreadable bundle description (a JSON object was expected)")
-    from kdpipe.runtime.onnx_convert import load_checked
-
-    load_checked(model, "bundle")
-    sess, _ = make_session(model, "cpu")
+    # onnxruntime checks the file as it loads it (onnx's own checker would cost a second of import)
+    if not model.is_file():
+        raise ModelError(f"bundle: {model} is missing; {meta} names it as the model")
+    try:
+        sess, _ = make_session(model, "cpu")
+    except Exception as e:
+        raise ModelError(f"bundle: {model} is not a valid ONNX model ({type(e).__name__}: "
+                         f"{' '.join(str(e).split())[:200]})") from None
     check_bundle(folder, info, sess)
     return sess, info
 
@@ -133,16 +141,24 @@ def inside_bundle(folder: Path, name: str, where: str) -> Path:
     return path
 
 
-def read_inputs(path: Path, info: dict, strict: bool = False, told: set | None = None) -> np.ndarray:
-    """Raw inputs (before preprocessing) shaped (N, *input_shape), from .npz, CSV or image files.
-    Flat rows (N, features) are reshaped to the model's input shape: CSV rows always are flat (a CSV
-    whose every column name is a number has no header). An image of another size or colour mode is
-    converted, with a note on stderr once per kind (`told` remembers), or refused when `strict`."""
+def read_inputs(path: Path, info: dict, strict: bool = False, told: set | None = None,
+                data: bytes | None = None) -> np.ndarray:
+    """Raw inputs (before preprocessing) shaped (N, *input_shape), from .npz, CSV, JSON or image files
+    (or `data`, what stdin gave: JSON or CSV, told apart by its first character). Flat rows (N,
+    features) are reshaped to the model's input shape: CSV rows always are flat (a CSV whose every
+    column name is a number has no header). JSON is {"inputs": [sample, ...]} (the Node app's format)
+    or a list of samples. An image of another size or colour mode is converted, with a note on stderr
+    once per kind (`told` remembers), or refused when `strict`."""
     path = Path(path)
     shape = tuple(info["input"]["shape"][1:])
-    _check_input_file(path)
-    suffix = path.suffix.lower()
-    if suffix == ".npz":
+    if data is None:
+        _check_input_file(path)
+        suffix = path.suffix.lower()
+    else:
+        suffix = ".json" if data.lstrip()[:1] in (b"{", b"[") else ".csv"
+    if suffix == ".json":
+        x = _json_inputs(path, data if data is not None else path.read_bytes(), shape)
+    elif suffix == ".npz":
         arrays = read_npz(path)
         if "x" not in arrays and len(arrays) != 1:
             raise DataError(f"{path}: no array named 'x' (has: {', '.join(arrays) or 'no arrays'}); save the "
@@ -157,9 +173,12 @@ def read_inputs(path: Path, info: dict, strict: bool = False, told: set | None =
         import pandas as pd
 
         try:
-            df = pd.read_csv(path)
-            if len(df.columns) and all(_is_number(c) for c in df.columns):  # no header: the first row is data
-                df = pd.read_csv(path, header=None)
+            src = (lambda: io.BytesIO(data)) if data is not None else (lambda: path)
+            # the first line as written (pandas renames repeated names: "0.0", "0.0.1"): all numbers, no header
+            with src() if data is not None else open(path, "rb") as f:
+                first = f.readline().decode("utf-8", "replace")
+            cells = next(csv.reader([first]), [])
+            df = pd.read_csv(src(), header=None if cells and all(_is_number(c) for c in cells) else "infer")
         except Exception as e:
             raise DataError(f"{path}: not a readable CSV file ({e})") from None
         if df.empty:
@@ -180,7 +199,7 @@ def read_inputs(path: Path, info: dict, strict: bool = False, told: set | None =
         x = _read_image(path, shape, strict, told)
     else:
         raise DataError(f"{path}: {suffix or 'a file without an ending'} is not an input this bundle reads: "
-                        f".npz, .csv{' or an image (' + ', '.join(sorted(IMAGE_SUFFIXES)) + ')' if len(shape) == 3 else ''}")
+                        f".npz, .csv, .json{' or an image (' + ', '.join(sorted(IMAGE_SUFFIXES)) + ')' if len(shape) == 3 else ''}")
     x = np.asarray(x, dtype=np.float32)
     if x.shape[1:] != shape:
         if x.ndim == 2 and x.shape[1] == int(np.prod(shape)):  # flat rows
@@ -193,10 +212,26 @@ def read_inputs(path: Path, info: dict, strict: bool = False, told: set | None =
     return x
 
 
+def _json_inputs(path: Path, data: bytes, shape: tuple) -> np.ndarray:
+    try:
+        doc = json.loads(data)
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise DataError(f"{path}: not readable JSON ({e})") from None
+    samples = doc.get("inputs") if isinstance(doc, dict) else doc
+    if not isinstance(samples, list) or not samples:
+        raise DataError(f'{path}: expected {{"inputs": [sample, ...]}} or a list of samples, each shaped '
+                        f"{list(shape)} or flat")
+    try:
+        x = np.asarray(samples, dtype=np.float32)
+    except (ValueError, TypeError):
+        raise DataError(f"{path}: the samples must be numbers, all of one shape ({list(shape)} or flat)") from None
+    return x if x.ndim >= 2 else x[None]
+
+
 def _check_input_file(path: Path) -> None:
     if path.is_dir():
         raise DataError(f"{path}: a folder; give the input files themselves (e.g. {path}/*.png)")
-    if not path.is_file():
+    if not path.exists():  # a pipe (<(...)) is not a regular file, and is read like one
         raise DataError(f"input file not found: {path}")
 
 
@@ -236,9 +271,23 @@ def _read_image(path: Path, shape: tuple, strict: bool, told: set | None) -> np.
 
 def predict(session, info: dict, raw: np.ndarray, batch_size: int = 256) -> tuple[np.ndarray, np.ndarray]:
     """(predicted class index, softmax probability of that class) per sample."""
+    return _top_class(class_scores(session, info, raw, batch_size))
+
+
+def class_scores(session, info: dict, raw: np.ndarray, batch_size: int = 256) -> np.ndarray:
+    """The model's class scores (logits) per raw sample, preprocessed as in training."""
     x = apply_preprocessing(raw, info["preprocessing"])
-    return _top_class(np.concatenate([session.run(None, {info["input"]["name"]: x[i : i + batch_size]})[0]
-                                      for i in range(0, len(x), batch_size)]))
+    return np.concatenate([session.run(None, {info["input"]["name"]: x[i : i + batch_size]})[0]
+                           for i in range(0, len(x), batch_size)])
+
+
+def top_classes(scores: np.ndarray, labels: list[str], k: int) -> list[dict]:
+    """A sample's k most likely labels with their softmax probabilities, most likely first."""
+    z = scores.astype(np.float64)
+    p = np.exp(z - z.max())
+    p /= p.sum()
+    order = np.argsort(-p, kind="stable")[:k]
+    return [{"label": labels[int(i)], "probability": round(float(p[i]), 6)} for i in order]
 
 
 def _top_class(logits: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -249,31 +298,40 @@ def _top_class(logits: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return p.argmax(axis=1), p.max(axis=1)
 
 
-def read_texts(path: Path) -> list[str]:
-    """Texts for a text-classification bundle: a .txt file (one text a line) or JSONL ("text" field)."""
+def read_texts(path: Path, data: str | None = None) -> list[str]:
+    """Texts for a text bundle: a .txt file or stdin (`data`; one text a line), JSONL ("text" field) or
+    JSON ({"texts": [...]}, the Node app's format, or a list of strings)."""
     path = Path(path)
+    if data is not None:
+        return [ln for ln in data.splitlines() if ln.strip()]
     _check_input_file(path)
     if path.suffix.lower() == ".jsonl":
         from kdpipe.data.text import read_jsonl
 
         return [row["text"] for row in read_jsonl(path, "text")]
+    if path.suffix.lower() == ".json":
+        try:
+            doc = json.loads(path.read_bytes())
+        except (json.JSONDecodeError, UnicodeDecodeError) as e:
+            raise DataError(f"{path}: not readable JSON ({e})") from None
+        texts = doc.get("texts") if isinstance(doc, dict) else doc
+        if not isinstance(texts, list) or not all(isinstance(t, str) for t in texts):
+            raise DataError(f'{path}: expected {{"texts": ["...", ...]}} or a list of strings')
+        return texts
     return [ln for ln in path.read_text(encoding="utf-8", errors="replace").splitlines() if ln.strip()]
 
 
 def text_outputs(folder: Path, session, info: dict, texts: list[str], batch_size: int = 64) -> np.ndarray:
     """The model's outputs (class scores, or sentence embeddings) per text, tokenized with the
     bundle's own tokenizer as the pipeline did (padding right, truncation at max_sequence_length)."""
-    from transformers import AutoTokenizer
+    from kdpipe.bundle_tokenizer import BundleTokenizer
 
-    tok = AutoTokenizer.from_pretrained(folder)
+    tok = BundleTokenizer(folder, info)
     names = [i.name for i in session.get_inputs()]
     out = []
     for i in range(0, len(texts), batch_size):
-        enc = tok(texts[i : i + batch_size], truncation=True, max_length=info["max_sequence_length"], padding=True,
-                  return_tensors="np")
-        feeds = {n: enc[n].astype(np.int64) if n in enc else np.zeros_like(enc["input_ids"], dtype=np.int64)
-                 for n in names}
-        out.append(session.run(None, feeds)[0])
+        enc = tok.batch(texts[i : i + batch_size])
+        out.append(session.run(None, {n: enc.get(n, np.zeros_like(enc["input_ids"])) for n in names})[0])
     return np.concatenate(out) if out else np.zeros((0, *info["output"]["shape"][1:]), np.float32)
 
 
@@ -286,9 +344,9 @@ def lm_outputs(folder: Path, session, info: dict, texts: list[str], continue_tok
     """Language-model bundles, one text at a time (no padding, as they were trained on packed text).
     causal-lm: the text's perplexity under the model and a greedy continuation; masked-lm: the text
     with each mask token replaced by the model's top prediction."""
-    from transformers import AutoTokenizer
+    from kdpipe.bundle_tokenizer import BundleTokenizer
 
-    tok = AutoTokenizer.from_pretrained(folder)
+    tok = BundleTokenizer(folder, info)
     names = [i.name for i in session.get_inputs()]
     max_len = info["max_sequence_length"]
 
@@ -300,12 +358,12 @@ def lm_outputs(folder: Path, session, info: dict, texts: list[str], continue_tok
 
     out = []
     for text in texts:
-        ids = tok(text, add_special_tokens=info["task"] == "masked-lm")["input_ids"][:max_len]
+        ids = tok.ids(text, special=info["task"] == "masked-lm", truncate=False)
         if info["task"] == "masked-lm":
             lg, filled = logits(ids), list(ids)
             for pos in [i for i, t in enumerate(ids) if t == tok.mask_token_id]:
                 filled[pos] = int(lg[pos].argmax())
-            out.append({"filled": tok.decode(filled, skip_special_tokens=True)})
+            out.append({"filled": tok.decode(filled, skip_special=True)})
             continue
         lg = logits(ids)
         logp = lg - (lg.max(-1, keepdims=True) + np.log(np.exp(lg - lg.max(-1, keepdims=True)).sum(-1, keepdims=True)))

@@ -143,44 +143,64 @@ def show_config(config, overrides):
 
 @cli.command("predict")
 @click.argument("bundle", type=click.Path(file_okay=False, path_type=Path))
-@click.argument("inputs", nargs=-1, required=True, type=click.Path(path_type=Path))
-@click.option("--json", "as_json", is_flag=True, help="One JSON object per input sample.")
+@click.argument("inputs", nargs=-1, type=click.Path(path_type=Path))
+@click.option("--text", "texts", multiple=True, metavar="TEXT", help="Text bundles: a text to run (repeatable).")
+@click.option("--top-k", type=click.IntRange(1), default=None,
+              help="Classifiers: the k most likely labels with their probabilities (default 1; 3 with --json).")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per input sample: label, probability, "
+                                                        "top (the k most likely) and logits, as the Node app prints.")
 @click.option("--strict", is_flag=True, help="Refuse images of another size or colour mode than the model's, "
                                              "instead of converting them with a note.")
-def predict_cmd(bundle, inputs, as_json, strict):
-    """Run a bundle on inputs. Classifiers of arrays: .npz (array x, shaped like the model's input or
-    as flat rows), CSV (feature columns) or image files; text bundles: .txt (one text a line) or .jsonl
-    ("text" field) files. Prints the label and its probability (classifiers), the embedding (embedders),
-    the perplexity and a greedy continuation (causal-lm) or the text with its masks filled (masked-lm)."""
-    from kdpipe.bundle import (lm_outputs, load_bundle, predict, predict_texts, read_inputs, read_texts,
-                               text_outputs)
+def predict_cmd(bundle, inputs, texts, top_k, as_json, strict):
+    """Run a bundle on inputs: files, `-` for stdin, or --text. Classifiers of arrays: .npz (array x,
+    shaped like the model's input or as flat rows), CSV (feature columns; a header is optional), JSON
+    ({"inputs": [...]}) or image files; text bundles: .txt (one text a line), .jsonl ("text" field) or
+    JSON ({"texts": [...]}). Prints the label and its probability (classifiers), the embedding
+    (embedders), the perplexity and a greedy continuation (causal-lm) or the text with its masks filled
+    (masked-lm). Needs onnxruntime (and tokenizers for text), not torch."""
+    from kdpipe.bundle import (class_scores, lm_outputs, load_bundle, read_inputs, read_texts, text_outputs,
+                               top_classes)
+    from kdpipe.errors import DataError
 
+    if not inputs and not texts:
+        raise DataError("predict: give input files, - to read stdin, or --text \"...\" (text bundles)")
     sess, info = load_bundle(bundle)
     task = info.get("task", "classification")
+    is_text = "tokenizer" in info or task != "classification"
+    if texts and not is_text:
+        raise DataError(f"predict --text: {bundle} takes arrays, not text; give .npz, .csv, .json or image files")
     told: set[str] = set()  # image conversions already noted
+    stdin = None
+    sources = [("--text", list(texts))] if texts else []
     for path in inputs:
+        if str(path) == "-":
+            stdin = stdin if stdin is not None else sys.stdin.buffer.read()
+            sources.append(("stdin", read_texts(path, stdin.decode("utf-8", "replace")) if is_text
+                            else read_inputs(Path("stdin"), info, strict, told, data=stdin)))
+        else:
+            sources.append((str(path), read_texts(path) if is_text else read_inputs(path, info, strict, told)))
+    k = top_k or (3 if as_json else 1)
+    for name, data in sources:
         if task in ("causal-lm", "masked-lm"):
-            for i, r in enumerate(lm_outputs(bundle, sess, info, read_texts(path))):
-                click.echo(json.dumps({"input": str(path), "index": i, **r}) if as_json else
-                           f"{path}[{i}]\t" + "\t".join(f"{k}: {v:.2f}" if isinstance(v, float) else f"{k}: {v!r}"
+            for i, r in enumerate(lm_outputs(bundle, sess, info, data)):
+                click.echo(json.dumps({"input": name, "index": i, **r}) if as_json else
+                           f"{name}[{i}]\t" + "\t".join(f"{k}: {v:.2f}" if isinstance(v, float) else f"{k}: {v!r}"
                                                         for k, v in r.items()))
             continue
-        if task == "embedding":
-            for i, vec in enumerate(text_outputs(bundle, sess, info, read_texts(path))):
-                values = [round(float(v), 6) for v in vec]
-                click.echo(json.dumps({"input": str(path), "index": i, "embedding": values}) if as_json
-                           else f"{path}[{i}]\t{json.dumps(values)}")
-            continue
-        if "tokenizer" in info:  # a text classifier
-            classes, probs = predict_texts(bundle, sess, info, read_texts(path))
-        else:
-            classes, probs = predict(sess, info, read_inputs(path, info, strict, told))
-        for i, (c, p) in enumerate(zip(classes, probs)):
-            label = info["labels"][int(c)]
+        scores = text_outputs(bundle, sess, info, data) if is_text else class_scores(sess, info, data)
+        for i, row in enumerate(scores):
+            if task == "embedding":
+                values = [round(float(v), 6) for v in row]
+                click.echo(json.dumps({"input": name, "index": i, "embedding": values}) if as_json
+                           else f"{name}[{i}]\t{json.dumps(values)}")
+                continue
+            top = top_classes(row, info["labels"], k)
             if as_json:
-                click.echo(json.dumps({"input": str(path), "index": i, "label": label, "probability": round(float(p), 6)}))
+                click.echo(json.dumps({"input": name, "index": i, "label": top[0]["label"],
+                                       "probability": top[0]["probability"], "top": top,
+                                       "logits": [round(float(v), 6) for v in row]}))
             else:
-                click.echo(f"{path}[{i}]\t{label}\t{p:.4f}")
+                click.echo(f"{name}[{i}]\t" + "\t".join(f"{t['label']}\t{t['probability']:.4f}" for t in top))
 
 
 def main(argv=None) -> int:

@@ -3,6 +3,7 @@
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -96,3 +97,42 @@ def test_bundle_runs_with_plain_onnxruntime(tiny_run):
     assert logits.shape == (4, len(info["labels"]))
     meta = sess.get_modelmeta().custom_metadata_map
     assert json.loads(meta["kdpipe"])["labels"] == info["labels"]
+
+
+def test_predict_reads_json_stdin_and_answers_with_the_top_k(tiny_run, tmp_path):
+    """The Node app's input format ({"inputs": [...]}) and its --json fields (label, probability, top,
+    logits); `-` reads JSON or CSV from stdin; --top-k prints the k most likely labels."""
+    bundle = tiny_run / "export" / "bundle"
+    from sklearn.datasets import load_digits
+
+    d = load_digits()
+    np.savez(tmp_path / "x.npz", x=d.images[:4].reshape(4, 1, 8, 8))
+    (tmp_path / "x.json").write_text(json.dumps({"inputs": d.images[:4].reshape(4, 1, 8, 8).tolist()}))
+    csv = "\n".join(",".join(str(v) for v in row) for row in d.data[:4])  # headerless, flat rows
+    base = [json.loads(x) for x in _kdpipe("predict", str(bundle), str(tmp_path / "x.npz"), "--json").stdout.splitlines()]
+    for args, stdin in (([str(tmp_path / "x.json")], None), (["-"], (tmp_path / "x.json").read_text()), (["-"], csv)):
+        r = subprocess.run([sys.executable, "-m", "kdpipe", "predict", str(bundle), *args, "--json"], input=stdin,
+                           capture_output=True, text=True)
+        assert r.returncode == 0, r.stderr
+        rows = [json.loads(x) for x in r.stdout.splitlines()]
+        assert [x["label"] for x in rows] == [x["label"] for x in base] and rows[0]["input"] == (
+            "stdin" if args == ["-"] else str(tmp_path / "x.json"))
+    row = base[0]
+    assert set(row) == {"input", "index", "label", "probability", "top", "logits"} and len(row["top"]) == 3
+    z = np.array(row["logits"], np.float64)
+    p = np.exp(z - z.max()) / np.exp(z - z.max()).sum()
+    assert [t["probability"] for t in row["top"]] == pytest.approx(sorted(p, reverse=True)[:3], abs=1e-5)
+    assert row["top"][0] == {"label": row["label"], "probability": row["probability"]}
+    r = _kdpipe("predict", str(bundle), str(tmp_path / "x.npz"), "--top-k", "2")
+    assert all(len(line.split("\t")) == 5 for line in r.stdout.splitlines())  # name, 2 x (label, probability)
+
+
+def test_predict_says_which_inputs_a_bundle_takes(tiny_run):
+    """The repository's example inputs on a bundle they do not fit, and no input at all: one line each."""
+    bundle = tiny_run / "export" / "bundle"
+    examples = Path(__file__).parent.parent / "apps" / "examples"
+    for args, said in (([str(examples / "mnist-digits.json")], "the model expects (1, 8, 8)"),
+                       ([str(examples / "texts.txt")], "is not an input this bundle reads: .npz, .csv, .json"),
+                       (["--text", "hello"], "takes arrays, not text"), ([], "give input files, - to read stdin")):
+        r = _kdpipe("predict", str(bundle), *args)
+        assert r.returncode == 2 and said in r.stderr and "Traceback" not in r.stderr, r.stderr

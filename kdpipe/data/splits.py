@@ -80,6 +80,11 @@ def apply_preprocessing(x: np.ndarray, pre: dict) -> np.ndarray:
     return ((x - np.float32(pre["mean"])) / np.float32(pre["std"])).astype(np.float32)
 
 
+def undo_preprocessing(x: np.ndarray, pre: dict) -> np.ndarray:
+    """model input -> raw (apply_preprocessing's inverse): what the data gave, e.g. pixels 0..255."""
+    return (np.asarray(x, np.float64) * float(pre["std"]) + float(pre["mean"])) / float(pre["scale"])
+
+
 def split_indices(y: np.ndarray, fractions, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     rng = np.random.default_rng(seed)
     parts: list[list[np.ndarray]] = [[], [], []]

@@ -208,6 +208,8 @@ class ExportConfig(Section):
     bundle: str = Field("auto", description="auto, or a variant name such as student or pruned-int8-dynamic")
     max_drop: float = Field(1.0, ge=0, description="auto ships the fastest variant within this many validation "
                                                    "points (metric units) of the teacher, else the most accurate")
+    license: str | None = Field(None, description="the bundle's licence for its model card (an SPDX id such as "
+                                                  "apache-2.0 or mit): the terms of the teacher and of the data decide it")
 
 
 class BenchmarkConfig(Section):

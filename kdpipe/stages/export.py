@@ -7,9 +7,9 @@ import os
 
 import numpy as np
 
-from kdpipe.data.splits import trim_padding
+from kdpipe.data.splits import trim_padding, undo_preprocessing
 from kdpipe.errors import ConfigError
-from kdpipe.model_card import ModelCard, Row, write_model_card
+from kdpipe.model_card import ModelCard, Row, input_conventions, write_model_card
 from kdpipe.evaluation import logits, onnx_predictor, score, torch_predictor
 from kdpipe.evidence import paired_drop, samples_needed
 from kdpipe.progress import progress, say
@@ -139,6 +139,15 @@ def _model_card(ctx, chosen: dict, info: dict, onnx_rows: list[dict], latency: d
                 + ".")
     made.append(f"Data: `{cfg.data.source}`, split train/validation/test {len(splits.train):,}/{len(splits.val):,}/"
                 f"{len(splits.test):,} (seed {cfg.seed}); the bundle was chosen on validation: {choice['reason']}.")
+    # the line of models the bundle comes from: teacher, then its own source's steps (student, pruned), then it
+    line = ["teacher-fp32"] if chosen.get("source") == "teacher" else [
+        k for k in ("teacher-fp32", "student-fp32", "pruned-fp32")
+        if k in by_label and (k != "pruned-fp32" or chosen.get("source", chosen["variant"]) == "pruned")]
+    if bundle_label(chosen) not in line:
+        line.append(bundle_label(chosen))
+    chain = [Row(k, by_label[k]["metric"]["test"], by_label[k]["size_bytes"], lat(by_label[k])) for k in line]
+    raw = None if "tokenizer" in info or "preprocessing" not in info else undo_preprocessing(
+        splits.train.x[:2000], info["preprocessing"])
     import onnxruntime
 
     m = task.metric
@@ -150,7 +159,8 @@ def _model_card(ctx, chosen: dict, info: dict, onnx_rows: list[dict], latency: d
         metric_unit=m.unit, higher_is_better=m.higher_is_better, made=made, rows=rows, test_samples=len(splits.test),
         data_source=cfg.data.source, machine={**machine_info(), "threads": threads, "onnxruntime": onnxruntime.__version__},
         runtimes=info.get("runtimes", {}), files=sorted(os.listdir(ctx.out / "bundle")) + ["README.md"],
-        labels=info.get("labels"))
+        labels=info.get("labels"), chain=chain, inputs=input_conventions(info, raw), license=cfg.export.license,
+        sources=f"the teacher `{tc.model}` and the data `{cfg.data.source}`")
 
 
 def check_parity(torch_predict, onnx_predict, x: np.ndarray) -> dict:

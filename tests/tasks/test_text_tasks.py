@@ -2,6 +2,9 @@
 built from configs or saved to a folder here (no downloads)."""
 
 import json
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -284,6 +287,22 @@ def test_predict_runs_a_text_classification_bundle(text_run, tmp_path, capsys):
     assert len(rows) == 2 and all(r["label"] in ("built-in-types", "data-model", "expressions", "statements")
                                   for r in rows)
     assert run_cli("predict", str(run / "export" / "bundle"), str(tmp_path / "missing.txt")) == 2
+    # --text, stdin and the repository's example texts give the same labels; no transformers, no torch
+    example = Path(__file__).parents[2] / "apps" / "examples" / "texts.txt"
+    lines = example.read_text().splitlines()
+    code = ("import sys; from kdpipe.cli import main; "
+            f"main(['predict', {str(run / 'export' / 'bundle')!r}, {str(example)!r}, '-', "
+            + ", ".join(f"'--text', {t!r}" for t in lines) + "]); "
+            "print('heavy:', sorted(m for m in ('torch', 'transformers') if m in sys.modules))")
+    r = subprocess.run([sys.executable, "-c", code], input="\n".join(lines), capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    out = r.stdout.splitlines()
+    assert out[-1] == "heavy: []"
+    by_source = {}
+    for line in out[:-1]:
+        name, label = line.split("\t")[:2]
+        by_source.setdefault(name.split("[")[0], []).append(label)
+    assert len(by_source) == 3 and len({tuple(v) for v in by_source.values()}) == 1, by_source
 
 
 def test_predict_prints_embeddings_of_an_embedding_bundle(text_run, tmp_path, capsys):
