@@ -131,14 +131,31 @@ def sweep_cmd(config, overrides, shard, quiet):
         click.echo(f"Sweep: {out.parent / 'sweep.html'} (also sweep.md, sweep.json)")
 
 
+@cli.command("check")
+@click.argument("config", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a config value (repeatable).")
+def check_cmd(config, overrides):
+    """Every pre-flight check of `kdpipe all` (the config, the data files and columns, teacher and
+    student built and run on two samples, labels against outputs, the output folder) and what it would
+    run, in seconds: nothing is trained and nothing written in the run folder."""
+    cfg = _load(config, overrides, quiet=False)
+    from kdpipe.pipeline import runner
+
+    for line in runner.check(cfg):
+        click.echo(line)
+    click.echo(f"ok: {config} is ready; run `kdpipe all {shlex.join([str(config), *(a for o in overrides for a in ('--set', o))])}`")
+
+
 @cli.command("show-config")
 @click.argument("config", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a config value (repeatable).")
 def show_config(config, overrides):
-    """Print the resolved config, defaults included."""
-    from kdpipe.pipeline.config import dump_config, load_config
+    """Print the resolved config: every value, with where it came from (the config, the model family's
+    defaults, kdpipe's defaults); keys this task and model family do not read are left out."""
+    from kdpipe.pipeline.config import load_config, read_raw
+    from kdpipe.pipeline.defaults import show
 
-    click.echo(dump_config(load_config(config, overrides)), nl=False)
+    click.echo(show(load_config(config, overrides), read_raw(config, overrides)), nl=False)
 
 
 @cli.command("predict")

@@ -399,7 +399,19 @@ class _UniqueKeyLoader(yaml.SafeLoader):
 
 
 def load_config(path: str | Path | None, overrides: list[str] | tuple[str, ...] = ()) -> Config:
+    """The config file with its overrides, on top of the defaults of its model family (defaults.py)."""
+    from kdpipe.pipeline.defaults import with_family_defaults
+
     where = str(path) if path else "defaults"
+    raw = read_raw(path, overrides)
+    try:
+        return Config.model_validate(with_family_defaults(raw))
+    except ValidationError as e:
+        raise ConfigError(f"{where}: {format_validation_error(e)}") from None
+
+
+def read_raw(path: str | Path | None, overrides: list[str] | tuple[str, ...] = ()) -> dict:
+    """What the config file and the --set overrides say, before any default."""
     raw: dict = {}
     if path is not None:
         p = Path(path)
@@ -420,11 +432,7 @@ def load_config(path: str | Path | None, overrides: list[str] | tuple[str, ...] 
         if not isinstance(loaded, dict):
             raise ConfigError(f"{p}: the config must be a mapping of keys to values, not {type(loaded).__name__}")
         raw = loaded
-    raw = apply_overrides(raw, list(overrides))
-    try:
-        return Config.model_validate(raw)
-    except ValidationError as e:
-        raise ConfigError(f"{where}: {format_validation_error(e)}") from None
+    return apply_overrides(raw, list(overrides))
 
 
 def format_validation_error(e: ValidationError) -> str:
@@ -500,7 +508,7 @@ def dump_config(cfg: Config) -> str:
 # a stage's recorded config (and fingerprint) at that value, so adding them does not rerun old runs.
 ADDED_LATER = {("teacher", "labels"): "kept", ("prune", "hidden"): None, ("prune", "ffn"): None, ("prune", "layers"): 0,
                ("data", "extra_texts"): None, ("data", "other_source"): None, ("distill", "freeze_embeddings"): False,
-               ("data", "extra_texts_max"): None}
+               ("data", "extra_texts_max"): None, ("export", "license"): None}
 
 
 def section_dict(cfg: Config, names: tuple[str, ...]) -> dict:

@@ -106,8 +106,27 @@ def _changed_keys(old, new, prefix="") -> list[str]:
     return [] if old == new else [prefix.rstrip(".")]
 
 
-def preflight(cfg: Config, root: Path) -> None:
-    """Checks that need no run folder, so bad data or models fail before anything is written."""
+def check(cfg: Config, base: Path | None = None) -> list[str]:
+    """`kdpipe check`: every pre-flight check, and what `kdpipe all` would then run, without training
+    or writing anything in the run folder. Returns what was found, a line each."""
+    from kdpipe.pipeline.defaults import family_of
+
+    store = RunStore(cfg.run_dir(base))
+    data = preflight(cfg, store.root)
+    lines = [f"config: task {cfg.task}, model family {family_of(cfg.model_dump(mode='json'))}",
+             f"data: {cfg.data.source}: train/validation/test {len(data.train):,}/{len(data.val):,}/{len(data.test):,}"
+             + (f", {len(data.labels)} classes" if getattr(data, "labels", None) and cfg.task == "classification" else ""),
+             f"teacher {cfg.teacher.model} and student {cfg.student.model}: built, and run on two training samples"]
+    plan = [(name, why_stale(name, cfg, store)) for name in ORDER]
+    lines.append(f"output: {store.root} (" + ("a new folder" if not store.root.exists() else "an existing run") + ")")
+    todo = [f"{n} ({why})" for n, why in plan if why]
+    lines.append("kdpipe all would run: " + ", ".join(todo) if todo else "kdpipe all: every stage is up to date")
+    return lines
+
+
+def preflight(cfg: Config, root: Path):
+    """Checks that need no run folder, so bad data or models fail before anything is written.
+    Returns the task's data."""
     from kdpipe.tasks import load_data, task_for
 
     check_output_dir(root)
@@ -122,6 +141,7 @@ def preflight(cfg: Config, root: Path) -> None:
         say(f"data.batch_size {cfg.data.batch_size:,} is more than the {len(data.train):,} training samples: "
             "every step takes the whole training split")
     task_for(cfg).preflight(cfg, data)
+    return data
 
 
 def check_output_dir(root: Path) -> None:
