@@ -62,7 +62,7 @@ def test_show_config_says_where_each_value_came_from_and_resolves_nulls(tmp_path
     # an image config: no text keys, unless the config sets one
     _, img, raw = _cfg(tmp_path, "data: {source: 'builtin:digits', vocab_size: 500}\n")
     text = show(img, raw)
-    assert "sequence_length" not in text and "extra_texts:" not in text
+    assert "  sequence_length:" not in text and "extra_texts:" not in text
     assert "vocab_size: 500  # config; not read for task classification with this model family" in text
     assert "# not read for task classification with this model family (left out): " in text
 
