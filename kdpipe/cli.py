@@ -131,6 +131,68 @@ def sweep_cmd(config, overrides, shard, quiet):
         click.echo(f"Sweep: {out.parent / 'sweep.html'} (also sweep.md, sweep.json)")
 
 
+@cli.command("init")
+@click.option("--teacher", help="The teacher: hf:FOLDER (or hf:HUB_ID), hf-config:TYPE, builtin:NAME, "
+                                "torchvision:NAME or python:module:factory.")
+@click.option("--data", "data_source", help="The data: csv:PATH, jsonl:PATH, text:PATH, folder:PATH (a sub-folder "
+                                            "of images per class), npz:PATH, hf-disk:PATH or builtin:NAME.")
+@click.option("--task", type=click.Choice(["classification", "embedding", "causal-lm", "masked-lm"]),
+              help="Default: inferred from the data and the teacher.")
+@click.option("--student", help="Default: derived from the teacher (a layer subset of a transformer, a narrower CNN).")
+@click.option("--name", help="The run's name (default: the data file's name).")
+@click.option("--label-column", help="Default: a column named label, class, category, target or y.")
+@click.option("--text-column", help="Default: a column named text (or the longest text column).")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), help="Where to write the config "
+                                                                                      "(default: NAME.yaml here).")
+@click.option("--force", is_flag=True, help="Replace the file if it exists.")
+@click.option("--no-estimate", is_flag=True, help="Skip timing a few training steps for the wall-time estimate.")
+def init_cmd(teacher, data_source, task, student, name, label_column, text_column, output, force, no_estimate):
+    """Write a commented config for your own teacher and data: the task, a student and settings that
+    suit them, inferred and explained; then the wall time `kdpipe all` will take here, estimated from a
+    few timed training steps. Asks for --teacher and --data only at a terminal."""
+    from kdpipe.errors import ConfigError
+    from kdpipe.io import atomic_write_bytes
+    from kdpipe.pipeline.config import Config, format_validation_error
+    from kdpipe.pipeline.defaults import with_family_defaults
+    from kdpipe.pipeline.init import build, render
+
+    interactive = sys.stdin.isatty()
+    for flag, value in (("--teacher", teacher), ("--data", data_source)):
+        if not value and not interactive:
+            raise ConfigError(f"kdpipe init: {flag} is needed (see kdpipe init --help)")
+    teacher = teacher or click.prompt("Teacher (hf:FOLDER, hf-config:TYPE, builtin:NAME, python:module:factory)")
+    data_source = data_source or click.prompt("Data (csv:PATH, jsonl:PATH, text:PATH, folder:PATH, npz:PATH, ...)")
+    raw, facts = build(teacher, data_source, task, student, name, label_column, text_column)
+    from pydantic import ValidationError
+
+    try:
+        cfg = Config.model_validate(with_family_defaults(raw))
+    except ValidationError as e:
+        raise ConfigError(f"kdpipe init: the inferred config does not hold: {format_validation_error(e)}") from None
+    path = output or Path(f"{raw['name']}.yaml")
+    if path.exists() and not force:
+        raise ConfigError(f"kdpipe init: {path} exists; choose another with -o or replace it with --force")
+    atomic_write_bytes(path, render(raw, facts, path).encode())
+    click.echo(f"Wrote {path}:")
+    for what, why in facts:
+        click.echo(f"  {what}: {why}")
+    if not no_estimate:
+        from kdpipe.pipeline.estimate import estimate, fmt_duration
+
+        click.echo("Timing a few training steps for an estimate ...")
+        factory_roots(path)
+        total, parts = estimate(cfg)
+        click.echo(f"Estimated wall time of `kdpipe all` on this machine: about {fmt_duration(total)} ("
+                   + ", ".join(f"{k} {fmt_duration(v)}" for k, v in parts if v >= 1) + ")")
+    click.echo(f"Next: kdpipe check {path}   (every pre-flight check, seconds)\n      kdpipe all {path}")
+
+
+def factory_roots(config: Path) -> None:
+    from kdpipe.models import factory
+
+    factory.EXTRA_IMPORT_ROOTS[:] = [config.resolve().parent]
+
+
 @cli.command("check")
 @click.argument("config", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a config value (repeatable).")

@@ -1,0 +1,121 @@
+"""`kdpipe init` for each kind of data and teacher: the task and student it infers, a config that
+`kdpipe check` passes, and, for a labelled text CSV and a numeric table, `kdpipe all` end to end on
+the written config (tiny settings given with --set, the file itself unedited)."""
+
+import csv
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import yaml
+from PIL import Image
+
+from tests.conftest import run_cli
+from tests.test_examples import TINY, TINY_LM, tiny_encoder_folder
+
+
+def _init(tmp_path, *args):
+    out = tmp_path / "made.yaml"
+    r = subprocess.run([sys.executable, "-m", "kdpipe", "init", *args, "-o", str(out)], capture_output=True,
+                       text=True, stdin=subprocess.DEVNULL, cwd=tmp_path)
+    return r, out
+
+
+def _labelled_texts(path):
+    from kdpipe.data.text import load_labelled_texts
+
+    texts, labels = load_labelled_texts("builtin:pydoc-sections", "text", "label")
+    with open(path, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["sentence", "category"])
+        w.writerows(list(zip(texts, labels))[:300])
+
+
+@pytest.fixture(scope="module")
+def encoder(tmp_path_factory):
+    return tiny_encoder_folder(tmp_path_factory.mktemp("encoder") / "teacher")
+
+
+def _all(config, tmp_path, extra=()):
+    sets = [a for kv in [*TINY, *extra, f"output_dir={tmp_path / 'run'}"] for a in ("--set", kv)]
+    assert run_cli("all", str(config), "-q", *sets) == 0
+    report = json.loads((tmp_path / "run" / "report" / "report.json").read_text())
+    assert (tmp_path / "run" / "export" / "bundle" / "model.onnx").is_file()
+    return report
+
+
+def test_a_labelled_text_csv_and_a_transformers_folder_give_text_classification_end_to_end(tmp_path, encoder):
+    _labelled_texts(tmp_path / "docs.csv")
+    r, made = _init(tmp_path, "--teacher", f"hf:{encoder}", "--data", f"csv:{tmp_path / 'docs.csv'}", "--no-estimate")
+    assert r.returncode == 0, r.stderr
+    raw = yaml.safe_load(made.read_text())
+    assert raw["task"] == "classification" and raw["teacher"]["finetune"] is True
+    assert raw["data"]["label_column"] == "category" and raw["data"]["text_column"] == "sentence"
+    assert raw["student"] == {"model": "derive:teacher", "params": {"layers": [0]}}  # every other of 2 layers
+    assert 16 <= raw["data"]["sequence_length"] <= 64 and raw["data"]["sequence_length"] % 16 == 0
+    text = made.read_text()
+    assert "# teacher.finetune: true: its head does not know these labels" in text
+    assert f"Next: kdpipe check {made}" in r.stdout
+    report = _all(made, tmp_path, ["teacher.train.epochs=1", "data.sequence_length=32"])
+    variants = {x["variant"] for x in report["rows"]}
+    assert {"teacher", "student", "baseline", "teacher-int8-dynamic"} <= variants  # KD against both alternatives
+
+
+def test_a_numeric_table_gives_tabular_classification_with_an_estimate(tmp_path):
+    from sklearn.datasets import load_digits
+
+    d = load_digits()
+    with open(tmp_path / "table.csv", "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow([f"f{i}" for i in range(64)] + ["target"])
+        w.writerows([list(map(float, row)) + [int(y)] for row, y in zip(d.data[:400], d.target[:400])])
+    r, made = _init(tmp_path, "--teacher", "builtin:mlp", "--data", f"csv:{tmp_path / 'table.csv'}")
+    assert r.returncode == 0, r.stderr
+    raw = yaml.safe_load(made.read_text())
+    assert raw["task"] == "classification" and raw["data"]["label_column"] == "target"
+    assert raw["student"] == {"model": "builtin:mlp", "params": {"hidden": [64]}}
+    assert "Estimated wall time of `kdpipe all` on this machine: about " in r.stdout and "timing (bundle choice" in r.stdout
+    _all(made, tmp_path, ["teacher.params={hidden: [128]}"])
+
+
+@pytest.mark.parametrize("kind", ["images", "texts-encoder", "texts-decoder"])
+def test_each_kind_of_data_gets_its_task_and_a_config_check_passes(kind, tmp_path, encoder):
+    if kind == "images":
+        for c in ("cat", "dog"):
+            (tmp_path / "pics" / c).mkdir(parents=True)
+            for i in range(12):
+                Image.fromarray(np.random.default_rng(i).integers(0, 255, (16, 16), np.uint8)).save(
+                    tmp_path / "pics" / c / f"{i}.png")
+        args, task, extra = ["--teacher", "builtin:cnn", "--data", f"folder:{tmp_path / 'pics'}"], "classification", []
+    else:
+        (tmp_path / "t.jsonl").write_text("".join(json.dumps({"text": f"sentence number {i} about python lists"}) + "\n"
+                                                  for i in range(120)))
+        teacher = f"hf:{encoder}" if kind == "texts-encoder" else "hf-config:gpt2"
+        args = ["--teacher", teacher, "--data", f"jsonl:{tmp_path / 't.jsonl'}"]
+        task = "embedding" if kind == "texts-encoder" else "causal-lm"
+        extra = TINY_LM[1:] + ["teacher.params={n_layer: 2, n_embd: 32, n_head: 2}",
+                               "student.params={n_layer: 1, n_embd: 32, n_head: 2}"] if task == "causal-lm" else []
+    r, made = _init(tmp_path, *args, "--no-estimate")
+    assert r.returncode == 0, r.stderr
+    raw = yaml.safe_load(made.read_text())
+    assert raw["task"] == task
+    if kind == "images":
+        assert raw["data"]["image_size"] == [16, 16] and raw["data"]["channels"] == 1
+        assert raw["student"]["model"] == "builtin:cnn"
+    sets = [a for kv in extra for a in ("--set", kv)]
+    c = subprocess.run([sys.executable, "-m", "kdpipe", "check", str(made), *sets], capture_output=True, text=True,
+                       cwd=tmp_path)
+    assert c.returncode == 0, c.stderr
+    assert f"config: task {task}" in c.stdout and not (tmp_path / "artifacts").exists()
+
+
+def test_init_without_a_terminal_names_what_it_needs_and_keeps_existing_files(tmp_path):
+    r, _ = _init(tmp_path, "--data", "builtin:digits")
+    assert r.returncode == 2 and "--teacher is needed" in r.stderr and len(r.stderr.strip().splitlines()) == 1
+    (tmp_path / "made.yaml").write_text("mine\n")
+    r, made = _init(tmp_path, "--teacher", "builtin:cnn", "--data", "builtin:digits", "--no-estimate")
+    assert r.returncode == 2 and "exists" in r.stderr and made.read_text() == "mine\n"
+    r, _ = _init(tmp_path, "--teacher", "python:mine:make", "--data", "builtin:digits", "--force", "--no-estimate")
+    assert r.returncode == 2 and "name one with --student" in r.stderr
