@@ -77,3 +77,38 @@ def test_example_config_runs_end_to_end(config, tmp_path):
                             str(apps / "examples" / example)], capture_output=True, text=True, timeout=120)
         labels = json.loads((tmp_path / "run" / "export" / "bundle" / "kdpipe.json").read_text())["labels"]
         assert r.returncode == 0 and [line.split("\t")[1] in labels for line in r.stdout.splitlines()] == [True] * 3
+
+
+def test_the_readmes_own_model_and_data_commands_run_as_written(tmp_path):
+    """README.md's "Your own model and data" block, with a tiny transformers folder for the teacher and
+    a small labelled CSV (tiny settings added to `kdpipe all` with --set; the rest as written)."""
+    import csv
+    import re
+    import shlex
+    import sys
+
+    from kdpipe.data.text import load_labelled_texts
+
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    block = re.search(r"## Your own model and data\n\n```bash\n(.*?)```", readme, re.S).group(1)
+    texts, labels = load_labelled_texts("builtin:pydoc-sections", "text", "label")
+    with open(tmp_path / "my_texts.csv", "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["text", "label"])
+        w.writerows(list(zip(texts, labels))[:300])
+    teacher = tiny_encoder_folder(tmp_path / "model")
+    outputs = []
+    for line in block.strip().splitlines():
+        args = shlex.split(line.split("  #")[0])
+        assert args[0] == ".venv/bin/kdpipe"
+        args = [a.replace("path/to/model", str(teacher)) for a in args[1:]]
+        if args[0] == "all":
+            args += [a for kv in TINY + ["teacher.train.epochs=1", "data.sequence_length=32"] for a in ("--set", kv)]
+        if args[0] == "init":
+            args.append("--no-estimate")
+        r = subprocess.run([sys.executable, "-m", "kdpipe", *args], capture_output=True, text=True, cwd=tmp_path)
+        assert r.returncode == 0, (line, r.stderr)
+        outputs.append(r.stdout)
+    assert (tmp_path / "artifacts" / "my_texts" / "report" / "report.html").is_file()
+    top = outputs[-1].strip().split("\t")
+    assert len(top) == 1 + 2 * 3  # --text, then three labels with their probabilities

@@ -1,4 +1,4 @@
-"""README.md's Layout names every module of the package: by file name, or, for the stages, by name."""
+"""docs/how-it-works.md's Layout names every module of the package: by file name, or, for the stages, by name."""
 
 import re
 from pathlib import Path
@@ -7,7 +7,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def layout() -> str:
-    text = (ROOT / "README.md").read_text()
+    text = (ROOT / "docs" / "how-it-works.md").read_text()
     section = text[text.index("## Layout"):]
     start = section.index("```")
     return section[start:section.index("```", start + 3)]
@@ -30,3 +30,44 @@ def test_the_readme_layout_names_every_module():
 
 def test_a_module_missing_from_the_layout_is_caught():
     assert missing(layout().replace("memo.py", "")) == ["kdpipe/memo.py"]
+
+
+DOCS = [ROOT / "README.md", ROOT / "benchmarks" / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+
+
+def _slug(heading: str) -> str:
+    """GitHub's anchor for a heading: lower case, punctuation dropped, spaces to hyphens."""
+    text = re.sub(r"[^\w\- ]", "", heading.strip().lower())
+    return text.replace(" ", "-")
+
+
+def broken_links(files) -> list[str]:
+    out = []
+    for f in files:
+        name = f.relative_to(ROOT) if f.is_relative_to(ROOT) else f.name
+        for target in re.findall(r"\]\(([^)\s]+)\)", f.read_text()):
+            if re.match(r"[a-z]+:", target):
+                continue  # http:, https:, mailto:
+            path, _, anchor = target.partition("#")
+            dest = (f.parent / path).resolve() if path else f
+            if not dest.exists():
+                out.append(f"{name}: {target} (no such file)")
+            elif anchor and dest.suffix == ".md":
+                slugs = {_slug(h) for h in re.findall(r"^#+ (.+)$", dest.read_text(), re.M)}
+                if anchor not in slugs:
+                    out.append(f"{name}: {target} (no such heading)")
+    return out
+
+
+def test_every_relative_link_in_the_readme_and_docs_resolves():
+    assert broken_links(DOCS) == []
+
+
+def test_a_broken_link_is_caught(tmp_path):
+    (tmp_path / "a.md").write_text("# Top\n[ok](#top) [gone](b.md) [bad](#nowhere)\n")
+    assert [x.split(": ", 1)[1] for x in broken_links([tmp_path / "a.md"])] == ["b.md (no such file)",
+                                                                                "#nowhere (no such heading)"]
+
+
+def test_the_readme_is_what_a_newcomer_reads_in_five_minutes():
+    assert len((ROOT / "README.md").read_text().splitlines()) <= 250

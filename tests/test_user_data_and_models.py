@@ -61,7 +61,7 @@ def test_teacher_weights_are_loaded_not_trained(tmp_path, tiny_run):
 
 
 def test_readme_app_example_runs_as_written(tiny_run, tmp_path):
-    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    readme = (Path(__file__).parent.parent / "docs" / "bundles.md").read_text()
     code = re.search(r"## Using the bundle in an app.*?```python\n(.*?)```", readme, re.S).group(1)
     code = code.replace('"artifacts/mnist/export/bundle"', repr(str(tiny_run / "export" / "bundle")))
     code += "\nimport sklearn.datasets as d\nprint(predict(d.load_digits().images[:5].reshape(5, 1, 8, 8)))\n"

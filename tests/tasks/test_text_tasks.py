@@ -335,7 +335,7 @@ def test_predict_prints_embeddings_of_an_embedding_bundle(text_run, tmp_path, ca
     import re
     from pathlib import Path
 
-    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    readme = (Path(__file__).parents[2] / "docs" / "bundles.md").read_text()
     code = re.search(r"## Text bundles in an app.*?```python\n(.*?)```", readme, re.S).group(1)
     code = code.replace('"artifacts/embedding/export/bundle"', repr(str(bundle)))
     scope: dict = {}
