@@ -165,7 +165,7 @@ def unused_keys(cfg) -> set[str]:
 def show(cfg, raw: dict, base_dir=None) -> str:
     """The resolved config as YAML, each value with where it came from; null defaults resolved
     (output_dir, data.split_seed); keys this task and family do not read left out unless set."""
-    from kdpipe.pipeline.config import Config, Section
+    from pydantic import BaseModel
 
     where = provenance(raw)
     unused = unused_keys(cfg)
@@ -180,7 +180,7 @@ def show(cfg, raw: dict, base_dir=None) -> str:
         for name, field in model.model_fields.items():
             key, value = f"{prefix}{name}", values[name]
             sub = field.annotation if isinstance(field.annotation, type) else None
-            if sub is not None and issubclass(sub, Section) and isinstance(value, dict):  # a Section
+            if sub is not None and issubclass(sub, BaseModel) and isinstance(value, dict):  # a Section
                 lines.append(f"{'  ' * indent}{name}:")
                 emit(sub, value, f"{key}.", indent + 1)
                 continue
@@ -197,7 +197,7 @@ def show(cfg, raw: dict, base_dir=None) -> str:
             text = text.removesuffix("\n...").removesuffix("...").strip()
             lines.append(f"{'  ' * indent}{name}: {text}  # {note}")
 
-    emit(Config, data, "", 0)
+    emit(type(cfg), data, "", 0)
     if skipped:
         lines.append(f"# not read for task {cfg.task} with this model family (left out): {', '.join(skipped)}")
     return "\n".join(lines) + "\n"

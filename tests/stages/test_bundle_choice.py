@@ -10,7 +10,7 @@ import pytest
 from kdpipe.errors import ConfigError
 from kdpipe.evidence import Samples, versus
 from kdpipe.pipeline.config import ExportConfig
-from kdpipe.stages.export import choose_bundle
+from kdpipe.bundle_choice import choose_bundle
 from kdpipe.metrics import ACCURACY, PERPLEXITY
 
 N = 300
