@@ -212,7 +212,7 @@ def test_upstream_hint_repeats_the_overrides(tmp_path):
 
 def test_calibration_on_a_sample_count_that_is_not_a_multiple_of_the_batch(tmp_path):
     """Percentile and entropy calibrators stack every batch: a ragged last batch broke them."""
-    from kdpipe.stages.quantize import calibration_batches
+    from kdpipe.runtime.quantization import calibration_batches
 
     x = np.zeros((418, 3), np.float32)
     for samples, expect in ((100, [32, 32, 32]), (20, [20]), (5000, [32] * 13)):

@@ -5,18 +5,16 @@ the validation and test splits."""
 
 from __future__ import annotations
 
-import contextlib
-import io
 import tempfile
-from collections import Counter
 from pathlib import Path
 
-import numpy as np
 import onnx
 
 from kdpipe.evaluation import evaluate_samples, onnx_predictor, score
 from kdpipe.evidence import damage, versus
 from kdpipe.progress import progress, say
+from kdpipe.runtime.quantization import (Int8, calibration_batches, dynamic_int8, op_counts, quiet_root_logger,
+                                         static_int8, to_fp16)
 from kdpipe.runtime.sessions import make_session, ort
 from kdpipe.variants import QUANTIZED_TEACHER, variant_name, variant_row
 
@@ -43,7 +41,7 @@ def run(ctx) -> dict:
 
     jobs = _jobs(qc)
     rows: list[dict] = []
-    with tempfile.TemporaryDirectory() as tmp, _quiet_root_logger():
+    with tempfile.TemporaryDirectory() as tmp, quiet_root_logger():
         fp32 = Path(tmp) / "fp32.onnx"
         task.export_onnx(model, ctx.file(src_row["path"]), fp32, ctx.cfg.export.opset, splits)
         src_evidence = _evidence_of(task, splits, fp32)  # what every variant of it is compared with
@@ -77,9 +75,10 @@ def run(ctx) -> dict:
                                              source, {"fused": True}))
                 continue
             if kind == "static":
-                _static(prepared, out, qc, calibration, calib_feeds, static_ops)
+                static_int8(prepared, out, Int8(qc.per_channel is True, qc.reduce_range is not False, static_ops),
+                            calibration, calib_feeds)
             else:
-                _fp16(fp32, out)
+                to_fp16(fp32, out)
             rows.append(_row(ctx, task, splits, out, name, "onnx-fp16" if kind == "fp16" else "onnx-int8", src_row,
                              source, {"method": kind, "calibration": calibration,
                                       **({"calibration_samples": sum(map(len, calib))} if kind == "static" else {}),
@@ -133,14 +132,12 @@ def _accuracy_aware(ctx, rows, src_evidence, src_row, source, prepared, calib_fe
     qi = best["quantization"]
     ops = dyn_ops if qi["method"] == "dynamic" else static_ops
 
-    qc = qc.model_copy(update={"per_channel": qi["per_channel"], "reduce_range": qi["reduce_range"]})  # as its start
-
-    def quantize(out, exclude):
-        exclude = exclusion_names(exclude)
+    def quantize(out, exclude):  # as the variant it starts from, with `exclude` kept in float
+        s = Int8(qi["per_channel"] is True, qi["reduce_range"] is True, ops, exclusion_names(exclude))
         if qi["method"] == "dynamic":
-            _dynamic(prepared, out, qc, ops, exclude)
+            dynamic_int8(prepared, out, s)
         else:
-            _static(prepared, out, qc, qi["calibration"], calib_feeds, ops, exclude)
+            static_int8(prepared, out, s, qi["calibration"], calib_feeds)
 
     def val_metric(path):  # the mix's validation metric and its damage against the fp32 source
         sess, _ = make_session(path, "cpu")
@@ -205,7 +202,7 @@ def _dynamic_variant(ctx, src: Path, out: Path, name: str, op_types, src_row: di
     tried = {}
     for pc, rr in choices:
         path = out if len(choices) == 1 else out.with_name(f"{out.stem}-{_label(pc, rr)}.onnx".replace(", ", "-"))
-        _dynamic(src, path, qc.model_copy(update={"per_channel": pc, "reduce_range": rr}), op_types)
+        dynamic_int8(src, path, Int8(pc, rr, op_types))
         tried[pc, rr] = (path, _row(ctx, task, splits, path, name, "onnx-int8", src_row, source,
                                     {"method": "dynamic", "calibration": None, "per_channel": pc,
                                      "reduce_range": rr, **info, "ops": op_counts(path)}))
@@ -227,21 +224,6 @@ def _label(per_channel: bool, reduce_range: bool | None = None) -> str:
     """A dynamic int8 candidate's name in the record: plain or per-channel weights, 7 or 8 bits."""
     return ("per-channel" if per_channel else "plain") + ("" if reduce_range is None else
                                                           ", 7-bit" if reduce_range else ", 8-bit")
-
-
-@contextlib.contextmanager
-def _quiet_root_logger():
-    """onnxruntime's quantizer logs every tensor it cannot type to the root logger; what was
-    quantized is recorded (op counts per variant) instead."""
-    import logging
-
-    root = logging.getLogger()
-    level = root.level
-    root.setLevel(logging.ERROR)
-    try:
-        yield
-    finally:
-        root.setLevel(level)
 
 
 def _row(ctx, task, splits, path: Path, name: str, fmt: str, src_row: dict, source: str, info: dict) -> dict:
@@ -272,78 +254,3 @@ def _jobs(qc) -> list[tuple[str, str | None]]:
         else:
             jobs.append((v, None))
     return jobs
-
-
-def calibration_batches(x: np.ndarray, samples: int, seed: int, batch: int = 32) -> list[np.ndarray]:
-    """Equal batches of training inputs: the percentile and entropy calibrators stack every batch's
-    activations into one array, so a ragged last batch breaks them. Up to batch-1 samples are left
-    out for that (all of them fit in one batch when there are fewer than `batch`)."""
-    n = min(samples, len(x))
-    batch = min(batch, n)
-    idx = np.random.default_rng(seed + 5).permutation(len(x))[: n - n % batch]
-    return [x[idx[i : i + batch]] for i in range(0, len(idx), batch)]
-
-
-# Fused graphs hold contrib ops (com.microsoft) whose outputs shape inference cannot type: they are fp32.
-_EXTRA = {"DefaultTensorType": onnx.TensorProto.FLOAT}
-
-
-def _dynamic(src: Path, out: Path, qc, op_types, exclude: list[str] | None = None) -> None:
-    from onnxruntime.quantization import QuantType, quantize_dynamic
-
-    quantize_dynamic(str(src), str(out), per_channel=qc.per_channel, reduce_range=qc.reduce_range is True,
-                     weight_type=QuantType.QInt8, op_types_to_quantize=op_types, nodes_to_exclude=exclude,
-                     extra_options=_EXTRA)
-
-
-def _static(src: Path, out: Path, qc, calibration: str, batches: list[dict], op_types,
-            exclude: list[str] | None = None) -> None:
-    from onnxruntime.quantization import (CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType,
-                                          quantize_static)
-
-    class Reader(CalibrationDataReader):
-        def __init__(self):
-            self._it = iter(batches)
-
-        def get_next(self):
-            return next(self._it, None)
-
-    methods = {"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy,
-               "percentile": CalibrationMethod.Percentile}
-    # uint8 activations with int8 weights: the combination x86 int8 kernels (VNNI and AVX2 alike) run.
-    # The calibrators print their progress to stdout; kdpipe's stdout is for results.
-    with contextlib.redirect_stdout(io.StringIO()):
-        quantize_static(str(src), str(out), Reader(), quant_format=QuantFormat.QDQ, per_channel=qc.per_channel is True,
-                        reduce_range=qc.reduce_range is not False, activation_type=QuantType.QUInt8,
-                        weight_type=QuantType.QInt8, calibrate_method=methods[calibration],
-                        op_types_to_quantize=op_types, nodes_to_exclude=exclude, extra_options=_EXTRA)
-
-
-def _fp16(src: Path, out: Path) -> None:
-    from onnxruntime.transformers.float16 import convert_float_to_float16
-
-    # fp32 inputs and outputs: an app feeds the same arrays to the fp16 model as to the fp32 one.
-    model = convert_float_to_float16(onnx.load(str(src)), keep_io_types=True)
-    _topological_sort(model.graph)  # the converter appends the input Casts last; the ONNX spec wants order
-    onnx.save(model, str(out))
-
-
-def _topological_sort(graph) -> None:
-    ready = {i.name for i in graph.input} | {i.name for i in graph.initializer} | {""}
-    pending, ordered = list(graph.node), []
-    while pending:
-        progress_made = False
-        for node in list(pending):
-            if all(name in ready for name in node.input):
-                ordered.append(node)
-                ready.update(node.output)
-                pending.remove(node)
-                progress_made = True
-        if not progress_made:
-            raise ValueError("fp16 graph has a cycle or a dangling input")
-    del graph.node[:]
-    graph.node.extend(ordered)
-
-
-def op_counts(path: Path) -> dict:
-    return dict(Counter(n.op_type for n in onnx.load(str(path)).graph.node))

@@ -1,0 +1,116 @@
+"""onnxruntime's quantizers behind one small settings object: dynamic and static (QDQ) int8, fp16, and
+the helpers around them (equal calibration batches, op counts). What the quantize stage makes with
+them, and which variant it keeps, is the stage's business; how a graph is quantized is this module's."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import onnx
+
+
+@dataclass(frozen=True)
+class Int8:
+    """How a graph is quantized to int8: weights per channel (else per tensor), 7-bit weights (which no
+    CPU's int8 kernels can saturate; 8-bit are more precise on VNNI CPUs), the op types to quantize
+    (None: every type the quantizer supports) and nodes kept in float."""
+
+    per_channel: bool = False
+    reduce_range: bool = True
+    op_types: list[str] | None = None
+    exclude: list[str] | None = None
+
+
+@contextlib.contextmanager
+def quiet_root_logger():
+    """onnxruntime's quantizer logs every tensor it cannot type to the root logger; what was
+    quantized is recorded (op counts per variant) instead."""
+    import logging
+
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        root.setLevel(level)
+
+
+def calibration_batches(x: np.ndarray, samples: int, seed: int, batch: int = 32) -> list[np.ndarray]:
+    """Equal batches of training inputs: the percentile and entropy calibrators stack every batch's
+    activations into one array, so a ragged last batch breaks them. Up to batch-1 samples are left
+    out for that (all of them fit in one batch when there are fewer than `batch`)."""
+    n = min(samples, len(x))
+    batch = min(batch, n)
+    idx = np.random.default_rng(seed + 5).permutation(len(x))[: n - n % batch]
+    return [x[idx[i : i + batch]] for i in range(0, len(idx), batch)]
+
+
+# Fused graphs hold contrib ops (com.microsoft) whose outputs shape inference cannot type: they are fp32.
+_EXTRA = {"DefaultTensorType": onnx.TensorProto.FLOAT}
+
+
+def dynamic_int8(src: Path, out: Path, s: Int8) -> None:
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    quantize_dynamic(str(src), str(out), per_channel=s.per_channel, reduce_range=s.reduce_range,
+                     weight_type=QuantType.QInt8, op_types_to_quantize=s.op_types, nodes_to_exclude=s.exclude,
+                     extra_options=_EXTRA)
+
+
+def static_int8(src: Path, out: Path, s: Int8, calibration: str, batches: list[dict]) -> None:
+    """QDQ int8 calibrated on `batches` (onnxruntime feeds) with minmax, entropy or percentile."""
+    from onnxruntime.quantization import (CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType,
+                                          quantize_static)
+
+    class Reader(CalibrationDataReader):
+        def __init__(self):
+            self._it = iter(batches)
+
+        def get_next(self):
+            return next(self._it, None)
+
+    methods = {"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy,
+               "percentile": CalibrationMethod.Percentile}
+    # uint8 activations with int8 weights: the combination x86 int8 kernels (VNNI and AVX2 alike) run.
+    # The calibrators print their progress to stdout; kdpipe's stdout is for results.
+    with contextlib.redirect_stdout(io.StringIO()):
+        quantize_static(str(src), str(out), Reader(), quant_format=QuantFormat.QDQ, per_channel=s.per_channel,
+                        reduce_range=s.reduce_range, activation_type=QuantType.QUInt8,
+                        weight_type=QuantType.QInt8, calibrate_method=methods[calibration],
+                        op_types_to_quantize=s.op_types, nodes_to_exclude=s.exclude, extra_options=_EXTRA)
+
+
+def to_fp16(src: Path, out: Path) -> None:
+    from onnxruntime.transformers.float16 import convert_float_to_float16
+
+    # fp32 inputs and outputs: an app feeds the same arrays to the fp16 model as to the fp32 one.
+    model = convert_float_to_float16(onnx.load(str(src)), keep_io_types=True)
+    _topological_sort(model.graph)  # the converter appends the input Casts last; the ONNX spec wants order
+    onnx.save(model, str(out))
+
+
+def _topological_sort(graph) -> None:
+    ready = {i.name for i in graph.input} | {i.name for i in graph.initializer} | {""}
+    pending, ordered = list(graph.node), []
+    while pending:
+        progress_made = False
+        for node in list(pending):
+            if all(name in ready for name in node.input):
+                ordered.append(node)
+                ready.update(node.output)
+                pending.remove(node)
+                progress_made = True
+        if not progress_made:
+            raise ValueError("fp16 graph has a cycle or a dangling input")
+    del graph.node[:]
+    graph.node.extend(ordered)
+
+
+def op_counts(path: Path) -> dict:
+    return dict(Counter(n.op_type for n in onnx.load(str(path)).graph.node))
