@@ -80,7 +80,7 @@ def test_a_numeric_table_gives_tabular_classification_with_an_estimate(tmp_path)
     _all(made, tmp_path, ["teacher.params={hidden: [128]}"])
 
 
-@pytest.mark.parametrize("kind", ["images", "texts-encoder", "texts-decoder"])
+@pytest.mark.parametrize("kind", ["images", "arrays", "texts-encoder", "texts-decoder", "plain-text-masked"])
 def test_each_kind_of_data_gets_its_task_and_a_config_check_passes(kind, tmp_path, encoder):
     if kind == "images":
         for c in ("cat", "dog"):
@@ -89,6 +89,21 @@ def test_each_kind_of_data_gets_its_task_and_a_config_check_passes(kind, tmp_pat
                 Image.fromarray(np.random.default_rng(i).integers(0, 255, (16, 16), np.uint8)).save(
                     tmp_path / "pics" / c / f"{i}.png")
         args, task, extra = ["--teacher", "builtin:cnn", "--data", f"folder:{tmp_path / 'pics'}"], "classification", []
+    elif kind == "arrays":
+        from sklearn.datasets import load_digits
+
+        d = load_digits()
+        np.savez(tmp_path / "d.npz", x=d.images[:300, None].astype(np.float32), y=d.target[:300])
+        args, task, extra = ["--teacher", "builtin:cnn", "--data", f"npz:{tmp_path / 'd.npz'}"], "classification", []
+    elif kind == "plain-text-masked":
+        from kdpipe.data.text import load_texts
+
+        (tmp_path / "t.txt").write_text("\n".join(load_texts("builtin:pydoc-paragraphs")[:60]))
+        args = ["--teacher", "hf-config:bert", "--data", f"text:{tmp_path / 't.txt'}", "--task", "masked-lm"]
+        task = "masked-lm"
+        extra = TINY_LM[1:] + ["teacher.params={num_hidden_layers: 2, hidden_size: 32, num_attention_heads: 2, "
+                               "intermediate_size: 64}", "student.params={num_hidden_layers: 1, hidden_size: 32, "
+                               "num_attention_heads: 2, intermediate_size: 64}"]
     else:
         (tmp_path / "t.jsonl").write_text("".join(json.dumps({"text": f"sentence number {i} about python lists"}) + "\n"
                                                   for i in range(120)))
