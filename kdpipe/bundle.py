@@ -26,30 +26,31 @@ BUNDLE_JSON = "kdpipe.json"
 
 def write_bundle(folder: Path, model_path: Path, *, variant: str, labels: list[str], input_shape, preprocessing: dict,
                  metric: dict, task: str = "classification") -> dict:
-    # here, not at the top: importing onnx takes a second, and `kdpipe predict` needs only onnxruntime
-    from kdpipe.runtime.compat import runtimes
-    from kdpipe.runtime.onnx_convert import INPUT_NAME, OUTPUT_NAME, set_metadata
+    """An array classifier's bundle: model.onnx and kdpipe.json (labels, input, preprocessing)."""
+    from kdpipe.runtime.onnx_convert import INPUT_NAME, OUTPUT_NAME  # onnx: a second to import; predict needs none
 
     folder.mkdir(parents=True, exist_ok=True)
-    model_dst = folder / "model.onnx"
-    shutil.copyfile(model_path, model_dst)
-    info = {
-        "format": "kdpipe-bundle",
-        "format_version": 1,
-        "created_by": f"kdpipe {__version__}",
-        "task": task,
-        "model": model_dst.name,
-        "variant": variant,
+    shutil.copyfile(model_path, folder / "model.onnx")
+    return write_info(folder, task=task, variant=variant, metric=metric, in_model=True, fields={
         "labels": list(labels),
         "input": {"name": INPUT_NAME, "shape": ["batch", *input_shape], "dtype": "float32"},
         "output": {"name": OUTPUT_NAME, "shape": ["batch", len(labels)], "dtype": "float32",
                    "meaning": "class scores (logits): argmax is the prediction, softmax gives probabilities"},
-        "preprocessing": preprocessing,
-        "metric": metric,
-        "runtimes": runtimes(model_dst),
-    }
-    # The same facts inside the .onnx, for apps that ship the model file alone.
-    set_metadata(model_dst, {"kdpipe": json.dumps(info)})
+        "preprocessing": preprocessing})
+
+
+def write_info(folder: Path, *, task: str, variant: str, metric: dict, fields: dict, model: str = "model.onnx",
+               in_model: bool = False) -> dict:
+    """kdpipe.json, the one writer of it: what every bundle says (format, task, model, variant, metric,
+    the runtimes it is verified in) around what the task adds (`fields`: labels, inputs, tokenizer...).
+    `in_model`: the same JSON in the ONNX file's metadata too, for apps that ship the model file alone."""
+    from kdpipe.runtime.compat import runtimes
+    from kdpipe.runtime.onnx_convert import set_metadata
+
+    info = {"format": "kdpipe-bundle", "format_version": 1, "created_by": f"kdpipe {__version__}", "task": task,
+            "model": model, "variant": variant, **fields, "metric": metric, "runtimes": runtimes(folder / model)}
+    if in_model:
+        set_metadata(folder / model, {"kdpipe": json.dumps(info)})
     atomic_write_json(folder / BUNDLE_JSON, info)
     return info
 

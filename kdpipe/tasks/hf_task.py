@@ -432,22 +432,16 @@ class HFTask(Task):
     def write_bundle(self, folder, onnx_model, variant, saved_source, data, metric, cfg) -> dict:
         """model.onnx with the model's config.json and tokenizer files: loadable with optimum's
         ORTModelFor... classes, or plain onnxruntime plus the tokenizer."""
-        from kdpipe import __version__
-        from kdpipe.io import atomic_write_json
-        from kdpipe.runtime.compat import runtimes
+        from kdpipe.bundle import write_info
 
         folder.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(onnx_model, folder / "model.onnx")
         for f in Path(saved_source).iterdir():
             if f.suffix in (".json", ".txt") and f.name not in ("kdpipe_spec.json", "generation_config.json"):
                 shutil.copyfile(f, folder / f.name)
-        info = {
-            "format": "kdpipe-bundle", "format_version": 1, "created_by": f"kdpipe {__version__}", "task": self.name,
-            "model": "model.onnx", "variant": variant, "tokenizer": "tokenizer.json",
-            "inputs": ["input_ids", "attention_mask"], "max_sequence_length": data.max_length or data.sequence_length,
+        return write_info(folder, task=self.name, variant=variant, metric=metric, fields={
+            "tokenizer": "tokenizer.json", "inputs": ["input_ids", "attention_mask"],
+            "max_sequence_length": data.max_length or data.sequence_length,
             "trained_sequence_length": data.sequence_length,
             "padding": "right, attention_mask 0 on padding" if self.padded else "none (attention_mask all ones)",
-            **self.bundle_info(data), "metric": metric, "runtimes": runtimes(folder / "model.onnx"),
-        }
-        atomic_write_json(folder / "kdpipe.json", info)
-        return info
+            **self.bundle_info(data)})
