@@ -7,7 +7,10 @@ from kdpipe.progress import progress
 from tests.conftest import write_config
 
 
-def test_an_epoch_loop_writes_one_line_per_epoch_with_its_figures(capsys):
+def test_an_epoch_loop_writes_one_line_per_epoch_with_its_figures(capsys, monkeypatch):
+    import kdpipe.progress
+
+    monkeypatch.setattr(kdpipe.progress, "_quiet", False)  # an earlier in-process run may have left -q set
     bar = progress(range(1, 4), desc="distill student", unit="epoch")
     for epoch in bar:
         bar.set_postfix(loss=f"{1 / epoch:.4f}", val="97.60%")
