@@ -34,7 +34,8 @@ def build(teacher: str, data: str, task: str | None = None, student: str | None 
         else:
             cfg["teacher"]["finetune"] = True
             facts.append(("teacher.finetune: true", "its head does not know these labels: it is fine-tuned on them "
-                          "first (a third or more of the run's time)"))
+                          "first (a third or more of the run's time); the student and the no-KD baseline both start "
+                          "from the fine-tuned layers"))
     if d.kind in ("labelled texts", "texts") and t.tokenizer is not None:
         length, why = _sequence_length(d.texts, t)
         cfg["data"]["sequence_length"] = length
