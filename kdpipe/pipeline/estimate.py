@@ -13,8 +13,8 @@ import time
 import numpy as np
 
 # Seconds the run spends besides training and evaluation: imports, ONNX export and checks, quantization
-# and sessions, per model made (measured on the examples: 4-8 s a transformer, ~1 s a small CNN).
-PER_MODEL = {"transformer": 6.0, "array": 1.0}
+# and sessions, per model made (measured on a MiniLM run: ~10 s a transformer; ~1 s a small CNN).
+PER_MODEL = {"transformer": 10.0, "array": 1.0}
 FIXED = 10.0
 
 
@@ -41,17 +41,34 @@ def _seconds_per_step(model, x, train: bool, repeats: int = 3) -> float:
     return float(np.median(times))
 
 
-def _typical_batch(x: np.ndarray, batch: int) -> np.ndarray:
-    """A batch of texts around the median length, cut after its longest (as training batches are:
-    grouped by length, padding trimmed); other inputs as they are."""
+def _batches_by_length(x: np.ndarray, batch: int) -> list[np.ndarray]:
+    """Batches of texts at the 25th, 50th and 75th percentile of length, each cut after its longest (as
+    training batches are: grouped by length, padding trimmed): their mean time is a batch's mean time
+    closer than the median's, attention costing more than linearly in length. Other inputs: one batch."""
     from kdpipe.data.splits import length_order, trim_padding
 
     order = length_order(x)
     if order is None:
-        return np.ascontiguousarray(x[:batch])
-    mid = len(order) // 2
-    pick = order[max(0, mid - batch // 2): max(0, mid - batch // 2) + batch]
-    return trim_padding(x[np.sort(pick)])
+        return [np.ascontiguousarray(x[:batch])]
+    out = []
+    for q in (0.25, 0.5, 0.75):
+        start = min(max(0, int(len(order) * q) - batch // 2), max(0, len(order) - batch))
+        out.append(trim_padding(x[np.sort(order[start:start + batch])]))
+    return out
+
+
+def _mean_seconds(model, batches: list[np.ndarray], train: bool) -> float:
+    return float(np.mean([_seconds_per_step(model, xb, train) for xb in batches]))
+
+
+def _timing_seconds(bc, calls_b1: float, calls_big: float, big: int) -> float:
+    """benchmark.timing() on one model at each batch size (runtime.timing.measure_rounds): a warm-up call,
+    then each round an untimed call and at least its share of min_runs and of min_seconds."""
+    total = 0.0
+    for b in bc.batch_sizes:
+        t = calls_b1 + (calls_big - calls_b1) * (b - 1) / max(big - 1, 1)
+        total += t * (1 + bc.rounds) + max(bc.min_runs * t, bc.min_seconds)
+    return total * (1 + len(bc.sequence_lengths or []))
 
 
 def estimate(cfg) -> tuple[float, list[tuple[str, float]]]:
@@ -66,10 +83,12 @@ def estimate(cfg) -> tuple[float, list[tuple[str, float]]]:
     teacher, _ = task.build("teacher", cfg, data)
     student, _ = task.build("student", cfg, data, teacher=teacher)
     student = copy.deepcopy(student)
-    xb = _typical_batch(data.train.x, b)
-    t_fwd = _seconds_per_step(teacher, xb, train=False)
-    s_step = _seconds_per_step(student, xb, train=True)
-    s_fwd = _seconds_per_step(student, xb, train=False)
+    xbs = _batches_by_length(data.train.x, b)
+    t_fwd = _mean_seconds(teacher, xbs, train=False)
+    s_step = _mean_seconds(student, xbs, train=True)
+    s_fwd = _mean_seconds(student, xbs, train=False)
+    one = [x[:1] for x in xbs]  # batch 1, for the benchmark's small batch
+    t_fwd1, s_fwd1 = _mean_seconds(teacher, one, train=False), _mean_seconds(student, one, train=False)
     n_all = len(data.train)
     n_lab = len(labelled(with_every_label(data.train)))
     batches = lambda n: math.ceil(n / b)  # noqa: E731
@@ -77,7 +96,7 @@ def estimate(cfg) -> tuple[float, list[tuple[str, float]]]:
     trains_teacher = not (tc.weights or tc.model.startswith("hf:")) or tc.finetune
     parts = []
     if trains_teacher:
-        t_step = _seconds_per_step(teacher, xb, train=True)
+        t_step = _mean_seconds(teacher, xbs, train=True)
         parts.append(("teacher training", tc.train.epochs * batches(n_lab) * t_step
                       + tc.train.epochs * batches(len(data.val)) * t_fwd))
     matching = 1.15 if dc.intermediate.enabled else 1.0  # hidden states out of both models, their loss
@@ -89,19 +108,24 @@ def estimate(cfg) -> tuple[float, list[tuple[str, float]]]:
     if pruned:
         ft = cfg.prune.finetune
         parts.append(("pruning and its recovery", ft.epochs * (batches(n_all) * s_step + batches(len(data.val)) * s_fwd)))
-    # every model scored on validation and test, in PyTorch and each ONNX form (fp32, int8, fp16...)
+    # every model scored on validation and test: in PyTorch (teacher, student, baseline) and in each ONNX
+    # form (fp32, int8, fp16 ...), the teacher's fp32 and int8 too
     q = cfg.quantize
     copies = (sum(len(q.calibration) if v == "static" else 2 if v == "dynamic" else 1 for v in q.variants)
               if q.enabled else 0)
     students = 2 + int(pruned) + copies
     held = batches(len(data.val) + len(data.test))
-    parts.append(("scoring every model", held * (2 * (students * s_fwd) + 3 * t_fwd)))
+    parts.append(("scoring every model", held * ((students + 2) * s_fwd + 3 * t_fwd)))
     family = "transformer" if cfg.teacher.model.startswith(("hf:", "hf-config:")) else "array"
-    models = students + 3
     bc = cfg.benchmark
-    inputs = len(bc.batch_sizes) * (1 + len(bc.sequence_lengths or []))
-    parts.append(("timing (bundle choice and benchmark)", (models * inputs + models) * bc.min_seconds * 1.3))
-    parts.append(("export, quantization, sessions, start-up", FIXED + models * PER_MODEL[family]))
+    big = max(bc.batch_sizes)
+    t_big, s_big = t_fwd * big / b, s_fwd * big / b  # a batch's time grows about linearly with its size
+    bench = (3 * _timing_seconds(bc, t_fwd1, t_big, big)  # the teacher in PyTorch, ONNX fp32 and int8
+             + students * _timing_seconds(bc, s_fwd1, s_big, big))
+    choice = (students + 1) * _timing_seconds(bc.model_copy(update={"batch_sizes": [1], "sequence_lengths": None}),
+                                              s_fwd1, s_fwd1, 1)
+    parts.append(("timing (bundle choice and benchmark)", bench + choice))
+    parts.append(("export, quantization, sessions, start-up", FIXED + (students + 3) * PER_MODEL[family]))
     return sum(s for _, s in parts), [(k, round(v, 1)) for k, v in parts]
 
 

@@ -98,7 +98,7 @@ def _csv(path: Path, label_column, text_column) -> DataFacts:
     except Exception as e:
         raise DataError(f"{path}: not a readable CSV file ({type(e).__name__}: {e})") from None
     cols = [str(c) for c in df.columns]
-    label = _pick(cols, label_column, LABEL_NAMES, "label", path)
+    label = _pick(cols, label_column, LABEL_NAMES, "label", path) or _categorical(df, cols)
     words = [c for c in cols if c != label and not pd.api.types.is_numeric_dtype(df[c])]
     if text_column or words:
         text = _pick(cols, text_column, TEXT_NAMES, "text", path) if text_column or any(
@@ -106,7 +106,7 @@ def _csv(path: Path, label_column, text_column) -> DataFacts:
         texts = df[text].dropna().astype(str).tolist()
         labels = sorted(df[label].astype(str).unique()) if label else None
         why = (f"{len(df):,} rows; column {text!r} holds the texts" + (f", column {label!r} the labels "
-               f"({len(labels)} classes)" if label else ", no label column"))
+               f"({len(labels)} classes)" if label else ", no label column (--label-column names one)"))
         return DataFacts("labelled texts" if label else "texts", len(df), labels, label, text, texts[:2000], why=why)
     if not label:
         raise DataError(f"{path}: numeric columns and no label column (columns: {', '.join(cols[:12])}); name it "
@@ -114,6 +114,22 @@ def _csv(path: Path, label_column, text_column) -> DataFacts:
     labels = sorted(df[label].astype(str).unique())
     return DataFacts("table", len(df), labels, label, why=f"{len(df):,} rows of {len(cols) - 1} numeric features, "
                      f"column {label!r} the labels ({len(labels)} classes)")
+
+
+def _categorical(df, cols: list[str]) -> str | None:
+    """A column of words whose values look like classes, whatever its name: few distinct values (2 to
+    half the rows, at most 1,000), each short; among several, the one with the fewest. (Numbers with
+    few values may be features: those need --label-column.)"""
+    import pandas as pd
+
+    n = len(df)
+    found = []
+    for c in (c for c in cols if not pd.api.types.is_numeric_dtype(df[c])):
+        values = df[c].dropna().astype(str)
+        k = values.nunique()
+        if 2 <= k <= min(1000, n // 2) and values.str.len().mean() < 40:
+            found.append((k, c))
+    return min(found)[1] if found else None
 
 
 def _jsonl(path: Path, label_column, text_column) -> DataFacts:

@@ -29,7 +29,7 @@ def _labelled_texts(path):
     texts, labels = load_labelled_texts("builtin:pydoc-sections", "text", "label")
     with open(path, "w", newline="") as f:
         w = csv.writer(f)
-        w.writerow(["sentence", "category"])
+        w.writerow(["sentence", "section"])  # a label column by its values, not its name
         w.writerows(list(zip(texts, labels))[:300])
 
 
@@ -52,7 +52,7 @@ def test_a_labelled_text_csv_and_a_transformers_folder_give_text_classification_
     assert r.returncode == 0, r.stderr
     raw = yaml.safe_load(made.read_text())
     assert raw["task"] == "classification" and raw["teacher"]["finetune"] is True
-    assert raw["data"]["label_column"] == "category" and raw["data"]["text_column"] == "sentence"
+    assert raw["data"]["label_column"] == "section" and raw["data"]["text_column"] == "sentence"
     assert raw["student"] == {"model": "derive:teacher", "params": {"layers": [0]}}  # every other of 2 layers
     assert 16 <= raw["data"]["sequence_length"] <= 64 and raw["data"]["sequence_length"] % 16 == 0
     text = made.read_text()
