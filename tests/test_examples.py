@@ -110,5 +110,7 @@ def test_the_readmes_own_model_and_data_commands_run_as_written(tmp_path):
         assert r.returncode == 0, (line, r.stderr)
         outputs.append(r.stdout)
     assert (tmp_path / "artifacts" / "my_texts" / "report" / "report.html").is_file()
+    report = json.loads((tmp_path / "artifacts" / "my_texts" / "report" / "report.json").read_text())
+    assert {"teacher", "student", "baseline", "teacher-int8-dynamic"} <= {x["variant"] for x in report["rows"]}
     top = outputs[-1].strip().split("\t")
     assert len(top) == 1 + 2 * 3  # --text, then three labels with their probabilities
