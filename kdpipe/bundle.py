@@ -336,11 +336,6 @@ def text_outputs(folder: Path, session, info: dict, texts: list[str], batch_size
     return np.concatenate(out) if out else np.zeros((0, *info["output"]["shape"][1:]), np.float32)
 
 
-def predict_texts(folder: Path, session, info: dict, texts: list[str]):
-    """(predicted class index, probability) per text."""
-    return _top_class(text_outputs(folder, session, info, texts))
-
-
 def lm_outputs(folder: Path, session, info: dict, texts: list[str], continue_tokens: int = 20) -> list[dict]:
     """Language-model bundles, one text at a time (no padding, as they were trained on packed text).
     causal-lm: the text's perplexity under the model and a greedy continuation; masked-lm: the text

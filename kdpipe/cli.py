@@ -53,9 +53,7 @@ def _load(config: Path, overrides, quiet: bool):
 
     set_quiet(quiet)
     cfg = load_config(config, overrides)  # before torch's import (2-3 s): a mistyped key is reported at once
-    from kdpipe.models import factory
-
-    factory.EXTRA_IMPORT_ROOTS[:] = [config.resolve().parent]  # python:module:factory beside the config
+    factory_roots(config)  # python:module:factory beside the config
     return cfg
 
 
@@ -68,7 +66,7 @@ def _run(config: Path, overrides, force: bool, quiet: bool, stages: list[str] | 
 
     distributed.init()  # no-op unless launched by torchrun / accelerate launch
     # what a hint to run another stage must repeat so that it runs on the same folder and config
-    hint = shlex.join([str(config), *(a for o in overrides for a in ("--set", o))])
+    hint = _hint(config, overrides)
     return cfg, runner.run(cfg, stages or ORDER, force=force, config_hint=hint, quiet=quiet)
 
 
@@ -188,9 +186,15 @@ def init_cmd(teacher, data_source, task, student, name, label_column, text_colum
 
 
 def factory_roots(config: Path) -> None:
+    """python:module:factory models are looked up beside the config too."""
     from kdpipe.models import factory
 
     factory.EXTRA_IMPORT_ROOTS[:] = [config.resolve().parent]
+
+
+def _hint(config: Path, overrides) -> str:
+    """What a command line that names this config must repeat to run on the same folder and config."""
+    return shlex.join([str(config), *(a for o in overrides for a in ("--set", o))])
 
 
 @cli.command("check")
@@ -205,7 +209,7 @@ def check_cmd(config, overrides):
 
     for line in runner.check(cfg):
         click.echo(line)
-    click.echo(f"ok: {config} is ready; run `kdpipe all {shlex.join([str(config), *(a for o in overrides for a in ('--set', o))])}`")
+    click.echo(f"ok: {config} is ready; run `kdpipe all {_hint(config, overrides)}`")
 
 
 @cli.command("show-config")

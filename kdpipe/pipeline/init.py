@@ -42,12 +42,9 @@ def build(teacher: str, data: str, task: str | None = None, student: str | None 
         length, why = _sequence_length(d.texts, t)
         cfg["data"]["sequence_length"] = length
         facts.append((f"data.sequence_length: {length}", why))
-    if t.family == "config":  # the examples' small teacher of that type, trained here
-        from kdpipe.pipeline.defaults import TASK_MODELS
-
-        small = next((m for m in TASK_MODELS.values() if m[0]["model"] == teacher), None)
-        if small:
-            cfg["teacher"]["params"] = dict(small[0]["params"])
+    small = _small_models(teacher) if t.family == "config" else None
+    if small:  # the examples' small teacher of that type, trained here
+        cfg["teacher"]["params"] = dict(small[0]["params"])
     cfg["student"], why = _student(t, teacher, student, d)
     facts.append((f"student: {cfg['student']['model']}" + (f" {cfg['student'].get('params')}" if cfg['student'].get('params') else ""), why))
     if d.kind == "images" and cfg["student"]["model"] == "builtin:cnn":
@@ -80,6 +77,13 @@ def _enough_steps(cfg: dict, rows: int, facts: list) -> None:
         facts.append((f"distill.epochs: {need}", f"{per_epoch} steps an epoch: at least {STEPS} steps for the student"))
 
 
+def _small_models(teacher: str) -> tuple[dict, dict] | None:
+    """The examples' (teacher, student) of this hf-config: type, where there is one."""
+    from kdpipe.pipeline.defaults import TASK_MODELS
+
+    return next((m for m in TASK_MODELS.values() if m[0]["model"] == teacher), None)
+
+
 def _name_of(source: str) -> str:
     stem = Path(source.partition(":")[2]).stem or "run"
     return re.sub(r"[^A-Za-z0-9._-]+", "-", stem).strip("-.") or "run"
@@ -96,9 +100,7 @@ def _student(t: TeacherFacts, teacher: str, student: str | None, d: DataFacts) -
                     f"{len(layers)} layers, about {len(layers) / t.layers:.0%} of its depth")
         return {"model": "derive:teacher", "params": {"layers": "every_other"}}, "every other layer of the teacher"
     if t.family == "config":
-        from kdpipe.pipeline.defaults import TASK_MODELS
-
-        small = next((m for m in TASK_MODELS.values() if m[0]["model"] == teacher), None)
+        small = _small_models(teacher)
         if small:
             return dict(small[1]), f"the examples' half-depth {teacher.partition(':')[2]} (the teacher: {small[0]['params']})"
         return {"model": teacher}, "the same architecture (set student.params to make it smaller)"

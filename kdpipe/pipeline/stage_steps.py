@@ -89,7 +89,7 @@ def steps_table(report: dict) -> tuple[list[str], list[list[str]]] | None:
         body.append([
             STEP_NAMES.get(s["stage"], s["stage"]),
             st["to"] + " (unchanged)" if same else f"{st['from']} → {st['to']}",
-            _pair(st["size_bytes"], _size), _factor(st["size_factor"]), _pair(st["params"], lambda v: f"{v:,}"),
+            _pair(st["size_bytes"], fmt_size), _factor(st["size_factor"]), _pair(st["params"], lambda v: f"{v:,}"),
             _pair(st["metric"]["val"][:2], lambda v: f"{v:.2f}"), _pair(st["metric"]["test"][:2], lambda v: f"{v:.2f}"),
             f"{st['metric']['val'][2]:+.2f} / {st['metric']['test'][2]:+.2f}",
             _pair(st["latency_ms"], lambda v: f"{v:.3f}" if v is not None else "-"), _factor(st["speedup"]),
@@ -129,7 +129,3 @@ def _pair(values, fmt) -> str:
 
 def _factor(v) -> str:
     return "-" if v is None else f"{v:.2f}x" if v < 10 else f"{v:.1f}x"
-
-
-def _size(n: int) -> str:
-    return fmt_size(n)
