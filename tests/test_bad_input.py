@@ -277,7 +277,7 @@ def test_a_bundle_naming_files_outside_its_folder_is_refused(bundle, tmp_path, k
 def test_an_image_folder_says_how_many_files_it_skipped(tmp_path, capsys):
     from PIL import Image
 
-    from kdpipe.data.sources import load_source
+    from kdpipe.data.registry import load_arrays as load_source
     from kdpipe.pipeline.config import DataConfig
 
     for cls in ("a", "b"):

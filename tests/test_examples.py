@@ -35,7 +35,8 @@ def tiny_encoder_folder(path: Path) -> Path:
     a tokenizer trained here, saved the way transformers saves one."""
     from transformers import AutoConfig, AutoModel
 
-    from kdpipe.data.text import load_texts, train_tokenizer
+    from kdpipe.data.registry import load_texts
+    from kdpipe.data.text import train_tokenizer
 
     tok = train_tokenizer(load_texts("builtin:pydoc-paragraphs")[:300], "masked", 300)
     config = AutoConfig.for_model("bert", vocab_size=len(tok), hidden_size=32, num_hidden_layers=2,
@@ -87,7 +88,7 @@ def test_the_readmes_own_model_and_data_commands_run_as_written(tmp_path):
     import shlex
     import sys
 
-    from kdpipe.data.text import load_labelled_texts
+    from kdpipe.data.registry import load_labelled_texts
 
     readme = (Path(__file__).parent.parent / "README.md").read_text()
     block = re.search(r"## Your own model and data\n\n```bash\n(.*?)```", readme, re.S).group(1)

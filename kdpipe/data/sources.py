@@ -1,4 +1,5 @@
-"""Data sources: built-in data sets that ship inside PyPI packages, .npz, CSV and image folders.
+"""Array data sources: built-in data sets that ship inside PyPI packages, .npz, CSV and image folders
+(data/registry.py names them by scheme).
 
 Each loader returns raw samples (N, *input_shape) as float32, integer labels and the label names,
 plus the scale that maps raw values to [0, 1]-ish floats. Validation happens in one place
@@ -31,29 +32,13 @@ class RawData:
         return tuple(self.x.shape[1:])
 
 
-def load_source(cfg) -> RawData:
-    """cfg: the `data` config section."""
-    source = cfg.source
-    scheme, _, rest = source.partition(":")
-    loaders = {"builtin": _builtin, "npz": _npz, "csv": _csv, "folder": _folder}
-    if scheme not in loaders or not rest:
-        raise DataError(
-            f"data.source {source!r}: expected builtin:NAME, npz:PATH, csv:PATH or folder:PATH"
-        )
-    data = loaders[scheme](rest, cfg)
-    data.source = source
-    check_arrays(data, where=f"data.source {source!r}", labels=cfg.labels)
-    return data
-
-
 # --- built-in --------------------------------------------------------------------------------
 
 
-def _builtin(name: str, cfg) -> RawData:
-    builtins = {"mnist-5k": _mnist_5k, "digits": _digits}
-    if name not in builtins:
-        raise DataError(f"data.source 'builtin:{name}': unknown data set (built in: {', '.join(builtins)})")
-    return builtins[name]()
+def builtin_arrays(name: str, cfg) -> RawData:
+    if name not in BUILTIN_ARRAYS:
+        raise DataError(f"data.source 'builtin:{name}': unknown data set (built in: {', '.join(BUILTIN_ARRAYS)})")
+    return BUILTIN_ARRAYS[name]()
 
 
 def _package_file(package: str, pip_name: str, relative: str, source: str) -> Path:
@@ -90,6 +75,9 @@ def _digits() -> RawData:
     return RawData(x, arr[:, -1].astype(np.int64), [str(i) for i in range(10)], scale=1 / 16)
 
 
+BUILTIN_ARRAYS = {"mnist-5k": _mnist_5k, "digits": _digits}
+
+
 # --- files -----------------------------------------------------------------------------------
 
 
@@ -118,7 +106,7 @@ def read_npz(path: Path) -> dict[str, np.ndarray]:
         raise DataError(f"{path}: not a readable .npz file ({type(e).__name__}: {e})") from None
 
 
-def _npz(path: str, cfg) -> RawData:
+def npz_arrays(path: str, cfg) -> RawData:
     p = _existing(path, ".npz file")
     arrays = read_npz(p)
     missing = [k for k in ("x", "y") if k not in arrays]
@@ -132,7 +120,7 @@ def _npz(path: str, cfg) -> RawData:
     return RawData(x.astype(np.float32), y, labels or _default_labels(y, cfg, f"{p}: array 'y'"))
 
 
-def _csv(path: str, cfg) -> RawData:
+def csv_arrays(path: str, cfg) -> RawData:
     import pandas as pd
 
     p = _existing(path, "CSV file")
@@ -168,7 +156,7 @@ def _csv(path: str, cfg) -> RawData:
     return RawData(features.to_numpy(dtype=np.float32), y, labels, extra={"feature_names": list(map(str, features.columns))})
 
 
-def _folder(path: str, cfg) -> RawData:
+def folder_arrays(path: str, cfg) -> RawData:
     root = _existing(path, "image folder")
     if not root.is_dir():
         raise DataError(f"data.source: {root} is not a folder (expected one subfolder per class)")

@@ -11,7 +11,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from kdpipe.data.sources import RawData, load_source
+from kdpipe.data.registry import load_arrays
+from kdpipe.data.sources import RawData
 from kdpipe.errors import DataError
 from kdpipe.labels import IGNORE
 from kdpipe.memo import by_content
@@ -162,7 +163,7 @@ def with_every_label(split: Split) -> Split:
 
 @by_content(maxsize=4)
 def _cached_raw(data_cfg) -> RawData:
-    return load_source(data_cfg)
+    return load_arrays(data_cfg)
 
 
 def load_splits(cfg) -> Splits:

@@ -79,25 +79,34 @@ def stdlib_sentences(min_words: int = 6) -> tuple[str, ...]:
     return tuple(s for s in sentences if len(s.split()) >= min_words and not re.search(r">>>|\)\s*->|^[-=*]{3}", s))
 
 
-def _builtin(name: str) -> tuple[list[str], list[str] | None]:
+# builtin text sets: name -> labelled (builtin:pydoc-sections labels each paragraph with its part)
+BUILTIN_TEXTS = {"pydoc-topics": False, "pydoc-paragraphs": False, "pydoc-sentences": False,
+                 "stdlib-sentences": False, "pydoc-sections": True}
+
+
+def builtin_texts(name: str, text_column: str, label_column: str | None) -> tuple[list[str], list[str] | None]:
+    """A text set that ships with CPython (BUILTIN_TEXTS)."""
     if name == "pydoc-topics":
         import pydoc_data.topics
 
-        return [pydoc_data.topics.topics[k] for k in sorted(pydoc_data.topics.topics)], None
-    if name == "pydoc-sentences":  # short texts, as sentence embedders mostly see
-        return [s for p, _ in pydoc_paragraphs(6) for s in SENTENCE.split(p) if len(s.split()) >= 6], None
-    if name == "stdlib-sentences":
-        return list(stdlib_sentences()), None
-    if name in ("pydoc-paragraphs", "pydoc-sections"):
+        texts, labels = [pydoc_data.topics.topics[k] for k in sorted(pydoc_data.topics.topics)], None
+    elif name == "pydoc-sentences":  # short texts, as sentence embedders mostly see
+        texts, labels = [s for p, _ in pydoc_paragraphs(6) for s in SENTENCE.split(p) if len(s.split()) >= 6], None
+    elif name == "stdlib-sentences":
+        texts, labels = list(stdlib_sentences()), None
+    elif name in ("pydoc-paragraphs", "pydoc-sections"):
         section = {t: s for s, topics in PYDOC_SECTIONS.items() for t in topics.split()}
         pairs = [(p, section[t]) for p, t in pydoc_paragraphs() if t in section]
-        return [p for p, _ in pairs], ([s for _, s in pairs] if name == "pydoc-sections" else None)
-    raise DataError(f"data.source builtin:{name}: unknown; text sources are builtin:pydoc-topics, "
-                    "builtin:pydoc-paragraphs, builtin:pydoc-sentences, builtin:stdlib-sentences and "
-                    "builtin:pydoc-sections (labelled)")
+        texts, labels = [p for p, _ in pairs], ([s for _, s in pairs] if name == "pydoc-sections" else None)
+    else:
+        raise DataError(f"data.source builtin:{name}: unknown; text sources are "
+                        f"{', '.join('builtin:' + n for n in BUILTIN_TEXTS)}")
+    if label_column is not None and labels is None:
+        raise DataError(f"data.source builtin:{name}: has no labels; builtin:pydoc-sections has")
+    return texts, labels if label_column is not None else None
 
 
-def _hf_dataset(scheme: str, name: str, text_column: str, label_column: str | None):
+def hf_dataset_texts(scheme: str, name: str, text_column: str, label_column: str | None):
     """Rows of a Hugging Face dataset (every split, concatenated: kdpipe splits by its own seed)."""
     try:
         import datasets
@@ -123,20 +132,9 @@ def _hf_dataset(scheme: str, name: str, text_column: str, label_column: str | No
     return texts, labels
 
 
-def load_labelled_texts(source: str, text_column: str = "text",
-                        label_column: str | None = None) -> tuple[list[str], list[str] | None]:
-    """Texts, and their labels (as strings) when `label_column` is given."""
-    scheme, _, rest = source.partition(":")
-    if scheme == "builtin":
-        texts, labels = _builtin(rest)
-        if label_column is not None and labels is None:
-            raise DataError(f"data.source {source}: has no labels; builtin:pydoc-sections has")
-        return texts, labels if label_column is not None else None
-    if scheme in ("hf-disk", "hf-hub"):
-        return _hf_dataset(scheme, rest, text_column, label_column)
-    if scheme not in ("text", "jsonl", "csv"):
-        raise DataError(f"data.source {source!r}: expected builtin:pydoc-topics|pydoc-paragraphs|pydoc-sentences|"
-                        "stdlib-sentences|pydoc-sections, text:PATH, jsonl:PATH, csv:PATH, hf-disk:PATH or hf-hub:NAME")
+def file_texts(scheme: str, rest: str, text_column: str, label_column: str | None) -> tuple[list[str], list[str] | None]:
+    """Texts, and their labels (as strings) when `label_column` is given, of a text:, jsonl: or csv: file."""
+    source = f"{scheme}:{rest}"
     path = Path(rest)
     if not path.exists():
         raise DataError(f"data.source: {path} not found")
@@ -186,10 +184,6 @@ def read_jsonl(path: Path, text_column: str, label_column: str | None = None, hi
             raise DataError(f"{path}:{i}: no field {label_column!r}" + (" (set data.label_column)" if hint else ""))
         rows.append(row)
     return rows
-
-
-def load_texts(source: str, text_column: str = "text") -> list[str]:
-    return load_labelled_texts(source, text_column)[0]
 
 
 def train_tokenizer(texts: list[str], kind: str, vocab_size: int):

@@ -14,7 +14,10 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from kdpipe.errors import ConfigError
+from kdpipe.data.registry import parse as parse_source
+from kdpipe.errors import ConfigError, DataError
+
+TRANSFORMERS = ("hf:", "hf-config:")  # model specs that name transformers models
 
 Fraction = float
 
@@ -301,10 +304,28 @@ class Config(Section):
                                  "needs the teacher's whole distribution; use divergence forward_kl or cache dense")
         return self
 
+    @property
+    def text_data(self) -> bool:
+        """The data is text: language-model and embedding tasks, and classification by transformers."""
+        return self.task != "classification" or self.teacher.model.startswith(TRANSFORMERS)
+
+    @model_validator(mode="after")
+    def _sources_fit_the_task(self):
+        named = [("data.source", self.data.source, "texts" if self.text_data else "arrays")]
+        extra = self.data.extra_texts
+        named += [(f"data.{k}", s, "texts") for k, v in (("extra_texts", extra), ("other_source", self.data.other_source))
+                  for s in ([v] if isinstance(v, str) else v or [])]
+        for where, source, wants in named:
+            try:
+                parse_source(source, wants, where)
+            except DataError as e:
+                raise ValueError(str(e)) from None
+        return self
+
     @model_validator(mode="after")
     def _sequence_lengths_fit(self):
         lengths = self.benchmark.sequence_lengths
-        if lengths and self.task == "classification" and not self.teacher.model.startswith(("hf:", "hf-config:")):
+        if lengths and not self.text_data:
             raise ValueError("benchmark.sequence_lengths: only for text models")
         if lengths and (min(lengths) < 1 or max(lengths) > self.data.sequence_length):
             raise ValueError(f"benchmark.sequence_lengths {lengths}: each must be 1..data.sequence_length "
@@ -320,9 +341,8 @@ class Config(Section):
 
     @model_validator(mode="after")
     def _freeze_needs_a_transformer(self):
-        hf = ("hf:", "hf-config:")
-        student_hf = self.student.model.startswith(hf) or (self.student.model == "derive:teacher"
-                                                           and self.teacher.model.startswith(hf))
+        student_hf = self.student.model.startswith(TRANSFORMERS) or (self.student.model == "derive:teacher"
+                                                                     and self.teacher.model.startswith(TRANSFORMERS))
         if self.distill.freeze_embeddings and not student_hf:
             raise ValueError(f"distill.freeze_embeddings: only transformers students (hf:, hf-config:, derive:teacher "
                              f"of one) have a token embedding table; the student is {self.student.model}")

@@ -116,7 +116,7 @@ def estimate(cfg) -> tuple[float, list[tuple[str, float]]]:
     students = 2 + int(pruned) + copies
     held = batches(len(data.val) + len(data.test))
     parts.append(("scoring every model", held * ((students + 2) * s_fwd + 3 * t_fwd)))
-    family = "transformer" if cfg.teacher.model.startswith(("hf:", "hf-config:")) else "array"
+    family = "transformer" if cfg.text_data else "array"
     bc = cfg.benchmark
     big = max(bc.batch_sizes)
     t_big, s_big = t_fwd * big / b, s_fwd * big / b  # a batch's time grows about linearly with its size

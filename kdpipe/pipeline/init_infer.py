@@ -12,13 +12,11 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from kdpipe.data.registry import BUILTIN_KINDS, load_labelled_texts, parse
 from kdpipe.errors import ConfigError, DataError
 
 LABEL_NAMES = ("label", "labels", "class", "category", "target", "y")
 TEXT_NAMES = ("text", "sentence", "content", "body", "review", "question")
-BUILTIN_DATA = {"mnist-5k": "images", "digits": "images", "pydoc-sections": "labelled texts",
-                "pydoc-topics": "texts", "pydoc-paragraphs": "texts", "pydoc-sentences": "texts",
-                "stdlib-sentences": "texts"}
 
 
 @dataclass
@@ -46,24 +44,19 @@ class TeacherFacts:
 
 
 def look_at_data(source: str, label_column: str | None = None, text_column: str | None = None) -> DataFacts:
-    scheme, _, rest = source.partition(":")
-    if not rest:
-        raise DataError(f"--data {source!r}: expected csv:PATH, jsonl:PATH, text:PATH, folder:PATH, npz:PATH, "
-                        "hf-disk:PATH or builtin:NAME")
+    scheme, _, rest = parse(source, where="--data")
     if scheme == "builtin":
-        if rest not in BUILTIN_DATA:
-            raise DataError(f"--data {source}: no such built-in data (built in: {', '.join(BUILTIN_DATA)})")
-        kind = BUILTIN_DATA[rest]
+        if rest not in BUILTIN_KINDS:
+            raise DataError(f"--data {source}: no such built-in data (built in: {', '.join(BUILTIN_KINDS)})")
+        kind = BUILTIN_KINDS[rest]
         texts = []
         if "texts" in kind:
-            from kdpipe.data.text import load_labelled_texts
-
             texts = load_labelled_texts(source)[0][:2000]
         return DataFacts(kind, label_column="label" if kind != "texts" else None, texts=texts,
                          why=f"the built-in {rest} data set: {kind}")
-    if scheme == "hf-disk":
+    if scheme in ("hf-disk", "hf-hub"):
         return DataFacts("labelled texts" if label_column else "texts", label_column=label_column,
-                         text_column=text_column or "text", why="a saved Hugging Face dataset (columns as given)")
+                         text_column=text_column or "text", why="a Hugging Face dataset (columns as given)")
     path = Path(rest)
     if not path.exists():
         raise DataError(f"--data {source}: {path} not found")
@@ -78,16 +71,14 @@ def look_at_data(source: str, label_column: str | None = None, text_column: str 
                          why=f"plain text ({len(files)} file{'s' if len(files) != 1 else ''}), no labels")
     if scheme == "folder":
         return _folder(path)
-    if scheme == "npz":
-        import numpy as np
+    import numpy as np  # npz, the one scheme left
 
-        with np.load(path, allow_pickle=False) as f:
-            x, has_y = f["x"] if "x" in f else None, "y" in f
-        if x is None or not has_y:
-            raise DataError(f"--data {source}: an npz source holds arrays x (inputs) and y (class ids)")
-        kind = "images" if x.ndim == 4 or (x.ndim == 3 and min(x.shape[1:]) >= 8) else "table"
-        return DataFacts(kind, rows=len(x), why=f"arrays x {tuple(x.shape)} with class ids y")
-    raise DataError(f"--data {source!r}: unknown scheme {scheme!r}; csv:, jsonl:, text:, folder:, npz:, hf-disk:, builtin:")
+    with np.load(path, allow_pickle=False) as f:
+        x, has_y = f["x"] if "x" in f else None, "y" in f
+    if x is None or not has_y:
+        raise DataError(f"--data {source}: an npz source holds arrays x (inputs) and y (class ids)")
+    kind = "images" if x.ndim == 4 or (x.ndim == 3 and min(x.shape[1:]) >= 8) else "table"
+    return DataFacts(kind, rows=len(x), why=f"arrays x {tuple(x.shape)} with class ids y")
 
 
 def _csv(path: Path, label_column, text_column) -> DataFacts:

@@ -20,6 +20,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from kdpipe import __version__, distributed
+from kdpipe.data.registry import local_path
 from kdpipe.errors import KdpipeError, RunFolderError
 from kdpipe.io import atomic_write_json, sha256_file
 from kdpipe.pipeline.artifacts import MANIFEST, RunLock, RunStore
@@ -54,9 +55,9 @@ def input_digests(cfg: Config, sections) -> dict:
     """Files a config names, by content: a changed data file or teacher checkpoint reruns distill."""
     out = {}
     if "data" in sections:
-        scheme, _, path = cfg.data.source.partition(":")
-        if scheme in ("npz", "csv", "folder", "text", "jsonl", "hf-disk"):
-            out["data"] = _path_digest(Path(path))
+        path = local_path(cfg.data.source)
+        if path is not None:
+            out["data"] = _path_digest(path)
     if "teacher" in sections and cfg.teacher.weights:
         out["teacher.weights"] = _path_digest(Path(cfg.teacher.weights))
     if "teacher" in sections and cfg.teacher.model.startswith("hf:") and Path(cfg.teacher.model[3:]).is_dir():

@@ -22,7 +22,7 @@ def get_task(name: str) -> Task:
 
 def task_for(cfg) -> Task:
     """The task that runs this config."""
-    if cfg.task == "classification" and cfg.teacher.model.startswith(("hf:", "hf-config:")):
+    if cfg.task == "classification" and cfg.text_data:
         return TEXT_CLASSIFICATION
     return TASKS[cfg.task]
 

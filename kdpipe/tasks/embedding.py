@@ -60,7 +60,7 @@ class Embedding(HFTask):
         return {"embedding_loss": dc.embedding_loss}
 
     def load_data(self, cfg) -> TextData:
-        from kdpipe.data.text import load_texts
+        from kdpipe.data.registry import load_texts
         from kdpipe.evaluation import logits
         from kdpipe.training.loop import seed_everything
 

@@ -67,7 +67,7 @@ def extra_texts(cfg, held_out: set[str]) -> list[str]:
     (validation, test, other source: kdpipe.data.overlap), sampled down to data.extra_texts_max (and
     data.limit, for quick runs)."""
     from kdpipe.data.overlap import RUN, drop_overlapping
-    from kdpipe.data.text import load_texts
+    from kdpipe.data.registry import load_texts
     from kdpipe.progress import say
 
     dc = cfg.data
@@ -107,7 +107,7 @@ OTHER_MAX = 1000  # texts of data.other_source scored: a sample with the data se
 def other_texts(cfg, seen: set[str], label_column: str | None = None) -> tuple[list[str], list[str] | None]:
     """data.other_source: texts (and labels) from another source, without any the models trained on;
     at most OTHER_MAX (or data.limit) of them, sampled with the data seed."""
-    from kdpipe.data.text import load_labelled_texts
+    from kdpipe.data.registry import load_labelled_texts
 
     dc = cfg.data
     texts, labels = load_labelled_texts(dc.other_source, dc.text_column, label_column)

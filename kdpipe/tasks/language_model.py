@@ -30,7 +30,8 @@ class LanguageModel(HFTask):
 
     # --- data ----------------------------------------------------------------------------
     def load_data(self, cfg) -> TextData:
-        from kdpipe.data.text import load_texts, mask_tokens, pack
+        from kdpipe.data.registry import load_texts
+        from kdpipe.data.text import mask_tokens, pack
 
         dc = cfg.data
         texts = load_texts(dc.source, dc.text_column)

@@ -25,7 +25,7 @@ class TextClassification(HFTask):
     metric = ACCURACY
 
     def load_data(self, cfg) -> TextData:
-        from kdpipe.data.text import load_labelled_texts
+        from kdpipe.data.registry import load_labelled_texts
 
         dc = cfg.data
         texts, raw = load_labelled_texts(dc.source, dc.text_column, dc.label_column)

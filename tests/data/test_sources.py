@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from kdpipe.data.sources import load_source
+from kdpipe.data.registry import load_arrays as load_source
 from kdpipe.data.splits import apply_preprocessing, make_splits, split_indices
 from kdpipe.errors import DataError
 from kdpipe.pipeline.config import DataConfig

@@ -3,7 +3,8 @@ import json
 import numpy as np
 import pytest
 
-from kdpipe.data.text import IGNORE, load_texts, mask_tokens, pack, train_tokenizer
+from kdpipe.data.registry import load_texts
+from kdpipe.data.text import IGNORE, mask_tokens, pack, train_tokenizer
 from kdpipe.errors import DataError
 
 
@@ -65,7 +66,8 @@ def test_trained_encoder_tokenizer_is_the_same_on_every_run():
     import subprocess
     import sys
 
-    code = ("import hashlib, json; from kdpipe.data.text import load_texts, train_tokenizer; "
+    code = ("import hashlib, json; from kdpipe.data.registry import load_texts; "
+            "from kdpipe.data.text import train_tokenizer; "
             "t = train_tokenizer(load_texts('builtin:pydoc-topics'), 'masked', 300); "
             "print(hashlib.md5(json.dumps(t.get_vocab(), sort_keys=True).encode()).hexdigest())")
     procs = [subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True) for _ in range(3)]
@@ -74,7 +76,7 @@ def test_trained_encoder_tokenizer_is_the_same_on_every_run():
 
 
 def test_pydoc_sections_are_labelled_paragraphs():
-    from kdpipe.data.text import load_labelled_texts
+    from kdpipe.data.registry import load_labelled_texts
 
     texts, labels = load_labelled_texts("builtin:pydoc-sections", "text", "label")
     assert len(texts) == len(labels) > 1000
@@ -82,7 +84,7 @@ def test_pydoc_sections_are_labelled_paragraphs():
 
 
 def test_stdlib_sentences_are_a_bigger_offline_corpus_of_prose():
-    from kdpipe.data.text import load_texts
+    from kdpipe.data.registry import load_texts
 
     a, b = load_texts("builtin:stdlib-sentences"), load_texts("builtin:pydoc-sentences")
     assert len(a) > 3 * len(b) and len(set(a) & set(b)) < len(a) / 100  # other documents than pydoc's

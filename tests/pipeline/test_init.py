@@ -24,7 +24,7 @@ def _init(tmp_path, *args):
 
 
 def _labelled_texts(path):
-    from kdpipe.data.text import load_labelled_texts
+    from kdpipe.data.registry import load_labelled_texts
 
     texts, labels = load_labelled_texts("builtin:pydoc-sections", "text", "label")
     with open(path, "w", newline="") as f:
@@ -93,7 +93,7 @@ def test_each_kind_of_data_gets_its_task_and_a_config_check_passes(kind, tmp_pat
         np.savez(tmp_path / "d.npz", x=d.images[:300, None].astype(np.float32), y=d.target[:300])
         args, task, extra = ["--teacher", "builtin:cnn", "--data", f"npz:{tmp_path / 'd.npz'}"], "classification", []
     elif kind == "plain-text-masked":
-        from kdpipe.data.text import load_texts
+        from kdpipe.data.registry import load_texts
 
         (tmp_path / "t.txt").write_text("\n".join(load_texts("builtin:pydoc-paragraphs")[:60]))
         args = ["--teacher", "hf-config:bert", "--data", f"text:{tmp_path / 't.txt'}", "--task", "masked-lm"]

@@ -222,7 +222,8 @@ def _tiny_classifier_folder(path, labels):
     """A tiny fine-tuned classifier as a user would bring it: a folder with config, weights, tokenizer."""
     from transformers import AutoConfig, AutoModelForSequenceClassification
 
-    from kdpipe.data.text import load_texts, train_tokenizer
+    from kdpipe.data.registry import load_texts
+    from kdpipe.data.text import train_tokenizer
 
     tok = train_tokenizer(load_texts("builtin:pydoc-paragraphs")[:200], "masked", 300)
     config = AutoConfig.for_model("bert", vocab_size=len(tok), num_labels=len(labels),
