@@ -30,7 +30,7 @@ class Split:
 
 def text_lengths(x: np.ndarray) -> np.ndarray | None:
     """Real tokens of each padded text, for inputs stored as ids and attention mask stacked
-    ([n, 2, length] integers, kdpipe.tasks.hf_task.encode); None for any other input. Lets the
+    ([n, 2, length] integers, kdpipe.tasks.hf_data.encode); None for any other input. Lets the
     training loop and evaluation batch texts of similar length, so padding is not computed."""
     dt = x.dtype  # a numpy array or a torch tensor
     integer = dt.kind in "iu" if isinstance(dt, np.dtype) else not (dt.is_floating_point or dt.is_complex)

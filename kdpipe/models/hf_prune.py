@@ -23,7 +23,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from kdpipe.errors import ModelError
+from kdpipe.errors import ConfigError, ModelError
 from kdpipe.models.hf import layer_list
 
 # A block's parts, by name inside the block, as BERT, RoBERTa, ELECTRA, XLM-R and MiniLM lay them out.
@@ -316,3 +316,32 @@ def prune_model(model: nn.Module, x: np.ndarray, hidden_size=None, intermediate_
     imp = measure_importance(model, x, rank_layers=isinstance(layers, int))
     plan = make_plan(model, imp, hidden_size, intermediate_size, layers, num_heads)
     return apply_plan(model, plan), plan, imp
+
+
+@dataclass
+class PruneWidths:
+    hidden: int  # hidden channels kept
+    heads: int  # heads each block keeps
+    had: int  # heads each block had
+    neurons: int  # FFN neurons kept
+
+
+def prune_widths(hf, pc) -> PruneWidths:
+    """What the prune section keeps of this transformer; a clear ConfigError where it cannot (checked
+    in pre-flight too, before any training)."""
+    cfg = hf.config
+    head = cfg.hidden_size // cfg.num_attention_heads
+    hidden = pc.ratio if pc.hidden is None else pc.hidden
+    ffn = pc.ratio if pc.ffn is None else pc.ffn
+    width = max(1, round(cfg.num_attention_heads * (1 - hidden)))  # heads the kept width holds
+    had = min(heads_per_block(hf))
+    heads = min(width, had) if pc.heads is None else max(1, round(had * (1 - pc.heads)))
+    if heads > width:
+        raise ConfigError(f"prune.heads: keeping {heads} of {had} heads needs a hidden width of {heads * head}; "
+                          f"prune.hidden leaves {width * head}")
+    neurons = max(1, round(cfg.intermediate_size * (1 - ffn)))
+    if pc.round_to:
+        neurons = max(pc.round_to, neurons // pc.round_to * pc.round_to)
+    if pc.layers >= cfg.num_hidden_layers:
+        raise ConfigError(f"prune.layers: {pc.layers} would remove all {cfg.num_hidden_layers} layers of the student")
+    return PruneWidths(width * head, heads, had, neurons)

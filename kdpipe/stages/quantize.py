@@ -120,7 +120,7 @@ def _accuracy_aware(ctx, rows, src_evidence, src_row, source, prepared, calib_fe
     Returns (the mixed variant or None, the search's record or None when no search was needed)."""
     from kdpipe.runtime.int8_search import exclusion_names, quantizable_nodes, search
 
-    task, splits, qc, metric = ctx.task, ctx.splits, ctx.cfg.quantize, ctx.task.metric
+    task, splits, metric = ctx.task, ctx.splits, ctx.task.metric
     budget = ctx.cfg.export.max_drop
     int8 = [r for r in rows if r["format"] == "onnx-int8" and not r["quantization"].get("fused")]
     if not int8:

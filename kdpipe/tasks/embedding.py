@@ -19,7 +19,8 @@ from torch import nn
 from kdpipe.data.splits import Split, split_indices
 from kdpipe.errors import ConfigError, DataError
 from kdpipe.metrics import Metric
-from kdpipe.tasks.hf_task import HFTask, TextData, digest, encode, other_and_extra_texts, teacher_max_length
+from kdpipe.tasks.hf_data import TextData, digest, encode, other_and_extra_texts, teacher_max_length
+from kdpipe.tasks.hf_task import HFTask
 
 
 def _cosine_partial(out: np.ndarray, target: np.ndarray) -> tuple[float, float]:

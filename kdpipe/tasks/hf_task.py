@@ -8,156 +8,19 @@ and the stages treat them like any other model.
 
 from __future__ import annotations
 
-import contextlib
-import hashlib
-import io
 import json
-import shutil
-import tempfile
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from kdpipe.data.splits import Split
-from kdpipe.errors import ConfigError, DataError, ModelError
+from kdpipe.errors import ConfigError, ModelError
 from kdpipe.models.checks import check_trainable
 from kdpipe.models.hf import HFModule
+from kdpipe.models.hf_prune import prune_widths
+from kdpipe.tasks import hf_export
 from kdpipe.tasks.base import Task
-
-FUSABLE = {"gpt2": "gpt2", "bert": "bert", "roberta": "bert", "distilbert": "bert"}  # transformers -> ORT names
 DERIVE_PARAMS = {"layers", "hidden_size", "num_attention_heads", "intermediate_size", "init"}
-
-
-@dataclass
-class TextData:
-    train: Split
-    val: Split
-    test: Split
-    tokenizer: object
-    sequence_length: int
-    sha256: str
-    labels: list[str] | None = None  # classification only
-    other: Split | None = None  # data.other_source: a second test set from another source
-    max_length: int | None = None  # the longest input the bundle takes, when more than sequence_length
-
-    @property
-    def num_classes(self) -> int:
-        return len(self.labels) if self.labels else len(self.tokenizer)
-
-
-def encode(tokenizer, texts: list[str], length: int, pad_to_longest: bool = False) -> np.ndarray:
-    """Padded texts as the models and apps take them: ids and attention mask stacked, [n, 2, length]
-    (or as long as the longest text, up to `length`)."""
-    enc = tokenizer(texts, truncation=True, max_length=length, padding="longest" if pad_to_longest else "max_length",
-                    return_tensors="np")
-    return np.stack([enc["input_ids"], enc["attention_mask"]], axis=1).astype(np.int64)
-
-
-def digest(*arrays: np.ndarray) -> str:
-    h = hashlib.sha256()
-    for a in arrays:
-        h.update(np.ascontiguousarray(a).tobytes())
-    return h.hexdigest()
-
-
-def extra_texts(cfg, held_out: set[str]) -> list[str]:
-    """data.extra_texts (one source or several), without any text that overlaps one held out
-    (validation, test, other source: kdpipe.data.overlap), sampled down to data.extra_texts_max (and
-    data.limit, for quick runs)."""
-    from kdpipe.data.overlap import RUN, drop_overlapping
-    from kdpipe.data.registry import load_texts
-    from kdpipe.progress import say
-
-    dc = cfg.data
-    if not dc.extra_texts:
-        return []
-    sources = [dc.extra_texts] if isinstance(dc.extra_texts, str) else dc.extra_texts
-    loaded = dict.fromkeys(t for source in sources for t in load_texts(source, dc.text_column))
-    texts, dropped = drop_overlapping(list(loaded), held_out)
-    if dropped:
-        say(f"data.extra_texts: {dropped} of {len(loaded)} texts left out: they share {RUN} words in a row "
-            "with (or lie inside) a validation, test or other-source text")
-    most = min(n for n in (dc.limit, dc.extra_texts_max, len(texts)) if n is not None)
-    if most < len(texts):
-        rng = np.random.default_rng(cfg.data_seed + 13)
-        texts = [texts[i] for i in np.sort(rng.permutation(len(texts))[:most])]
-    return texts
-
-
-def teacher_max_length(cfg, tokenizer, teacher) -> int:
-    """The longest input the teacher takes: a sentence-transformers folder's max_seq_length, else the
-    tokenizer's model_max_length, within the model's position embeddings (a drop-in student takes
-    as much; it shares the teacher's position embeddings)."""
-    limit = None
-    if cfg.teacher.model.startswith("hf:"):
-        st = Path(cfg.teacher.model[3:]) / "sentence_bert_config.json"
-        if st.is_file():
-            limit = json.loads(st.read_text()).get("max_seq_length")
-    limit = limit or (tokenizer.model_max_length if tokenizer.model_max_length < 1_000_000 else None)
-    positions = getattr(teacher.hf.config, "max_position_embeddings", None)
-    limit = min(x for x in (limit, positions) if x) if (limit or positions) else cfg.data.sequence_length
-    return max(int(limit), cfg.data.sequence_length)
-
-
-OTHER_MAX = 1000  # texts of data.other_source scored: a sample with the data seed is enough for a mean
-
-
-def other_texts(cfg, seen: set[str], label_column: str | None = None) -> tuple[list[str], list[str] | None]:
-    """data.other_source: texts (and labels) from another source, without any the models trained on;
-    at most OTHER_MAX (or data.limit) of them, sampled with the data seed."""
-    from kdpipe.data.registry import load_labelled_texts
-
-    dc = cfg.data
-    texts, labels = load_labelled_texts(dc.other_source, dc.text_column, label_column)
-    keep = [i for i, t in enumerate(texts) if t not in seen]
-    most = min(OTHER_MAX, dc.limit or OTHER_MAX)
-    if most < len(keep):
-        keep = sorted(np.random.default_rng(cfg.data_seed + 17).permutation(keep)[:most].tolist())
-    if len(keep) < 2:
-        raise DataError(f"data.other_source {dc.other_source}: {len(keep)} texts the models did not train on; "
-                        "need at least 2")
-    return [texts[i] for i in keep], (None if labels is None else [labels[i] for i in keep])
-
-
-def other_and_extra_texts(cfg, texts: list[str], train_idx, held_idx, label_column: str | None = None):
-    """(other-source texts, their labels, extra texts): data.other_source without any training text,
-    and data.extra_texts without any text that is held out (validation, test, other source)."""
-    o_texts, o_labels = (other_texts(cfg, {texts[i] for i in train_idx}, label_column) if cfg.data.other_source
-                         else ([], None))
-    return o_texts, o_labels, extra_texts(cfg, {texts[i] for i in held_idx} | set(o_texts))
-
-
-@dataclass
-class PruneWidths:
-    hidden: int  # hidden channels kept
-    heads: int  # heads each block keeps
-    had: int  # heads each block had
-    neurons: int  # FFN neurons kept
-
-
-def prune_widths(hf, pc) -> PruneWidths:
-    """What the prune section keeps of this transformer; a clear ConfigError where it cannot (checked
-    in pre-flight too, before any training)."""
-    from kdpipe.models.hf_prune import heads_per_block
-
-    cfg = hf.config
-    head = cfg.hidden_size // cfg.num_attention_heads
-    hidden = pc.ratio if pc.hidden is None else pc.hidden
-    ffn = pc.ratio if pc.ffn is None else pc.ffn
-    width = max(1, round(cfg.num_attention_heads * (1 - hidden)))  # heads the kept width holds
-    had = min(heads_per_block(hf))
-    heads = min(width, had) if pc.heads is None else max(1, round(had * (1 - pc.heads)))
-    if heads > width:
-        raise ConfigError(f"prune.heads: keeping {heads} of {had} heads needs a hidden width of {heads * head}; "
-                          f"prune.hidden leaves {width * head}")
-    neurons = max(1, round(cfg.intermediate_size * (1 - ffn)))
-    if pc.round_to:
-        neurons = max(pc.round_to, neurons // pc.round_to * pc.round_to)
-    if pc.layers >= cfg.num_hidden_layers:
-        raise ConfigError(f"prune.layers: {pc.layers} would remove all {cfg.num_hidden_layers} layers of the student")
-    return PruneWidths(width * head, heads, had, neurons)
 
 
 class HFTask(Task):
@@ -335,81 +198,10 @@ class HFTask(Task):
         return module.eval(), spec
 
     def export_onnx(self, model, saved, out, opset, data) -> None:
-        import logging
-        import warnings
-
-        import transformers
-
-        # optimum and the exporter report on stdout, in warnings and loggers; the export stage checks
-        # the result against torch itself.
-        transformers.logging.set_verbosity_error()
-        for name in ("optimum", "optimum.exporters", "optimum.onnx"):
-            logging.getLogger(name).setLevel(logging.ERROR)
-        with tempfile.TemporaryDirectory() as tmp, warnings.catch_warnings(), \
-                contextlib.redirect_stdout(io.StringIO()):
-            warnings.simplefilter("ignore")
-            if self.pool:
-                self._export_pooled(model, data, out, opset)
-                return
-            if not self._optimum_exports(model):  # e.g. BERT as a causal LM (is_decoder): torch.onnx directly
-                self._export_torch(model, data, out, opset)
-                return
-            from optimum.exporters.onnx import main_export
-
-            main_export(str(saved), tmp, task=self.optimum_task, opset=opset, device="cpu",
-                        do_validation=False, library_name="transformers")
-            shutil.move(str(Path(tmp) / "model.onnx"), out)
-
-    def _optimum_exports(self, model) -> bool:
-        """Whether optimum has an ONNX recipe for this model type and task."""
-        import optimum.exporters.onnx.model_configs  # noqa: F401  (registers the ONNX recipes)
-        from optimum.exporters.tasks import TasksManager
-
-        try:
-            tasks = TasksManager.get_supported_tasks_for_model_type(model.hf.config.model_type, "onnx",
-                                                                     library_name="transformers")
-        except KeyError:
-            return False
-        return self.optimum_task in tasks
-
-    def _export_torch(self, model, data, out, opset) -> None:
-        """torch.onnx for what optimum has no recipe for: the same inputs and output names as optimum's
-        export (input_ids, attention_mask -> logits), dynamic batch and sequence axes."""
-        ids = torch.from_numpy(data.train.x[:2])
-        if ids.dim() == 3:
-            ids = ids[:, 0]
-        torch.onnx.export(model.eval(), (ids, torch.ones_like(ids)), str(out), opset_version=opset, dynamo=False,
-                          input_names=["input_ids", "attention_mask"], output_names=["logits"],
-                          dynamic_axes={n: {0: "batch", 1: "sequence"} for n in ("input_ids", "attention_mask",
-                                                                                  "logits")})
-
-    @staticmethod
-    def _export_pooled(model, data, out, opset) -> None:
-        """Sentence embedders export with pooling (and projection) inside the graph, so an app gets
-        the embedding from one call, as sentence-transformers' own ONNX exports do."""
-        x = torch.from_numpy(data.train.x[:2])
-        torch.onnx.export(model.eval(), (x[:, 0], x[:, 1]), str(out), input_names=["input_ids", "attention_mask"],
-                          output_names=["sentence_embedding"], opset_version=opset, dynamo=False,
-                          dynamic_axes={"input_ids": {0: "batch", 1: "sequence"},
-                                        "attention_mask": {0: "batch", 1: "sequence"},
-                                        "sentence_embedding": {0: "batch"}})
+        hf_export.export_onnx(model, saved, out, opset, data, self.optimum_task, self.pool)
 
     def fuse(self, onnx_path, out, model) -> dict | None:
-        """Attention, SkipLayerNormalization, Gelu ... fusions of onnxruntime.transformers for the model
-        types it knows; counted per fused operator for the report."""
-        from onnxruntime.transformers.optimizer import optimize_model
-
-        config = model.hf.config
-        if config.model_type not in FUSABLE or (config.model_type != "gpt2" and getattr(config, "is_decoder", False)):
-            return None  # onnxruntime's BERT fusions assume bidirectional attention: not for a causal BERT
-        with contextlib.redirect_stdout(io.StringIO()):
-            fused = optimize_model(str(onnx_path), model_type=FUSABLE[config.model_type],
-                                   num_heads=config.num_attention_heads, hidden_size=config.hidden_size, opt_level=1)
-        stats = {k: v for k, v in fused.get_fused_operator_statistics().items() if v}
-        if not stats:
-            return None
-        fused.save_model_to_file(str(out))
-        return stats
+        return hf_export.fuse(onnx_path, out, model)
 
     def feeds(self, input_names, x: np.ndarray) -> dict:
         # padded texts carry their mask; in packed LM blocks every position is real text
@@ -432,16 +224,4 @@ class HFTask(Task):
     def write_bundle(self, folder, onnx_model, variant, saved_source, data, metric, cfg) -> dict:
         """model.onnx with the model's config.json and tokenizer files: loadable with optimum's
         ORTModelFor... classes, or plain onnxruntime plus the tokenizer."""
-        from kdpipe.bundle import write_info
-
-        folder.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(onnx_model, folder / "model.onnx")
-        for f in Path(saved_source).iterdir():
-            if f.suffix in (".json", ".txt") and f.name not in ("kdpipe_spec.json", "generation_config.json"):
-                shutil.copyfile(f, folder / f.name)
-        return write_info(folder, task=self.name, variant=variant, metric=metric, fields={
-            "tokenizer": "tokenizer.json", "inputs": ["input_ids", "attention_mask"],
-            "max_sequence_length": data.max_length or data.sequence_length,
-            "trained_sequence_length": data.sequence_length,
-            "padding": "right, attention_mask 0 on padding" if self.padded else "none (attention_mask all ones)",
-            **self.bundle_info(data)})
+        return hf_export.write_bundle(folder, onnx_model, variant, saved_source, data, metric, self)

@@ -2,7 +2,7 @@
 
 Text is tokenized (a tokenizer from the teacher's folder, or one trained here on the text), packed
 into blocks of `data.sequence_length` tokens and split by block. KD is token-level over the shared
-vocabulary. Models, files, export and bundle: hf_task.
+vocabulary. Models and files: hf_task; export and bundle: hf_export.
 """
 
 from __future__ import annotations
@@ -13,7 +13,8 @@ from torch import nn
 from kdpipe.data.splits import Split, split_indices
 from kdpipe.errors import DataError, ModelError
 from kdpipe.metrics import MASKED_ACCURACY, PERPLEXITY
-from kdpipe.tasks.hf_task import HFTask, TextData, digest
+from kdpipe.tasks.hf_data import TextData, digest
+from kdpipe.tasks.hf_task import HFTask
 
 
 class LanguageModel(HFTask):

@@ -13,7 +13,8 @@ import numpy as np
 from kdpipe.data.splits import Split, hide_labels, split_indices
 from kdpipe.errors import DataError, ModelError
 from kdpipe.metrics import ACCURACY
-from kdpipe.tasks.hf_task import HFTask, TextData, digest, encode, other_and_extra_texts
+from kdpipe.tasks.hf_data import TextData, digest, encode, other_and_extra_texts
+from kdpipe.tasks.hf_task import HFTask
 from kdpipe.training.kd_loss import hard_loss, kd_loss_fn
 
 

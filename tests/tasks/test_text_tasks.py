@@ -314,7 +314,7 @@ def test_predict_prints_embeddings_of_an_embedding_bundle(text_run, tmp_path, ca
     import onnxruntime as ort
     from transformers import AutoTokenizer
 
-    from kdpipe.tasks.hf_task import encode
+    from kdpipe.tasks.hf_data import encode
 
     bundle = run / "export" / "bundle"
     texts = ["The while statement repeats a block.", "str.upper() returns a copy in upper case."]
@@ -362,7 +362,7 @@ def test_the_teachers_maximum_length_comes_from_its_folder(tmp_path):
     from types import SimpleNamespace
 
     from kdpipe.pipeline.config import Config
-    from kdpipe.tasks.hf_task import teacher_max_length
+    from kdpipe.tasks.hf_data import teacher_max_length
 
     teacher = SimpleNamespace(hf=SimpleNamespace(config=SimpleNamespace(max_position_embeddings=512)))
     tok = SimpleNamespace(model_max_length=128)
@@ -378,7 +378,7 @@ def test_the_teachers_maximum_length_comes_from_its_folder(tmp_path):
 
 def test_extra_texts_take_several_sources_without_repeats_or_held_out_texts(tmp_path):
     from kdpipe.pipeline.config import load_config
-    from kdpipe.tasks.hf_task import extra_texts
+    from kdpipe.tasks.hf_data import extra_texts
 
     a, b = tmp_path / "a.jsonl", tmp_path / "b.jsonl"
     a.write_text("".join(json.dumps({"text": t}) + "\n" for t in ["one sentence", "two sentences", "held out"]))
