@@ -272,7 +272,8 @@ def _read_image(path: Path, shape: tuple, strict: bool, told: set | None) -> np.
 
 def predict(session, info: dict, raw: np.ndarray, batch_size: int = 256) -> tuple[np.ndarray, np.ndarray]:
     """(predicted class index, softmax probability of that class) per sample."""
-    return _top_class(class_scores(session, info, raw, batch_size))
+    p = softmax(class_scores(session, info, raw, batch_size))
+    return p.argmax(axis=1), p.max(axis=1)
 
 
 def class_scores(session, info: dict, raw: np.ndarray, batch_size: int = 256) -> np.ndarray:
@@ -282,21 +283,18 @@ def class_scores(session, info: dict, raw: np.ndarray, batch_size: int = 256) ->
                            for i in range(0, len(x), batch_size)])
 
 
+def softmax(z: np.ndarray) -> np.ndarray:
+    """Probabilities over the last axis, in float64."""
+    z = z.astype(np.float64)
+    e = np.exp(z - z.max(axis=-1, keepdims=True))
+    return e / e.sum(axis=-1, keepdims=True)
+
+
 def top_classes(scores: np.ndarray, labels: list[str], k: int) -> list[dict]:
     """A sample's k most likely labels with their softmax probabilities, most likely first."""
-    z = scores.astype(np.float64)
-    p = np.exp(z - z.max())
-    p /= p.sum()
+    p = softmax(scores)
     order = np.argsort(-p, kind="stable")[:k]
     return [{"label": labels[int(i)], "probability": round(float(p[i]), 6)} for i in order]
-
-
-def _top_class(logits: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(arg-max class, its softmax probability) per row."""
-    out = logits.astype(np.float64)
-    e = np.exp(out - out.max(axis=1, keepdims=True))
-    p = e / e.sum(axis=1, keepdims=True)
-    return p.argmax(axis=1), p.max(axis=1)
 
 
 def read_texts(path: Path, data: str | None = None) -> list[str]:
@@ -334,40 +332,3 @@ def text_outputs(folder: Path, session, info: dict, texts: list[str], batch_size
         enc = tok.batch(texts[i : i + batch_size])
         out.append(session.run(None, {n: enc.get(n, np.zeros_like(enc["input_ids"])) for n in names})[0])
     return np.concatenate(out) if out else np.zeros((0, *info["output"]["shape"][1:]), np.float32)
-
-
-def lm_outputs(folder: Path, session, info: dict, texts: list[str], continue_tokens: int = 20) -> list[dict]:
-    """Language-model bundles, one text at a time (no padding, as they were trained on packed text).
-    causal-lm: the text's perplexity under the model and a greedy continuation; masked-lm: the text
-    with each mask token replaced by the model's top prediction."""
-    from kdpipe.bundle_tokenizer import BundleTokenizer
-
-    tok = BundleTokenizer(folder, info)
-    names = [i.name for i in session.get_inputs()]
-    max_len = info["max_sequence_length"]
-
-    def logits(ids: list[int]) -> np.ndarray:
-        x = np.asarray([ids[-max_len:]], dtype=np.int64)
-        feeds = {"input_ids": x, "attention_mask": np.ones_like(x), "token_type_ids": np.zeros_like(x),
-                 "position_ids": np.arange(x.shape[1], dtype=np.int64)[None]}
-        return session.run(None, {n: feeds[n] for n in names})[0][0].astype(np.float64)
-
-    out = []
-    for text in texts:
-        ids = tok.ids(text, special=info["task"] == "masked-lm", truncate=False)
-        if info["task"] == "masked-lm":
-            lg, filled = logits(ids), list(ids)
-            for pos in [i for i, t in enumerate(ids) if t == tok.mask_token_id]:
-                filled[pos] = int(lg[pos].argmax())
-            out.append({"filled": tok.decode(filled, skip_special=True)})
-            continue
-        lg = logits(ids)
-        logp = lg - (lg.max(-1, keepdims=True) + np.log(np.exp(lg - lg.max(-1, keepdims=True)).sum(-1, keepdims=True)))
-        nll = -np.mean([logp[i, ids[i + 1]] for i in range(len(ids) - 1)]) if len(ids) > 1 else float("nan")
-        generated = list(ids)
-        for _ in range(continue_tokens):  # greedy; the whole (cut) sequence each step: no KV cache in the graph
-            generated.append(int(logits(generated)[-1].argmax()))
-            if generated[-1] == tok.eos_token_id:
-                break
-        out.append({"perplexity": float(np.exp(nll)), "continuation": tok.decode(generated[len(ids):])})
-    return out

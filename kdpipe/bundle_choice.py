@@ -6,12 +6,12 @@ from __future__ import annotations
 
 from kdpipe.errors import ConfigError
 from kdpipe.evidence import paired_drop, samples_needed
-from kdpipe.variants import bundle_label
+from kdpipe.variants import VariantRow, bundle_label
 
 SAME_SPEED = 1.05  # batch-1 latencies within 5% of the fastest count as a tie: the smaller file wins there
 
 
-def choose_bundle(ec, candidates: list[dict], metric, latency: dict[str, float],
+def choose_bundle(ec, candidates: list[VariantRow], metric, latency: dict[str, float],
                   evidence: dict[str, dict | None]) -> tuple[dict, dict]:
     """The variant to ship and why, decided on paired evidence: each candidate is compared with the
     teacher (ONNX fp32) on the same validation samples (a 95% paired interval on how much worse it is).
@@ -98,12 +98,12 @@ def choose_bundle(ec, candidates: list[dict], metric, latency: dict[str, float],
     return chosen, choice
 
 
-def _damage(row: dict) -> float:
+def _damage(row: VariantRow) -> float:
     """A quantized row's damage against its fp32 source on validation (0 for rows made without one)."""
     return (row.get("vs_source") or {}).get("damage_val", 0.0)
 
 
-def _fastest(rows: list[dict], latency: dict[str, float]) -> tuple[dict, list[dict]]:
+def _fastest(rows: list[VariantRow], latency: dict[str, float]) -> tuple[VariantRow, list[VariantRow]]:
     """The fastest at batch 1, the smallest of those within 5% of its speed; and those near it."""
     fastest = min(latency[bundle_label(r)] for r in rows)
     near = [r for r in rows if latency[bundle_label(r)] <= fastest * SAME_SPEED]

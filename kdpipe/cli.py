@@ -241,15 +241,14 @@ def predict_cmd(bundle, inputs, texts, top_k, as_json, strict):
     JSON ({"texts": [...]}). Prints the label and its probability (classifiers), the embedding
     (embedders), the perplexity and a greedy continuation (causal-lm) or the text with its masks filled
     (masked-lm). Needs onnxruntime (and tokenizers for text), not torch."""
-    from kdpipe.bundle import (class_scores, lm_outputs, load_bundle, read_inputs, read_texts, text_outputs,
-                               top_classes)
+    from kdpipe.bundle import load_bundle, read_inputs, read_texts
+    from kdpipe.bundle_predict import line, records, takes_text
     from kdpipe.errors import DataError
 
     if not inputs and not texts:
         raise DataError("predict: give input files, - to read stdin, or --text \"...\" (text bundles)")
     sess, info = load_bundle(bundle)
-    task = info.get("task", "classification")
-    is_text = "tokenizer" in info or task != "classification"
+    is_text = takes_text(info)
     if texts and not is_text:
         raise DataError(f"predict --text: {bundle} takes arrays, not text; give .npz, .csv, .json or image files")
     told: set[str] = set()  # image conversions already noted
@@ -262,28 +261,9 @@ def predict_cmd(bundle, inputs, texts, top_k, as_json, strict):
                             else read_inputs(Path("stdin"), info, strict, told, data=stdin)))
         else:
             sources.append((str(path), read_texts(path) if is_text else read_inputs(path, info, strict, told)))
-    k = top_k or (3 if as_json else 1)
     for name, data in sources:
-        if task in ("causal-lm", "masked-lm"):
-            for i, r in enumerate(lm_outputs(bundle, sess, info, data)):
-                click.echo(json.dumps({"input": name, "index": i, **r}) if as_json else
-                           f"{name}[{i}]\t" + "\t".join(f"{k}: {v:.2f}" if isinstance(v, float) else f"{k}: {v!r}"
-                                                        for k, v in r.items()))
-            continue
-        scores = text_outputs(bundle, sess, info, data) if is_text else class_scores(sess, info, data)
-        for i, row in enumerate(scores):
-            if task == "embedding":
-                values = [round(float(v), 6) for v in row]
-                click.echo(json.dumps({"input": name, "index": i, "embedding": values}) if as_json
-                           else f"{name}[{i}]\t{json.dumps(values)}")
-                continue
-            top = top_classes(row, info["labels"], k)
-            if as_json:
-                click.echo(json.dumps({"input": name, "index": i, "label": top[0]["label"],
-                                       "probability": top[0]["probability"], "top": top,
-                                       "logits": [round(float(v), 6) for v in row]}))
-            else:
-                click.echo(f"{name}[{i}]\t" + "\t".join(f"{t['label']}\t{t['probability']:.4f}" for t in top))
+        for i, r in enumerate(records(bundle, sess, info, data, top_k or (3 if as_json else 1))):
+            click.echo(json.dumps({"input": name, "index": i, **r}) if as_json else f"{name}[{i}]\t{line(r)}")
 
 
 def main(argv=None) -> int:

@@ -10,15 +10,15 @@ from pathlib import Path
 from kdpipe.data.splits import undo_preprocessing
 from kdpipe.model_card import ModelCard, Row, input_conventions
 from kdpipe.runtime.machine import default_threads, machine_info
-from kdpipe.variants import QUANTIZED_TEACHER, bundle_label
+from kdpipe.variants import QUANTIZED_TEACHER, VariantRow, bundle_label
 
 
 def _params(params: dict) -> str:
     return " (" + ", ".join(f"{k}={v}" for k, v in params.items()) + ")" if params else ""
 
 
-def card_for_run(cfg, task, splits, distill: dict, prune: dict | None, bundle_dir: Path, chosen: dict, info: dict,
-                 onnx_rows: list[dict], latency: dict, choice: dict) -> ModelCard:
+def card_for_run(cfg, task, splits, distill: dict, prune: dict | None, bundle_dir: Path, chosen: VariantRow, info: dict,
+                 onnx_rows: list[VariantRow], latency: dict, choice: dict) -> ModelCard:
     """The facts of the bundle's README.md: how it was made, and its test metric, size and batch-1
     latency beside the teacher's, the quantized teacher's and the no-KD student's (latencies timed
     here side by side, same threads and inputs)."""

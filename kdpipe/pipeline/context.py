@@ -8,6 +8,7 @@ from pathlib import Path
 from kdpipe.errors import RunFolderError
 from kdpipe.pipeline.artifacts import RunStore
 from kdpipe.pipeline.config import Config
+from kdpipe.variants import VariantRow, bundle_label
 
 
 @dataclass
@@ -66,11 +67,10 @@ class StageContext:
             self._reference = (np.load(self.file(rel)),) if rel else (None,)
         return self._reference[0]
 
-    def record_evidence(self, rows: list[dict]) -> list[dict]:
+    def record_evidence(self, rows: list[VariantRow]) -> list[VariantRow]:
         """Writes each row's per-sample evidence (validation and test) to <stage>/evidence/<label>.npz,
         which paired comparisons read (export's bundle choice, the report), and names it in the row."""
         from kdpipe import evidence
-        from kdpipe.variants import bundle_label
 
         for row in rows:
             samples = row.pop("_samples", None)
@@ -80,7 +80,7 @@ class StageContext:
                 row["evidence"] = self.rel(path)
         return rows
 
-    def evidence(self, row: dict) -> dict | None:
+    def evidence(self, row: VariantRow) -> dict | None:
         """A row's per-sample evidence ({"val": Samples, "test": Samples}), or None for a row recorded
         without it (by a kdpipe before evidence was kept)."""
         from kdpipe import evidence

@@ -18,7 +18,7 @@ from kdpipe.runtime.onnx_convert import set_metadata
 from kdpipe.runtime.machine import default_threads
 from kdpipe.runtime.sessions import make_session, timed_call
 from kdpipe.runtime.timing import measure_rounds
-from kdpipe.variants import QUANTIZED_TEACHER, bundle_label, variant_name, variant_row
+from kdpipe.variants import QUANTIZED_TEACHER, VariantRow, bundle_label, variant_name, variant_row
 
 NAME = "export"
 REQUIRES = ("distill", "prune", "quantize")
@@ -32,7 +32,8 @@ VERSION = 3  # the bundle is chosen on paired evidence (kdpipe.evidence), with e
 def run(ctx) -> dict:
     cfg, splits, task = ctx.cfg, ctx.splits, ctx.task
     torch_rows = ctx.upstream("distill")["variants"] + ctx.upstream("prune")["variants"]
-    rows, parity, written = [], {}, {}
+    rows: list[VariantRow] = []
+    parity, written = {}, {}
     parity_x = splits.val.x[:256]  # real validation inputs; 256 keep LM logits small
     reference = ctx.teacher_reference()
     for src in progress(torch_rows, desc="export", quiet=ctx.quiet, unit="model"):
@@ -71,7 +72,7 @@ def run(ctx) -> dict:
             "bundle": {"path": f"{NAME}/bundle", "variant": info["variant"], "choice": choice}}
 
 
-def batch1_latencies(ctx, rows: list[dict], written: dict, threads: int) -> dict[str, float]:
+def batch1_latencies(ctx, rows: list[VariantRow], written: dict, threads: int) -> dict[str, float]:
     """Batch-1 CPU p50 (ms) of every ONNX variant, side by side in rounds in this process with the
     benchmark's threads, timing settings and one real test input: what the bundle choice and the model
     card compare."""

@@ -16,7 +16,7 @@ from kdpipe.progress import progress, say
 from kdpipe.runtime.quantization import (Int8, calibration_batches, dynamic_int8, op_counts, quiet_root_logger,
                                          static_int8, to_fp16)
 from kdpipe.runtime.sessions import make_session, ort
-from kdpipe.variants import QUANTIZED_TEACHER, variant_name, variant_row
+from kdpipe.variants import QUANTIZED_TEACHER, Format, VariantRow, variant_name, variant_row
 
 NAME = "quantize"
 REQUIRES = ("distill", "prune")
@@ -40,7 +40,7 @@ def run(ctx) -> dict:
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
     jobs = _jobs(qc)
-    rows: list[dict] = []
+    rows: list[VariantRow] = []
     with tempfile.TemporaryDirectory() as tmp, quiet_root_logger():
         fp32 = Path(tmp) / "fp32.onnx"
         task.export_onnx(model, ctx.file(src_row["path"]), fp32, ctx.cfg.export.opset, splits)
@@ -167,7 +167,7 @@ def _accuracy_aware(ctx, rows, src_evidence, src_row, source, prepared, calib_fe
     return row, record
 
 
-def _quantized_teacher(ctx, tmp: Path, qc, op_types) -> dict:
+def _quantized_teacher(ctx, tmp: Path, qc, op_types) -> VariantRow:
     """What a user gets without distillation: the teacher itself, dynamic int8, plain and per-channel
     weights, the better on validation kept (ties: plain, the faster on most CPUs), in
     the students' weight bits. Every report shows it beside the students, measured the same way."""
@@ -189,8 +189,8 @@ def _quantized_teacher(ctx, tmp: Path, qc, op_types) -> dict:
     return row
 
 
-def _dynamic_variant(ctx, src: Path, out: Path, name: str, op_types, src_row: dict, source: str, info: dict,
-                     qc=None) -> dict:
+def _dynamic_variant(ctx, src: Path, out: Path, name: str, op_types, src_row: VariantRow, source: str, info: dict,
+                     qc=None) -> VariantRow:
     """Dynamic int8 of `src`, measured. Where quantize.per_channel or reduce_range is auto, each way is
     made and measured and the better on validation kept (ties: plain weights, the faster on most CPUs,
     and 7-bit, which no CPU's kernels can overflow); what each scored is recorded."""
@@ -226,7 +226,8 @@ def _label(per_channel: bool, reduce_range: bool | None = None) -> str:
                                                           ", 7-bit" if reduce_range else ", 8-bit")
 
 
-def _row(ctx, task, splits, path: Path, name: str, fmt: str, src_row: dict, source: str, info: dict) -> dict:
+def _row(ctx, task, splits, path: Path, name: str, fmt: Format, src_row: VariantRow, source: str,
+         info: dict) -> VariantRow:
     """A variant measured in onnxruntime on the validation and test splits."""
     sess, _ = make_session(path, "cpu")
     predict = onnx_predictor(sess, task.feeds)

@@ -27,6 +27,25 @@ def test_every_stage_is_recorded_with_checksums_and_versions(tiny_run, manifest)
     assert not (tiny_run / ".staging" / "distill").exists()
 
 
+def test_every_variant_row_is_a_variant_row(manifest):
+    """The rows every stage records hold VariantRow's keys: the required ones always, no others."""
+    from kdpipe.variants import VariantRow
+
+    rows = [r for e in manifest["stages"].values() for r in (e["outputs"].get("variants") or [])]
+    assert len(rows) > 8
+    for r in rows:
+        assert VariantRow.__required_keys__ <= set(r) <= VariantRow.__required_keys__ | VariantRow.__optional_keys__, r
+        assert r["format"] in ("torch", "onnx-fp32", "onnx-int8", "onnx-fp16")
+
+
+def test_variant_row_refuses_a_key_the_type_does_not_name(tmp_path):
+    from kdpipe.variants import variant_row
+
+    (tmp_path / "m.onnx").write_bytes(b"x")
+    with pytest.raises(TypeError, match="latency not a key of VariantRow"):
+        variant_row("s", "onnx-fp32", tmp_path / "m.onnx", "m.onnx", 1, {"val": 1}, "export", latency=2)
+
+
 def test_distill_trains_teacher_student_and_baseline(manifest):
     rows = _rows(manifest, "distill")
     assert set(rows) == {"teacher", "baseline", "student"}
