@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from kdpipe.bundle import class_scores, text_outputs, top_classes
+from kdpipe.bundle_generate import Generator, Sampling
 from kdpipe.bundle_tokenizer import BundleTokenizer
 
 LM_TASKS = ("causal-lm", "masked-lm")
@@ -18,12 +19,13 @@ def takes_text(info: dict) -> bool:
     return "tokenizer" in info or info.get("task", "classification") != "classification"
 
 
-def records(folder: Path, session, info: dict, data, top_k: int) -> list[dict]:
+def records(folder: Path, session, info: dict, data, top_k: int, sampling: Sampling | None = None) -> list[dict]:
     """One record per input: label, probability, top (the k most likely) and logits (classifiers),
-    embedding (embedders), perplexity and continuation (causal-lm), filled (masked-lm)."""
+    embedding (embedders), perplexity and continuation (causal-lm: `sampling` says how), filled
+    (masked-lm)."""
     task = info.get("task", "classification")
     if task in LM_TASKS:
-        return lm_outputs(folder, session, info, data)
+        return lm_outputs(folder, session, info, data, sampling)
     scores = text_outputs(folder, session, info, data) if takes_text(info) else class_scores(session, info, data)
     if task == "embedding":
         return [{"embedding": [round(float(v), 6) for v in row]} for row in scores]
@@ -44,19 +46,16 @@ def line(record: dict) -> str:
     return "\t".join(f"{k}: {v:.2f}" if isinstance(v, float) else f"{k}: {v!r}" for k, v in record.items())
 
 
-def lm_outputs(folder: Path, session, info: dict, texts: list[str], continue_tokens: int = 20) -> list[dict]:
+def lm_outputs(folder: Path, session, info: dict, texts: list[str], sampling: Sampling | None = None) -> list[dict]:
     """Language-model bundles, one text at a time (no padding, as they were trained on packed text).
-    causal-lm: the text's perplexity under the model and a greedy continuation; masked-lm: the text
-    with each mask token replaced by the model's top prediction."""
+    causal-lm: the text's perplexity under the model and its continuation (bundle_generate: with the
+    KV cache, greedy or sampled); masked-lm: the text with each mask token replaced by the model's
+    top prediction."""
     tok = BundleTokenizer(folder, info)
-    names = [i.name for i in session.get_inputs()]
-    max_len = info["max_sequence_length"]
+    gen = Generator(session, info["max_sequence_length"])
 
-    def logits(ids: list[int]) -> np.ndarray:
-        x = np.asarray([ids[-max_len:]], dtype=np.int64)
-        feeds = {"input_ids": x, "attention_mask": np.ones_like(x), "token_type_ids": np.zeros_like(x),
-                 "position_ids": np.arange(x.shape[1], dtype=np.int64)[None]}
-        return session.run(None, {n: feeds[n] for n in names})[0][0].astype(np.float64)
+    def logits(ids: list[int]) -> np.ndarray:  # the whole text at once (an empty past where there is one)
+        return gen.run(np.asarray([ids[-info["max_sequence_length"]:]], dtype=np.int64))[0][0].astype(np.float64)
 
     out = []
     for text in texts:
@@ -70,10 +69,6 @@ def lm_outputs(folder: Path, session, info: dict, texts: list[str], continue_tok
         lg = logits(ids)
         logp = lg - (lg.max(-1, keepdims=True) + np.log(np.exp(lg - lg.max(-1, keepdims=True)).sum(-1, keepdims=True)))
         nll = -np.mean([logp[i, ids[i + 1]] for i in range(len(ids) - 1)]) if len(ids) > 1 else float("nan")
-        generated = list(ids)
-        for _ in range(continue_tokens):  # greedy; the whole (cut) sequence each step: no KV cache in the graph
-            generated.append(int(logits(generated)[-1].argmax()))
-            if generated[-1] == tok.eos_token_id:
-                break
-        out.append({"perplexity": float(np.exp(nll)), "continuation": tok.decode(generated[len(ids):])})
+        new = list(gen.generate(ids, sampling or Sampling(), tok.eos_token_id))
+        out.append({"perplexity": float(np.exp(nll)), "continuation": tok.decode(new), "tokens": len(new)})
     return out

@@ -229,19 +229,29 @@ def show_config(config, overrides):
 @click.argument("inputs", nargs=-1, type=click.Path(path_type=Path))
 @click.option("--text", "texts", multiple=True, metavar="TEXT", help="Text bundles: a text to run (repeatable).")
 @click.option("--top-k", type=click.IntRange(1), default=None,
-              help="Classifiers: the k most likely labels with their probabilities (default 1; 3 with --json).")
+              help="Classifiers: the k most likely labels with their probabilities (default 1; 3 with --json). "
+                   "Causal LMs: sample from the k most likely tokens.")
+@click.option("--max-new-tokens", type=click.IntRange(1), default=20, show_default=True,
+              help="Causal LMs: tokens to generate (fewer at the end-of-text token).")
+@click.option("--temperature", type=click.FloatRange(0), default=0.0, show_default=True,
+              help="Causal LMs: 0 is greedy (the most likely token each step); above 0 samples.")
+@click.option("--top-p", type=click.FloatRange(0, 1, min_open=True), default=1.0, show_default=True,
+              help="Causal LMs: sample from the fewest tokens whose probabilities reach p.")
+@click.option("--seed", type=int, default=None, help="Causal LMs: the sampling seed (the same seed, the same text).")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per input sample: label, probability, "
                                                         "top (the k most likely) and logits, as the Node app prints.")
 @click.option("--strict", is_flag=True, help="Refuse images of another size or colour mode than the model's, "
                                              "instead of converting them with a note.")
-def predict_cmd(bundle, inputs, texts, top_k, as_json, strict):
+def predict_cmd(bundle, inputs, texts, top_k, max_new_tokens, temperature, top_p, seed, as_json, strict):
     """Run a bundle on inputs: files, `-` for stdin, or --text. Classifiers of arrays: .npz (array x,
     shaped like the model's input or as flat rows), CSV (feature columns; a header is optional), JSON
     ({"inputs": [...]}) or image files; text bundles: .txt (one text a line), .jsonl ("text" field) or
     JSON ({"texts": [...]}). Prints the label and its probability (classifiers), the embedding
-    (embedders), the perplexity and a greedy continuation (causal-lm) or the text with its masks filled
+    (embedders), the perplexity and a continuation generated with the KV cache (causal-lm: greedy,
+    or sampled with --temperature, --top-k, --top-p, --seed) or the text with its masks filled
     (masked-lm). Needs onnxruntime (and tokenizers for text), not torch."""
     from kdpipe.bundle import load_bundle, read_inputs, read_texts
+    from kdpipe.bundle_generate import Sampling
     from kdpipe.bundle_predict import line, records, takes_text
     from kdpipe.errors import DataError
 
@@ -261,8 +271,10 @@ def predict_cmd(bundle, inputs, texts, top_k, as_json, strict):
                             else read_inputs(Path("stdin"), info, strict, told, data=stdin)))
         else:
             sources.append((str(path), read_texts(path) if is_text else read_inputs(path, info, strict, told)))
+    causal = info.get("task") == "causal-lm"
+    sampling = Sampling(max_new_tokens, temperature, (top_k or 0) if causal else 0, top_p, seed)
     for name, data in sources:
-        for i, r in enumerate(records(bundle, sess, info, data, top_k or (3 if as_json else 1))):
+        for i, r in enumerate(records(bundle, sess, info, data, top_k or (3 if as_json else 1), sampling)):
             click.echo(json.dumps({"input": name, "index": i, **r}) if as_json else f"{name}[{i}]\t{line(r)}")
 
 

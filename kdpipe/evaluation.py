@@ -13,6 +13,7 @@ import torch
 
 from kdpipe.data.splits import length_order
 from kdpipe.labels import IGNORE
+from kdpipe.runtime.sessions import input_names
 
 Predict = Callable[[np.ndarray], np.ndarray]
 
@@ -29,7 +30,7 @@ def torch_predictor(model: torch.nn.Module, device: str = "cpu") -> Predict:
 
 def onnx_predictor(session, feeds: Callable | None = None) -> Predict:
     """feeds(input_names, x) -> the session's inputs; by default x is the one input."""
-    names = [i.name for i in session.get_inputs()]
+    names = input_names(session)
 
     def predict(x: np.ndarray) -> np.ndarray:
         inputs = feeds(names, x) if feeds else {names[0]: x}

@@ -1,5 +1,5 @@
 """The layers: cli -> pipeline -> stages -> tasks -> blocks (training, models, runtime, data,
-evaluation, evidence, bundle, bundle_choice, bundle_tokenizer, bundle_predict, model_card, model_card_facts) -> base (errors, io, labels, metrics, ...). A module imports
+evaluation, evidence, bundle, bundle_choice, bundle_tokenizer, bundle_predict, bundle_generate, model_card, model_card_facts) -> base (errors, io, labels, metrics, ...). A module imports
 only from its own layer or below, in-function imports included, and no modules import each other in
 a circle (which only an import inside a function lets run)."""
 
@@ -11,7 +11,7 @@ import pytest
 PACKAGE = Path(__file__).resolve().parents[1] / "kdpipe"
 LAYERS = {"cli": 5, "__main__": 5, "pipeline": 4, "stages": 3, "tasks": 2, "training": 1, "models": 1,
           "runtime": 1, "data": 1, "evaluation": 1, "evidence": 1, "bundle": 1, "model_card": 1,
-          "bundle_choice": 1, "bundle_tokenizer": 1, "bundle_predict": 1, "model_card_facts": 1}
+          "bundle_choice": 1, "bundle_tokenizer": 1, "bundle_predict": 1, "bundle_generate": 1, "model_card_facts": 1}
 # The report stage renders with the report builder, which the project layout keeps in pipeline/.
 ALLOWED_UP = {("kdpipe.stages.report", "kdpipe.pipeline.report"), ("kdpipe.stages.report", "kdpipe.pipeline.plots"),
               ("kdpipe.stages.report", "kdpipe.pipeline.report_render")}

@@ -31,6 +31,31 @@ def ort():
     return onnxruntime
 
 
+class InputName(str):
+    """An ONNX input's name that also carries its shape (ints for fixed axes, names or None for dynamic
+    ones), so a task can fill inputs whose fixed sizes only the graph knows: a language model's empty
+    past key/values, [batch, heads, 0, head size]."""
+    shape: tuple = ()
+
+
+def input_names(source) -> list[InputName]:
+    """The inputs of an onnxruntime session, or of an ONNX file, by name, each with its shape."""
+    if hasattr(source, "get_inputs"):
+        specs = [(i.name, tuple(i.shape)) for i in source.get_inputs()]
+    else:
+        import onnx
+
+        graph = onnx.load(str(source), load_external_data=False).graph
+        specs = [(i.name, tuple(d.dim_value if d.HasField("dim_value") else (d.dim_param or None)
+                                for d in i.type.tensor_type.shape.dim)) for i in graph.input]
+    out = []
+    for name, shape in specs:
+        n = InputName(name)
+        n.shape = shape
+        out.append(n)
+    return out
+
+
 @dataclass
 class SessionInfo:
     requested: str  # cpu | cuda

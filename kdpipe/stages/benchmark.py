@@ -16,7 +16,7 @@ from kdpipe.data.splits import text_lengths, trim_padding
 from kdpipe.io import atomic_write_json
 from kdpipe.progress import progress, say
 from kdpipe.runtime.machine import default_threads, machine_info
-from kdpipe.runtime.sessions import make_session, node_placement, provider_status, timed_call
+from kdpipe.runtime.sessions import input_names, make_session, node_placement, provider_status, timed_call
 from kdpipe.runtime.timing import measure_rounds, torch_call
 
 NAME = "benchmark"
@@ -44,7 +44,7 @@ def run(ctx) -> dict:
         entry.update(available=sess is not None, actual_provider=info.provider, fallback=info.fallback,
                      note=info.reason, threads=threads)
         if sess is not None and not info.fallback:
-            names = [i.name for i in sess.get_inputs()]
+            names = input_names(sess)
             for b, x in inputs.items():
                 calls[(len(results), "batches", str(b))] = (timed_call(sess, task.feeds(names, x), provider), b)
             for n in bc.sequence_lengths or ():  # text models: the cost of longer inputs (same texts, cut to length)

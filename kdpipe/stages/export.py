@@ -16,7 +16,7 @@ from kdpipe.model_card_facts import card_for_run
 from kdpipe.progress import progress, say
 from kdpipe.runtime.onnx_convert import set_metadata
 from kdpipe.runtime.machine import default_threads
-from kdpipe.runtime.sessions import make_session, timed_call
+from kdpipe.runtime.sessions import input_names, make_session, timed_call
 from kdpipe.runtime.timing import measure_rounds
 from kdpipe.variants import QUANTIZED_TEACHER, VariantRow, bundle_label, variant_name, variant_row
 
@@ -44,7 +44,8 @@ def run(ctx) -> dict:
         set_metadata(out, {"kdpipe_variant": name, "kdpipe_task": task.name})
         sess, _ = make_session(out, "cpu")
         onnx_pred = onnx_predictor(sess, task.feeds)
-        parity[name] = check_parity(torch_predictor(model), onnx_pred, parity_x)
+        parity[name] = {**check_parity(torch_predictor(model), onnx_pred, parity_x),
+                        **(task.cache_parity(sess, parity_x) or {})}
         rows.append(variant_row(name, "onnx-fp32", out, ctx.rel(out), src["params"],
                                 score(onnx_pred, splits, task.metric, reference), NAME, source=name,
                                 parity=parity[name]))
@@ -80,7 +81,7 @@ def batch1_latencies(ctx, rows: list[VariantRow], written: dict, threads: int) -
     calls = {}
     for row in progress(rows, desc="bundle choice: sessions", quiet=ctx.quiet, unit="model"):
         sess, _ = make_session(written.get(bundle_label(row)) or ctx.file(row["path"]), "cpu", threads)
-        names = [i.name for i in sess.get_inputs()]
+        names = input_names(sess)
         calls[bundle_label(row)] = (timed_call(sess, ctx.task.feeds(names, x), "cpu"), 1)
     timed = measure_rounds(calls, **ctx.cfg.benchmark.timing())
     return {label: stats["p50_ms"] for label, stats in timed.items()}

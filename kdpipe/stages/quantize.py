@@ -8,14 +8,13 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
-import onnx
 
 from kdpipe.evaluation import evaluate_samples, onnx_predictor, score
 from kdpipe.evidence import damage, versus
 from kdpipe.progress import progress, say
 from kdpipe.runtime.quantization import (Int8, calibration_batches, dynamic_int8, op_counts, quiet_root_logger,
                                          static_int8, to_fp16)
-from kdpipe.runtime.sessions import make_session, ort
+from kdpipe.runtime.sessions import input_names, make_session, ort
 from kdpipe.variants import QUANTIZED_TEACHER, Format, VariantRow, variant_name, variant_row
 
 NAME = "quantize"
@@ -61,7 +60,7 @@ def run(ctx) -> dict:
             jobs = [j for job in jobs for j in ([job, ("dynamic-fused", None)] if job[0] == "dynamic" else [job])]
         static_ops = qc.op_types or task.quantize_op_types  # None: every op type the quantizer supports
         dyn_ops = qc.op_types or (task.quantize_op_types and task.quantize_op_types + task.dynamic_extra_ops)
-        names = [i.name for i in onnx.load(str(prepared)).graph.input]
+        names = input_names(prepared)
         calib_feeds = [task.feeds(names, b) for b in calib]
         for kind, calibration in progress(jobs, desc="quantize", quiet=ctx.quiet, unit="variant"):
             name = variant_name(source, kind, calibration)

@@ -77,6 +77,11 @@ class Task(ABC):
         """Structured pruning for the prune stage: (smaller model, its spec, what was removed)."""
         raise NotImplementedError(f"structured pruning is not implemented for {self.name} models")
 
+    def cache_parity(self, session, x: np.ndarray) -> dict | None:
+        """Where the exported graph has a KV cache: how far token-by-token logits with the cache are
+        from the whole sequence's (export records it beside the torch parity); None otherwise."""
+        return None
+
     def fuse(self, onnx_path: Path, out: Path, model: nn.Module) -> dict | None:
         """onnxruntime's transformer graph fusions, where the model type allows: writes `out` and
         returns the fused-operator counts, or None when there is nothing to fuse."""

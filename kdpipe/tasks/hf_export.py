@@ -36,13 +36,61 @@ def export_onnx(model, saved: Path, out: Path, opset: int, data, optimum_task: s
             _export_pooled(model, data, out, opset)
             return
         if not _optimum_exports(model, optimum_task):  # e.g. BERT as a causal LM (is_decoder): torch.onnx directly
-            _export_torch(model, data, out, opset)
+            (_export_with_past if optimum_task.endswith("-with-past") else _export_torch)(model, data, out, opset)
             return
         from optimum.exporters.onnx import main_export
 
         main_export(str(saved), tmp, task=optimum_task, opset=opset, device="cpu",
                     do_validation=False, library_name="transformers")
         shutil.move(str(Path(tmp) / "model.onnx"), out)
+
+
+PAST, PRESENT = "past_key_values.{}.{}", "present.{}.{}"  # optimum's names: ORTModelForCausalLM loads either export
+
+
+class _WithPast(torch.nn.Module):
+    """A causal LM as (input_ids, attention_mask, position_ids, past keys and values per layer) ->
+    (logits, present keys and values), the inputs and outputs optimum's text-generation-with-past
+    export has. The causal mask is built here from the positions, [batch, new, past + new], so no
+    length is fixed at trace time (transformers' own mask code takes Python branches on lengths)."""
+
+    def __init__(self, model, layers: int):
+        super().__init__()
+        self.model, self.layers = model, layers
+
+    def forward(self, input_ids, attention_mask, position_ids, *past):
+        from transformers import DynamicCache
+
+        cache = DynamicCache.from_legacy_cache(tuple((past[2 * i], past[2 * i + 1]) for i in range(self.layers)))
+        seen = torch.arange(attention_mask.shape[1], device=input_ids.device)
+        causal = (seen[None, None, :] <= position_ids[:, :, None]).to(attention_mask.dtype)
+        out = self.model(input_ids=input_ids, attention_mask=causal * attention_mask[:, None, :],
+                         position_ids=position_ids, past_key_values=cache, use_cache=True)
+        cache = out.past_key_values
+        pairs = cache.to_legacy_cache() if hasattr(cache, "to_legacy_cache") else cache
+        return (out.logits, *[t for kv in pairs for t in kv[:2]])
+
+
+def _export_with_past(model, data, out, opset) -> None:
+    """torch.onnx for a causal LM optimum has no recipe for (BERT with is_decoder), with a KV cache:
+    traced with 3 past and 4 new tokens, every length a dynamic axis (an empty past serves the prompt)."""
+    hf = model.hf.eval()
+    c = hf.config
+    layers, heads = c.num_hidden_layers, c.num_attention_heads
+    ids = torch.from_numpy(data.train.x[:2, :4])
+    past = [torch.zeros(2, heads, 3, c.hidden_size // heads) for _ in range(2 * layers)]
+    names_in = [PAST.format(i, k) for i in range(layers) for k in ("key", "value")]
+    names_out = [PRESENT.format(i, k) for i in range(layers) for k in ("key", "value")]
+    axes = {"input_ids": {0: "batch_size", 1: "sequence_length"}, "position_ids": {0: "batch_size", 1: "sequence_length"},
+            "attention_mask": {0: "batch_size", 1: "total_sequence_length"},
+            "logits": {0: "batch_size", 1: "sequence_length"},
+            **{n: {0: "batch_size", 2: "past_sequence_length"} for n in names_in},
+            **{n: {0: "batch_size", 2: "total_sequence_length"} for n in names_out}}
+    # eval() on the wrapper too: the exporter puts every module back in the wrapper's mode afterwards
+    torch.onnx.export(_WithPast(hf, layers).eval(), (ids, torch.ones(2, 7, dtype=torch.long),
+                                                     torch.arange(3, 7).repeat(2, 1), *past), str(out),
+                      input_names=["input_ids", "attention_mask", "position_ids", *names_in],
+                      output_names=["logits", *names_out], dynamic_axes=axes, opset_version=opset, dynamo=False)
 
 def _optimum_exports(model, optimum_task: str) -> bool:
     """Whether optimum has an ONNX recipe for this model type and task."""

@@ -116,8 +116,24 @@ class CausalLM(LanguageModel):
     name = "causal-lm"
     kind = "causal"
     tokenizer_kind = "causal"
-    optimum_task = "text-generation"
+    optimum_task = "text-generation-with-past"  # one graph with a KV cache: an empty past for the prompt
     metric = PERPLEXITY
+
+
+    def cache_parity(self, session, x):
+        from kdpipe.bundle_generate import Generator
+
+        gen = Generator(session)
+        if not gen.cached:
+            return None
+        ids = np.ascontiguousarray(x[:4, :32])
+        whole, _ = gen.run(ids)
+        steps, past = [], None
+        for t in range(ids.shape[1]):
+            logits, past = gen.run(ids[:, t : t + 1], past)
+            steps.append(logits[:, 0])
+        return {"cached_max_abs_diff": float(np.abs(np.stack(steps, 1) - whole).max()),
+                "cached_tokens": int(ids.shape[1]), "cached_sequences": int(len(ids))}
 
 
 class MaskedLM(LanguageModel):
