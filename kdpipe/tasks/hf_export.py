@@ -12,6 +12,7 @@ from pathlib import Path
 import torch
 
 from kdpipe.bundle import write_info
+from kdpipe.runtime.sessions import input_names
 
 FUSABLE = {"gpt2": "gpt2", "bert": "bert", "roberta": "bert", "distilbert": "bert"}  # transformers -> ORT names
 
@@ -151,9 +152,19 @@ def write_bundle(folder: Path, onnx_model: Path, variant: str, saved_source: Pat
     for f in Path(saved_source).iterdir():
         if f.suffix in (".json", ".txt") and f.name not in ("kdpipe_spec.json", "generation_config.json"):
             shutil.copyfile(f, folder / f.name)
+    names = input_names(onnx_model)
+    past = [n for n in names if n.startswith("past_key_values.")]
+    cache = {"kv_cache": {
+        "layers": len(past) // 2, "heads": past[0].shape[1], "head_size": past[0].shape[3],
+        "inputs": "past_key_values.{layer}.key and .value, [batch, heads, past tokens, head_size]",
+        "outputs": "present.{layer}.key and .value: the next call's past",
+        "first_call": "the whole prompt with an empty past ([batch, heads, 0, head_size]); then one token a call",
+        "attention_mask": "[batch, past + new tokens], all ones", "position_ids": "past + 0 .. past + new - 1",
+        "eos_token_id": data.tokenizer.eos_token_id}} if past else {}
     return write_info(folder, task=task.name, variant=variant, metric=metric, fields={
-        "tokenizer": "tokenizer.json", "inputs": ["input_ids", "attention_mask"],
+        "tokenizer": "tokenizer.json",
+        "inputs": [str(n) for n in names] if past else ["input_ids", "attention_mask"],
         "max_sequence_length": data.max_length or data.sequence_length,
         "trained_sequence_length": data.sequence_length,
         "padding": "right, attention_mask 0 on padding" if task.padded else "none (attention_mask all ones)",
-        **task.bundle_info(data)})
+        **task.bundle_info(data), **cache})

@@ -5,6 +5,9 @@ import json
 import numpy as np
 import pytest
 
+from kdpipe.bundle_generate import Generator, Sampling
+from kdpipe.runtime.sessions import input_names, make_session
+from kdpipe.tasks import TASKS
 from tests.conftest import run_cli, write_config
 
 TINY_LM = {
@@ -74,9 +77,10 @@ def test_bundle_has_model_tokenizer_and_config_and_runs(lm_run):
     tok = AutoTokenizer.from_pretrained(bundle)
     ids = np.asarray([tok("def f(x): return x", add_special_tokens=False)["input_ids"]], dtype=np.int64)
     sess = ort.InferenceSession(str(bundle / "model.onnx"), providers=["CPUExecutionProvider"])
-    feeds = {i.name: (ids if i.name == "input_ids" else np.zeros_like(ids) if i.name == "token_type_ids"
-                      else np.ones_like(ids)) for i in sess.get_inputs()}
-    assert sess.run(None, feeds)[0].shape == (1, ids.shape[1], len(tok))
+    assert Generator(sess).run(ids)[0].shape == (1, ids.shape[1], len(tok))
+    if task == "causal-lm":  # one graph with a KV cache, described for apps in kdpipe.json
+        kv = info["kv_cache"]
+        assert kv["layers"] == 1 and "past_key_values.0.key" in info["inputs"] and kv["eos_token_id"] == tok.eos_token_id
 
 
 def test_causal_bundle_loads_with_optimum(lm_run):
@@ -86,9 +90,11 @@ def test_causal_bundle_loads_with_optimum(lm_run):
     import torch
     from optimum.onnxruntime import ORTModelForCausalLM
 
-    model = ORTModelForCausalLM.from_pretrained(run / "export" / "bundle", use_cache=False, use_io_binding=False)
-    out = model(input_ids=torch.tensor([[1, 2, 3]]), attention_mask=torch.ones(1, 3, dtype=torch.long))
-    assert out.logits.shape[:2] == (1, 3)
+    model = ORTModelForCausalLM.from_pretrained(run / "export" / "bundle", use_cache=True, use_io_binding=False)
+    out = model.generate(torch.tensor([[1, 2, 3]]), attention_mask=torch.ones(1, 3, dtype=torch.long), do_sample=False,
+                         max_new_tokens=5, min_new_tokens=5, pad_token_id=0)
+    gen = Generator(make_session(run / "export" / "bundle" / "model.onnx", "cpu")[0])
+    assert out[0, 3:].tolist() == list(gen.generate([1, 2, 3], Sampling(max_new_tokens=5)))
 
 
 @pytest.mark.parametrize("divergence", ["reverse_kl", "jsd"])
@@ -132,8 +138,8 @@ def test_predict_scores_and_continues_or_fills_masks(lm_run, tmp_path, capsys):
     for line, row in zip(lines, rows):
         max_len = json.loads((bundle / "kdpipe.json").read_text())["max_sequence_length"]
         ids = np.asarray([tok(line)["input_ids"][:max_len]], dtype=np.int64)  # predict cuts there too
-        feeds = {"input_ids": ids, "attention_mask": np.ones_like(ids), "position_ids": np.arange(ids.shape[1])[None]}
-        logits = sess.run(None, {i.name: feeds[i.name] for i in sess.get_inputs()})[0]
+        feeds = TASKS["causal-lm"].feeds(input_names(sess), ids)  # the whole line, an empty past
+        logits = sess.run(None, feeds)[0]
         want = PERPLEXITY.finish(*PERPLEXITY.partial(logits, ids))
         assert row["perplexity"] == pytest.approx(want, rel=1e-6) and isinstance(row["continuation"], str)
 
@@ -172,7 +178,8 @@ def test_an_encoder_architecture_student_learns_next_tokens_through_every_stage(
                                               "benchmark.providers": ["cpu"]})
     assert run_cli("all", str(cfg), "-q") == 0
     out = json.loads((tmp_path / "run" / "manifest.json").read_text())["stages"]
-    assert all(p["max_abs_diff"] < 1e-4 and p["agreement"] == 100.0 for p in out["export"]["outputs"]["parity"].values())
+    assert all(p["max_abs_diff"] < 1e-4 and p["agreement"] == 100.0 and p["cached_max_abs_diff"] < 1e-4
+               for p in out["export"]["outputs"]["parity"].values())  # with its KV cache, token by token
     rows = {r["variant"]: r for r in out["quantize"]["outputs"]["variants"]}
     assert rows["student-int8-dynamic"]["metric"]["test"] > 1 and "student-fp32-fused" not in rows  # no BERT fusions
     bundle = tmp_path / "run" / "export" / "bundle"
@@ -194,3 +201,21 @@ def test_a_bidirectional_encoder_is_refused_for_next_token_prediction(tmp_path, 
     err = capsys.readouterr().err
     assert "student.model: a bert model that attends to later tokens cannot learn next-token prediction" in err
     assert "is_decoder: true" in err and not (tmp_path / "run").exists()
+
+
+def test_predict_generates_with_the_cache_and_its_options(lm_run, capsys):
+    task, run = lm_run
+    if task != "causal-lm":
+        pytest.skip("causal only")
+    bundle = str(run / "export" / "bundle")
+
+    def gen(*flags):
+        capsys.readouterr()
+        assert run_cli("predict", bundle, "--text", "The for statement", "--json", *flags) == 0
+        return json.loads(capsys.readouterr().out)
+
+    assert gen("--max-new-tokens", "5")["tokens"] <= 5
+    sampled = [gen("--temperature", "1.5", "--top-k", "50", "--top-p", "0.95", "--seed", "3")["continuation"]
+               for _ in range(2)]
+    assert sampled[0] == sampled[1]  # the same seed, the same text
+    assert gen("--max-new-tokens", "8", "--temperature", "0")["continuation"] == gen("--max-new-tokens", "8")["continuation"]

@@ -1,0 +1,103 @@
+"""Causal LMs export with a KV cache: one graph serves the prompt (an empty past) and each new token;
+cached logits equal the whole sequence's, and greedy generation is the same with the cache, without
+it, in PyTorch and in optimum's ORTModelForCausalLM. Tiny random models: varied tokens, no training."""
+
+import numpy as np
+import pytest
+import torch
+
+from kdpipe.bundle_generate import Generator, Sampling, pick
+from kdpipe.data.splits import Split
+from kdpipe.models.hf import HFModule
+from kdpipe.runtime.sessions import input_names, make_session
+from kdpipe.tasks import TASKS
+from kdpipe.tasks.hf_data import TextData
+
+VOCAB = 300
+
+
+def _gpt2():
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    return GPT2LMHeadModel(GPT2Config(n_layer=2, n_embd=64, n_head=4, vocab_size=VOCAB, n_positions=64,
+                                      initializer_range=0.3))  # wide weights: greedy tokens that vary
+
+
+def _bert_decoder():
+    from transformers import BertConfig, BertLMHeadModel
+
+    return BertLMHeadModel(BertConfig(num_hidden_layers=2, hidden_size=64, num_attention_heads=4, intermediate_size=128,
+                                      vocab_size=VOCAB, is_decoder=True, max_position_embeddings=64, initializer_range=0.3))
+
+
+@pytest.fixture(scope="module", params=["gpt2", "bert-decoder"])
+def exported(request, tmp_path_factory):
+    torch.manual_seed(0)
+    hf = {"gpt2": _gpt2, "bert-decoder": _bert_decoder}[request.param]().eval()
+    folder = tmp_path_factory.mktemp(request.param)
+    hf.save_pretrained(folder)
+    x = np.random.default_rng(0).integers(0, VOCAB, (6, 24)).astype(np.int64)
+    data = TextData(Split(x, x), Split(x, x), Split(x, x), None, 24, "")
+    model = HFModule(hf, False, None).eval()
+    TASKS["causal-lm"].export_onnx(model, folder, folder / "model.onnx", 18, data)
+    return request.param, model, folder, x
+
+
+def test_one_graph_takes_a_past_and_returns_the_present(exported):
+    _, _, folder, _ = exported
+    sess, _ = make_session(folder / "model.onnx", "cpu")
+    names = input_names(sess)
+    assert {"input_ids", "attention_mask", "position_ids", "past_key_values.0.key", "past_key_values.1.value"} <= set(names)
+    assert names[[str(n) for n in names].index("past_key_values.0.key")].shape[1:4:2] == (4, 16)
+    assert {"present.0.key", "present.1.value"} <= {o.name for o in sess.get_outputs()}
+
+
+def test_whole_text_and_token_by_token_logits_equal_torch(exported):
+    _, model, folder, x = exported
+    sess, _ = make_session(folder / "model.onnx", "cpu")
+    task = TASKS["causal-lm"]
+    whole = sess.run(None, task.feeds(input_names(sess), x))[0]  # an empty past
+    with torch.inference_mode():
+        ref = model(torch.from_numpy(x)).numpy()
+    assert np.abs(whole - ref).max() < 1e-4
+    parity = task.cache_parity(sess, x)
+    assert parity["cached_max_abs_diff"] < 1e-4 and parity["cached_tokens"] == 24
+
+
+def test_greedy_tokens_are_the_same_with_and_without_the_cache_and_in_torch(exported):
+    _, model, folder, x = exported
+    gen = Generator(make_session(folder / "model.onnx", "cpu")[0])
+    prompt = x[0, :8].tolist()
+    cached = list(gen.generate(prompt, Sampling(max_new_tokens=16)))
+    rerun = list(gen.generate(prompt, Sampling(max_new_tokens=16), use_cache=False))
+    ids = list(prompt)
+    with torch.inference_mode():
+        for _ in range(16):
+            ids.append(int(model(torch.tensor([ids]))[0, -1].argmax()))
+    assert cached == rerun == ids[8:]
+    assert len(set(cached)) > 2  # a random model's tokens vary: the comparison means something
+
+
+def test_the_bundle_generates_the_same_greedy_tokens_in_optimum(exported):
+    name, _, folder, x = exported
+    if name != "gpt2":
+        pytest.skip("ORTModelForCausalLM takes the model types optimum knows")
+    from optimum.onnxruntime import ORTModelForCausalLM
+
+    model = ORTModelForCausalLM.from_pretrained(folder, use_cache=True, use_io_binding=False)
+    prompt = x[1, :8].tolist()
+    out = model.generate(torch.tensor([prompt]), attention_mask=torch.ones(1, 8, dtype=torch.long), do_sample=False,
+                         max_new_tokens=12, min_new_tokens=12, pad_token_id=0)
+    gen = Generator(make_session(folder / "model.onnx", "cpu")[0])
+    assert out[0, 8:].tolist() == list(gen.generate(prompt, Sampling(max_new_tokens=12)))
+
+
+def test_sampling_follows_its_settings():
+    rng = np.random.default_rng(0)
+    logits = np.array([3.0, 2.9, 0.0, -1.0, -5.0])
+    assert pick(logits, Sampling(), rng) == 0  # greedy
+    draws = {pick(logits, Sampling(temperature=1.0, top_k=2), rng) for _ in range(200)}
+    assert draws == {0, 1}  # only the two most likely
+    assert {pick(logits, Sampling(temperature=1.0, top_p=0.3), rng) for _ in range(50)} == {0}
+    seeded = [pick(logits, Sampling(temperature=5.0), np.random.default_rng(7)) for _ in range(3)]
+    assert len(set(seeded)) == 1  # the same seed, the same draw
