@@ -10,5 +10,5 @@ python=${PYTHON:-python3}
 # pull a multi-GB CUDA build instead. On a GPU machine: TORCH="torch" ./setup.sh, then
 # `pip install -e '.[gpu]'` after removing onnxruntime (the two builds must not be installed together).
 .venv/bin/python -m pip install -q "${TORCH:-torch==2.13.0}"
-.venv/bin/python -m pip install -q -e ".[cpu,dev]"
+.venv/bin/python -m pip install -q -e ".[cpu,dev,genai]"
 echo "setup.sh: kdpipe installed in $(pwd)/.venv" >&2

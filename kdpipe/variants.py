@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal, TypedDict
 
-Format = Literal["torch", "onnx-fp32", "onnx-int8", "onnx-fp16"]
+Format = Literal["torch", "onnx-fp32", "onnx-int8", "onnx-fp16", "onnx-int4"]
 
 
 class _Row(TypedDict):
@@ -34,10 +34,11 @@ QUANTIZED_TEACHER = "teacher-int8-dynamic"  # what a user gets without distillat
 def variant_name(source: str, kind: str, calibration: str | None = None, mixed: bool = False) -> str:
     """The one way a made variant is named, by the quantize stage and by every name `export.bundle`
     may take: `<source>-fp32-fused`, `<source>-int8-dynamic`, `<source>-int8-dynamic-fused` (from the
-    fused graph), `<source>-int8-static-<calibration>`, `<source>-fp16`, and `-mixed` after an int8
+    fused graph), `<source>-int8-static-<calibration>`, `<source>-fp16`, `<source>-int4` (weight-only), and
+    `-mixed` after an int8
     name for its accuracy-aware form (some nodes kept in float)."""
     names = {"fp32-fused": "fp32-fused", "dynamic": "int8-dynamic", "dynamic-fused": "int8-dynamic-fused",
-             "static": f"int8-static-{calibration}", "fp16": "fp16"}
+             "static": f"int8-static-{calibration}", "fp16": "fp16", "int4": "int4"}
     if kind not in names:
         raise ValueError(f"no variant kind {kind!r} (kinds: {', '.join(names)})")
     return f"{source}-{names[kind]}" + ("-mixed" if mixed else "")

@@ -180,7 +180,7 @@ class PruneConfig(Section):
     finetune: TrainConfig = Field(default_factory=lambda: TrainConfig(epochs=5, lr=5e-4))
 
 
-QuantVariant = Literal["dynamic", "static", "fp16"]
+QuantVariant = Literal["dynamic", "static", "fp16", "int4"]
 Calibration = Literal["minmax", "entropy", "percentile"]
 
 
@@ -204,6 +204,10 @@ class QuantizeConfig(Section):
                                            "it is within (the -mixed variant)")
     teacher: bool = Field(True, description="also quantize the teacher (dynamic int8, plain and per-channel): "
                                             "what a user gets without distillation, a row of every report")
+    int4_block_size: Literal[16, 32, 64, 128, 256] = Field(
+        32, description="int4 variant (weight-only, onnxruntime's MatMulNBits): weights per scale, along the input axis")
+    int4_accuracy_level: Literal[0, 1, 2, 3, 4] = Field(
+        4, description="int4 variant: what the CPU kernel computes in; 4: int8 (the fastest on x86), 0: fp32")
 
 
 class ExportConfig(Section):
@@ -229,6 +233,10 @@ class BenchmarkConfig(Section):
     threads: Annotated[int, at_most(4096, "threads of one process")] = Field(
         0, ge=0, description="intra-op threads; 0 = onnxruntime's default")
     torch_teacher: bool = True
+    prompt_tokens: int = Field(64, ge=1, le=100_000, description="causal-lm generation timing: the prompt's tokens "
+                                                                 "(from a test block; at most its length)")
+    new_tokens: int = Field(128, ge=2, le=100_000, description="causal-lm generation timing: tokens generated "
+                                                               "after the prompt (within the model's positions)")
 
     def timing(self) -> dict:
         """measure_rounds' settings: the benchmark and the export's bundle choice time alike."""
@@ -528,7 +536,8 @@ def dump_config(cfg: Config) -> str:
 # a stage's recorded config (and fingerprint) at that value, so adding them does not rerun old runs.
 ADDED_LATER = {("teacher", "labels"): "kept", ("prune", "hidden"): None, ("prune", "ffn"): None, ("prune", "layers"): 0,
                ("data", "extra_texts"): None, ("data", "other_source"): None, ("distill", "freeze_embeddings"): False,
-               ("data", "extra_texts_max"): None, ("export", "license"): None}
+               ("data", "extra_texts_max"): None, ("export", "license"): None, ("quantize", "int4_block_size"): 32,
+               ("quantize", "int4_accuracy_level"): 4, ("benchmark", "prompt_tokens"): 64, ("benchmark", "new_tokens"): 128}
 
 
 def section_dict(cfg: Config, names: tuple[str, ...]) -> dict:

@@ -16,7 +16,7 @@ from kdpipe.variants import bundle_label
 COLOURS = {"teacher": "#1f77b4", "baseline": "#7f7f7f", "student": "#2ca02c", "pruned": "#d62728"}
 MARKERS = {"torch": ("o", "PyTorch"), "fp32": ("s", "ONNX fp32"), "fused": ("P", "ONNX fp32 fused"),
            "dynamic": ("^", "int8 dynamic"), "static": ("v", "int8 static"), "mixed": ("D", "int8 mixed"),
-           "fp16": ("X", "fp16")}
+           "fp16": ("X", "fp16"), "int4": ("*", "int4 weight-only")}
 
 
 def style(row: dict) -> tuple[str, str]:
@@ -25,7 +25,8 @@ def style(row: dict) -> tuple[str, str]:
     name = row["variant"]
     kind = ("torch" if row["format"] == "torch" else "mixed" if name.endswith("-mixed") else
             "fused" if row["format"] == "onnx-fp32" and "fused" in name else "fp32" if row["format"] == "onnx-fp32"
-            else "fp16" if row["format"] == "onnx-fp16" else "static" if "static" in name else "dynamic")
+            else "fp16" if row["format"] == "onnx-fp16" else "int4" if row["format"] == "onnx-int4"
+            else "static" if "static" in name else "dynamic")
     return COLOURS.get(model, "#9467bd"), kind
 
 
@@ -44,6 +45,11 @@ def make_plots(report: dict, folder: Path) -> dict[str, str]:
         ("accuracy_vs_size", "size", "size (KB, log scale)", lambda r: r["size_bytes"] / 1024),
         ("accuracy_vs_latency", "latency", f"CPU latency p50 at batch {b} (ms, log scale)", cost_of(report, "latency")),
     ]
+    if report.get("generation"):  # causal LMs: what an app generating text sees
+        speed = {(m["variant"], m["format"]): m["cached"]["decode_tokens_per_s"]
+                 for m in report["generation"]["models"] if m.get("cached")}
+        specs.append(("accuracy_vs_decode_speed", "decode", "decode tokens/s with the KV cache, batch 1, 1 thread "
+                      "(log scale; right is faster)", lambda r: speed.get((r["variant"], r["format"]))))
     m = report["metric"]
     for name, kind, xlabel, getx in specs:
         pts = [(getx(r), r["metric"]["value"], r) for r in rows if getx(r)]

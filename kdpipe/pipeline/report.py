@@ -9,6 +9,7 @@ from __future__ import annotations
 from datetime import datetime, timezone
 
 from kdpipe.pipeline.frontier import cost_of, frontiers
+from kdpipe.pipeline.report_generation import generation_finding, generation_summary
 from kdpipe.pipeline.stage_steps import quantize_finding, stage_steps
 from kdpipe.tasks import get_task
 from kdpipe.units import fmt_size
@@ -85,6 +86,7 @@ def build_report(manifest: dict, providers: list[str], batch_sizes: list[int]) -
         "benchmark_inputs": bench.get("input_shapes"),
         "benchmark_rounds": bench.get("rounds"),
         "benchmark_inputs_are_texts": bool(bench.get("padded_texts")),
+        "generation": generation_summary(bench.get("generation"), table, (out("export").get("bundle") or {}).get("variant")),
         "provider_status": bench.get("providers"),
         "versions": manifest.get("versions"),
         "seed": manifest.get("config", {}).get("seed"),
@@ -260,9 +262,9 @@ def notes(report: dict) -> list[str]:
         small = small_validation_note(report)
         if small:
             out.append(small)
-    line = frontier_note(report)
-    if line:
-        out.append(line)
+    for line in (frontier_note(report), generation_finding(report)):
+        if line:
+            out.append(line)
     for p, st in (report.get("provider_status") or {}).items():
         if not st["available"]:
             out.append(f"{p.upper()} provider: {st['reason']}")

@@ -1,6 +1,7 @@
 """The report for people: the terminal table, report.md and report.html, all made from the same
 sections (the stage-by-stage table first, then the variants, findings, data splits, parity, the
-quantized graphs, latency by sequence length, node placement and stage times), so the HTML holds all
+quantized graphs, generation speed of causal LMs, latency by sequence length, node placement and stage
+times), so the HTML holds all
 that the Markdown holds."""
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ import html
 from dataclasses import dataclass, field
 
 from kdpipe.pipeline.report import notes, table_columns
+from kdpipe.pipeline.report_generation import generation_table
 from kdpipe.pipeline.stage_steps import steps_table
 
 
@@ -40,7 +42,7 @@ def sections(report: dict) -> list[Section]:
     if parity:
         out.append(Section("Export parity (ONNX fp32 vs torch, validation split)",
                            ["variant", "max abs diff", "prediction agreement"], parity))
-    out += _quantized(report) + _by_length(report) + _placement(report)
+    out += _quantized(report) + _generation(report) + _by_length(report) + _placement(report)
     out.append(Section("Stages", ["stage", "seconds", "peak memory of the process so far (MiB)"],
                        [[s["stage"] + (" (sum)" if s["stage"] == "all" else ""), _or_dash(s.get("seconds")),
                          _or_dash(s.get("peak_rss_mb"))] for s in report.get("stages") or []]))
@@ -73,11 +75,24 @@ def _quantized(report: dict) -> list[Section]:
         method = qi["method"] + (" (from the fused graph)" if qi.get("fused") else "")
         if qi.get("fusions"):
             method += ": " + ", ".join(f"{k} {v}" for k, v in qi["fusions"].items())
-        bits = "-" if r["format"] != "onnx-int8" else "7" if qi.get("reduce_range") else "8"
+        bits = ("4" if r["format"] == "onnx-int4" else "-" if r["format"] != "onnx-int8" else
+                "7" if qi.get("reduce_range") else "8")
         body.append([r["variant"], method, qi["calibration"] or "-", str(qi["per_channel"]), bits, ops])
     return [Section("Quantized graphs", ["variant", "method", "calibration", "per-channel", "weight bits", "ops"], body,
                     text=["int8 weights in 7 bits cannot overflow the 16-bit sums of x86 CPUs without VNNI; 8-bit ones "
                           "are more precise but can give other outputs on such CPUs (`quantize.reduce_range`)."], left=6)]
+
+
+def _generation(report: dict) -> list[Section]:
+    table = generation_table(report)
+    if not table:
+        return []
+    g = report["generation"]
+    return [Section("Generation (greedy, batch 1, 1 CPU thread)", *table, left=2, text=[
+        f"A {g['prompt_tokens']}-token test prompt, then {g['new_tokens']} new tokens, every model side by side in "
+        f"{g['rounds']} rounds (medians). First token: the prompt's call with the cache. Decode: tokens per second "
+        "after the first, one call a token with the KV cache, or the whole sequence again each token (prefix "
+        "rerun, what a graph without a cache costs). The PyTorch teacher runs transformers with its own cache."])]
 
 
 def _by_length(report: dict) -> list[Section]:

@@ -114,3 +114,54 @@ def _topological_sort(graph) -> None:
 
 def op_counts(path: Path) -> dict:
     return dict(Counter(n.op_type for n in onnx.load(str(path)).graph.node))
+
+
+@dataclass(frozen=True)
+class Int4:
+    """Weight-only int4 (onnxruntime's MatMulNBits): weights in blocks of `block_size` along the input
+    axis, each block with its own scale; `accuracy_level` is the precision the CPU kernel computes in
+    (4: int8, the fastest on x86; 0: fp32, dequantizing each block)."""
+
+    block_size: int = 32
+    accuracy_level: int = 4
+    symmetric: bool = True
+
+
+def int4_weight_only(src: Path, out: Path, s: Int4) -> int:
+    """Every MatMul with a constant weight matrix in int4 (Gemm, as exporters write linear layers, is
+    first rewritten as MatMul + Add, which MatMulNBits takes). Returns how many were quantized."""
+    from onnxruntime.quantization.matmul_nbits_quantizer import MatMulNBitsQuantizer
+
+    model = onnx.load(str(src))
+    _gemm_to_matmul(model.graph)
+    q = MatMulNBitsQuantizer(model, bits=4, block_size=s.block_size, is_symmetric=s.symmetric,
+                             accuracy_level=s.accuracy_level or None, op_types_to_quantize=("MatMul",))
+    q.process()
+    q.model.save_model_to_file(str(out), False)
+    return sum(n.op_type == "MatMulNBits" for n in onnx.load(str(out)).graph.node)
+
+
+def _gemm_to_matmul(graph) -> None:
+    """Gemm(A, B, C) with a constant B and plain attributes (alpha = beta = 1, A not transposed) as
+    MatMul(A, B, transposed where transB) + Add(C): the same arithmetic, in nodes MatMulNBits takes."""
+    from onnx import helper, numpy_helper
+
+    weights = {t.name: t for t in graph.initializer}
+    nodes = []
+    for node in graph.node:
+        a = {x.name: helper.get_attribute_value(x) for x in node.attribute}
+        if (node.op_type != "Gemm" or node.input[1] not in weights or a.get("transA", 0) or a.get("alpha", 1.0) != 1.0
+                or a.get("beta", 1.0) != 1.0):
+            nodes.append(node)
+            continue
+        b = weights[node.input[1]]
+        if a.get("transB", 0):
+            w = numpy_helper.to_array(b).T.copy()
+            b.CopyFrom(numpy_helper.from_array(w, b.name))
+        has_bias = len(node.input) > 2 and node.input[2]
+        mm_out = f"{node.output[0]}_matmul" if has_bias else node.output[0]
+        nodes.append(helper.make_node("MatMul", node.input[:2], [mm_out], name=f"{node.name}_MatMul"))
+        if has_bias:
+            nodes.append(helper.make_node("Add", [mm_out, node.input[2]], [node.output[0]], name=f"{node.name}_Add"))
+    del graph.node[:]
+    graph.node.extend(nodes)

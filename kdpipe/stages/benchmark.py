@@ -15,6 +15,7 @@ import torch
 from kdpipe.data.splits import text_lengths, trim_padding
 from kdpipe.io import atomic_write_json
 from kdpipe.progress import progress, say
+from kdpipe.runtime.generation_timing import onnx_generation, time_generation, torch_generation
 from kdpipe.runtime.machine import default_threads, machine_info
 from kdpipe.runtime.sessions import input_names, make_session, node_placement, provider_status, timed_call
 from kdpipe.runtime.timing import measure_rounds, torch_call
@@ -83,6 +84,8 @@ def run(ctx) -> dict:
                "rounds": bc.rounds, "threads": threads,
                "input_shapes": {str(b): list(x.shape) for b, x in inputs.items()},
                "padded_texts": text_lengths(splits.test.x) is not None}
+    if task.generates:
+        outputs["generation"] = _generation(ctx, variants)
     atomic_write_json(ctx.out / "latency.json", outputs)  # for users; downstream stages read the manifest
     return outputs
 
@@ -106,6 +109,44 @@ def _torch_teacher(ctx, inputs: dict, calls: dict, first: int) -> list[dict]:
             calls[(first + len(out), "batches", str(b))] = (torch_call(on_device, torch.from_numpy(x).to(device)), b)
         out.append({**entry, "available": True, "actual_provider": provider})
     return out
+
+
+def _generation(ctx, variants: list) -> dict:
+    """Greedy generation at batch 1 on one CPU thread: time to the first token of a test prompt and
+    decode tokens per second, with the KV cache and rerunning the prefix, for every ONNX variant and
+    the PyTorch teacher (its own cache)."""
+    import json
+
+    bc = ctx.cfg.benchmark
+    torch_rows = {r["variant"]: r for r in ctx.upstream("distill")["variants"] + ctx.upstream("prune")["variants"]}
+    limits = []
+    for r in torch_rows.values():
+        c = json.loads((ctx.file(r["path"]) / "config.json").read_text())
+        limits.append(c.get("n_positions") or c.get("max_position_embeddings") or 10**9)
+    prompt = [int(t) for t in ctx.splits.test.x[0][: bc.prompt_tokens]]
+    new = min(bc.new_tokens, min(limits) - len(prompt))
+    runs, rows = {}, []
+    for row in variants:
+        sess, _ = make_session(ctx.file(row["path"]), "cpu", 1)
+        for cache in (True, False):
+            runs[len(rows)] = onnx_generation(sess, prompt, new, cache)
+            rows.append({"variant": row["variant"], "format": row["format"], "runtime": "onnxruntime", "cache": cache})
+    teacher, _ = ctx.task.load(ctx.file(torch_rows["teacher"]["path"]), "distill/teacher")
+    for cache in (True, False):
+        runs[len(rows)] = torch_generation(teacher.hf.eval(), prompt, new, cache)
+        rows.append({"variant": "teacher", "format": "torch", "runtime": "torch-eager", "cache": cache})
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    say(f"[benchmark] generation: {len(runs)} model-cache pairs, a {len(prompt)}-token prompt and {new} new tokens, "
+        f"{bc.rounds} rounds, 1 thread")
+    try:
+        timed = time_generation(runs, rounds=bc.rounds)
+    finally:
+        torch.set_num_threads(before)
+    for i, stats in timed.items():
+        rows[i].update(stats)
+    return {"prompt_tokens": len(prompt), "new_tokens": new, "batch": 1, "threads": 1, "rounds": bc.rounds,
+            "results": rows}
 
 
 def _batch(x: np.ndarray, b: int) -> np.ndarray:

@@ -111,7 +111,7 @@ def possible_bundles(cfg) -> list[str]:
             for v in qc.variants:
                 for kind, calibration in [("static", c) for c in qc.calibration] if v == "static" else [(v, None)]:
                     names.append(variant_name(src, kind, calibration))
-                    if kind != "fp16" and qc.search:  # accuracy-aware int8
+                    if kind in ("dynamic", "static") and qc.search:  # accuracy-aware int8
                         names.append(variant_name(src, kind, calibration, mixed=True))
                 if v == "dynamic":
                     names.append(variant_name(src, "dynamic-fused"))

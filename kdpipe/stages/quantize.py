@@ -1,5 +1,5 @@
 """quantize: onnxruntime int8 (dynamic; static QDQ calibrated on training data with MinMax, Entropy or
-Percentile) and fp16 (for the CUDA provider) from the final student, and the teacher itself in dynamic
+Percentile), int4 weight-only (MatMulNBits) and fp16 (for the CUDA provider) from the final student, and the teacher itself in dynamic
 int8 (the no-distillation bar); each variant's accuracy is measured by running it in onnxruntime on
 the validation and test splits."""
 
@@ -12,8 +12,8 @@ from pathlib import Path
 from kdpipe.evaluation import evaluate_samples, onnx_predictor, score
 from kdpipe.evidence import damage, versus
 from kdpipe.progress import progress, say
-from kdpipe.runtime.quantization import (Int8, calibration_batches, dynamic_int8, op_counts, quiet_root_logger,
-                                         static_int8, to_fp16)
+from kdpipe.runtime.quantization import (Int4, Int8, calibration_batches, dynamic_int8, int4_weight_only, op_counts,
+                                         quiet_root_logger, static_int8, to_fp16)
 from kdpipe.runtime.sessions import input_names, make_session, ort
 from kdpipe.variants import QUANTIZED_TEACHER, Format, VariantRow, variant_name, variant_row
 
@@ -72,6 +72,9 @@ def run(ctx) -> dict:
                 # a fused Attention node holds the Q/K/V weights: dynamic int8 can quantize it
                 rows.append(_dynamic_variant(ctx, fused_path, out, name, dyn_ops and dyn_ops + ["Attention"], src_row,
                                              source, {"fused": True}))
+                continue
+            if kind == "int4":
+                rows += _int4_variant(ctx, fp32, out, name, src_row, source)
                 continue
             if kind == "static":
                 static_int8(prepared, out, Int8(qc.per_channel is True, qc.reduce_range is not False, static_ops),
@@ -164,6 +167,21 @@ def _accuracy_aware(ctx, rows, src_evidence, src_row, source, prepared, calib_fe
     say(f"[quantize] {name}: {len(res.kept_float)} of {res.nodes} nodes kept in float "
         f"({', '.join(res.kept_float[:5])}{' ...' if len(res.kept_float) > 5 else ''})")
     return row, record
+
+
+def _int4_variant(ctx, fp32: Path, out: Path, name: str, src_row: VariantRow, source: str) -> list[VariantRow]:
+    """Weight-only int4 of the plain fp32 graph (MatMulNBits); none where the graph has no weight matrix."""
+    qc = ctx.cfg.quantize
+    settings = Int4(qc.int4_block_size, qc.int4_accuracy_level)
+    matmuls = int4_weight_only(fp32, out, settings)
+    if not matmuls:
+        out.unlink(missing_ok=True)
+        say(f"[quantize] {name}: the graph has no MatMul or Gemm with a weight matrix for int4; left out")
+        return []
+    return [_row(ctx, ctx.task, ctx.splits, out, name, "onnx-int4", src_row, source,
+                 {"method": "int4-weight-only", "calibration": None, "per_channel": False, "reduce_range": False,
+                  "fused": False, "block_size": settings.block_size, "accuracy_level": settings.accuracy_level,
+                  "weight_matrices": matmuls, "ops": op_counts(out)})]
 
 
 def _quantized_teacher(ctx, tmp: Path, qc, op_types) -> VariantRow:

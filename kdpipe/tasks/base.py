@@ -25,6 +25,7 @@ class Task(ABC):
     dynamic_extra_ops: list[str] = []  # more op types for dynamic int8 only
     takes_other_texts = False  # data.extra_texts and data.other_source apply
     targets_from_teacher = False  # y is the teacher's output (embeddings): KD needs no live teacher pass
+    generates = False  # a causal LM: the benchmark times text generation too
 
     @property
     def card_task(self) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import json
 import shutil
 import tempfile
 from pathlib import Path
@@ -144,6 +145,31 @@ def fuse(onnx_path: Path, out: Path, model) -> dict | None:
     return stats
 
 
+def genai_config(config: dict, names: list, eos: int, bos: int | None = None, pad: int | None = None) -> dict:
+    """onnxruntime-genai's genai_config.json for a graph with a KV cache: the model's sizes (from its
+    transformers config.json and the past inputs' shapes) and the input and output names."""
+    past = [n for n in names if n.startswith("past_key_values.")]
+    heads, head_size = past[0].shape[1], past[0].shape[3]
+    context = config.get("n_positions") or config.get("max_position_embeddings")
+    inputs = {"input_ids": "input_ids", "attention_mask": "attention_mask",
+              "past_key_names": "past_key_values.%d.key", "past_value_names": "past_key_values.%d.value"}
+    if "position_ids" in names:
+        inputs["position_ids"] = "position_ids"
+    return {
+        "model": {
+            "type": "decoder", "context_length": context, "vocab_size": config["vocab_size"],
+            "bos_token_id": eos if bos is None else bos, "eos_token_id": eos, "pad_token_id": eos if pad is None else pad,
+            "decoder": {"filename": "model.onnx", "session_options": {"log_id": "kdpipe", "provider_options": []},
+                        "head_size": head_size, "hidden_size": heads * head_size, "num_attention_heads": heads,
+                        "num_key_value_heads": heads, "num_hidden_layers": len(past) // 2, "inputs": inputs,
+                        "outputs": {"logits": "logits", "present_key_names": "present.%d.key",
+                                    "present_value_names": "present.%d.value"}}},
+        "search": {"do_sample": False, "num_beams": 1, "num_return_sequences": 1, "max_length": context,
+                   "min_length": 0, "temperature": 1.0, "top_k": 1, "top_p": 1.0, "repetition_penalty": 1.0,
+                   "past_present_share_buffer": False, "early_stopping": True, "length_penalty": 1.0,
+                   "diversity_penalty": 0.0, "no_repeat_ngram_size": 0}}
+
+
 def write_bundle(folder: Path, onnx_model: Path, variant: str, saved_source: Path, data, metric: dict, task) -> dict:
     """model.onnx with the model's config.json and tokenizer files: loadable with optimum's
     ORTModelFor... classes, or plain onnxruntime plus the tokenizer."""
@@ -154,6 +180,11 @@ def write_bundle(folder: Path, onnx_model: Path, variant: str, saved_source: Pat
             shutil.copyfile(f, folder / f.name)
     names = input_names(onnx_model)
     past = [n for n in names if n.startswith("past_key_values.")]
+    if past:  # onnxruntime-genai loads the folder too
+        tok = data.tokenizer
+        config = json.loads((folder / "config.json").read_text())
+        (folder / "genai_config.json").write_text(json.dumps(genai_config(
+            config, names, tok.eos_token_id, tok.bos_token_id, tok.pad_token_id), indent=2))
     cache = {"kv_cache": {
         "layers": len(past) // 2, "heads": past[0].shape[1], "head_size": past[0].shape[3],
         "inputs": "past_key_values.{layer}.key and .value, [batch, heads, past tokens, head_size]",

@@ -117,6 +117,7 @@ class CausalLM(LanguageModel):
     kind = "causal"
     tokenizer_kind = "causal"
     optimum_task = "text-generation-with-past"  # one graph with a KV cache: an empty past for the prompt
+    generates = True
     metric = PERPLEXITY
 
 

@@ -101,3 +101,29 @@ def test_sampling_follows_its_settings():
     assert {pick(logits, Sampling(temperature=1.0, top_p=0.3), rng) for _ in range(50)} == {0}
     seeded = [pick(logits, Sampling(temperature=5.0), np.random.default_rng(7)) for _ in range(3)]
     assert len(set(seeded)) == 1  # the same seed, the same draw
+
+
+def test_the_bundle_generates_the_same_greedy_tokens_in_onnxruntime_genai(exported):
+    """onnxruntime-genai (the kdpipe[genai] extra) loads the folder by its genai_config.json."""
+    import json
+
+    og = pytest.importorskip("onnxruntime_genai")
+    from kdpipe.tasks.hf_export import genai_config
+
+    _, model, folder, x = exported
+    config = json.loads((folder / "config.json").read_text())
+    names = input_names(folder / "model.onnx")
+    (folder / "genai_config.json").write_text(json.dumps(genai_config(config, names, eos=VOCAB - 1)))
+    genai = og.Model(str(folder))
+    params = og.GeneratorParams(genai)
+    prompt = x[2, :8].tolist()
+    params.set_search_options(max_length=8 + 12)
+    g = og.Generator(genai, params)
+    g.append_tokens([prompt])
+    tokens = []
+    while not g.is_done():
+        g.generate_next_token()
+        tokens.append(int(g.get_next_tokens()[0]))
+    ours = list(Generator(make_session(folder / "model.onnx", "cpu")[0]).generate(prompt, Sampling(max_new_tokens=12),
+                                                                                   eos_id=VOCAB - 1))
+    assert tokens == ours
