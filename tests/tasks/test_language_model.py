@@ -24,8 +24,9 @@ def lm_config(folder, lm_task, **extra):
         "data.limit": 80, "data.batch_size": 8, "teacher.train": {"epochs": 1, "lr": 0.003},
         "student.model": "derive:teacher", "student.params": {"layers": [1]}, "distill.epochs": 1,
         "distill.temperature": 1.0, "distill.alpha": 0.5, "prune.enabled": False,
-        "quantize.variants": ["dynamic", "static"], "quantize.calibration_samples": 8,
-        "benchmark.batch_sizes": [1, 2], "export.max_drop": 1000.0, **TINY_LM[lm_task], **extra})
+        "quantize.variants": ["dynamic", "static", "int4"], "quantize.calibration_samples": 8,
+        "benchmark.batch_sizes": [1, 2], "benchmark.prompt_tokens": 8, "benchmark.new_tokens": 6,
+        "export.max_drop": 1000.0, **TINY_LM[lm_task], **extra})
 
 
 @pytest.fixture(scope="module", params=sorted(TINY_LM))
@@ -48,6 +49,20 @@ def test_every_stage_runs_and_the_report_uses_the_task_metric(lm_run):
     assert fused["fusions"].get("SkipLayerNormalization")  # onnxruntime's transformer fusions ran
     assert rows[("student-int8-dynamic-fused", "onnx-int8")]["quantization"]["fused"]
     assert "gain_points" in report["kd"]
+    int4 = rows[("student-int4", "onnx-int4")]  # weight-only int4: every weight matrix in MatMulNBits
+    assert int4["quantization"]["ops"]["MatMulNBits"] == int4["quantization"]["weight_matrices"] >= 3
+    assert int4["size_bytes"] < rows[("student", "onnx-fp32")]["size_bytes"]
+    if task == "causal-lm":  # generation timed for every ONNX variant, cached and not, and the PyTorch teacher
+        gen = report["generation"]
+        assert (gen["prompt_tokens"], gen["new_tokens"]) == (8, 6)
+        timed = {(m["variant"], m["format"]) for m in gen["models"] if m["cached"]["decode_tokens_per_s"] > 0
+                 and m["prefix_rerun"]["decode_tokens_per_s"] > 0}
+        assert {("teacher", "torch"), ("student-int4", "onnx-int4"), ("student", "onnx-fp32")} <= timed
+        assert sum(m["bundle"] for m in gen["models"]) == 1
+        assert (run / "report" / "accuracy_vs_decode_speed.png").is_file()
+        assert "## Generation" in (run / "report" / "report.md").read_text()
+    else:
+        assert report["generation"] is None
     # every model trains the configured epoch over whole blocks (unmasked positions are not unlabelled rows)
     training = json.loads((run / "manifest.json").read_text())["stages"]["distill"]["outputs"]["training"]
     assert [len(training[m]["history"]) for m in ("teacher", "baseline", "student")] == [1, 1, 1]
