@@ -1,6 +1,8 @@
 // The page: load a bundle folder over HTTP, draw a digit (image bundles) or type a text (text
-// bundles), and show the prediction, the top classes and the time per call. window.kdpipe exposes
-// load() and predict() so that tests drive the same code a person does.
+// bundles), and show the prediction, the top classes and the time per call; language-model bundles
+// generate text token by token with their KV cache (tokens per second shown) or fill [MASK]s.
+// window.kdpipe exposes load(), predict(), generate() and fill() so that tests drive the same code a
+// person does.
 import * as ort from "onnxruntime-web";
 
 import { loadBundle } from "../lib/bundle.mjs";
@@ -24,15 +26,60 @@ async function load(url) {
     (bundle.isText ? `texts up to ${info.max_sequence_length} tokens` : `input ${info.input.shape.slice(1).join("×")}`);
   $("status").className = "muted";
   const image = !bundle.isText && info.input.shape.length === 4;
+  const lm = ["causal-lm", "masked-lm"].includes(info.task);
   $("image-input").hidden = !image;
   $("text-input").hidden = !bundle.isText;
+  $("lm-options").hidden = info.task !== "causal-lm";
+  $("generated").hidden = !lm;
+  if (lm) {
+    $("text-prompt").textContent = info.task === "causal-lm" ? "A prompt to continue:" : `A text with ${info.mask_token} in it:`;
+    $("run-text").textContent = info.task === "causal-lm" ? "Generate" : "Fill";
+    $("text").value = info.task === "causal-lm" ? "The for statement" : `The for statement iterates over the ${info.mask_token} of a sequence.`;
+  }
   if (image) {
     $("small").width = info.input.shape[3];
     $("small").height = info.input.shape[2];
   }
   // One call before any is shown: the first compiles WebAssembly kernels and would overstate the time.
-  await bundle.run(bundle.isText ? ["warm up"] : [new Array(info.input.shape.slice(1).reduce((a, b) => a * b)).fill(0)]);
+  if (info.task === "causal-lm") {
+    for await (const _ of bundle.generate("warm up", { maxNewTokens: 2 })); // eslint-disable-line no-unused-vars
+  } else if (info.task === "masked-lm") {
+    await bundle.runIds([0, 1]);
+  } else {
+    await bundle.run(bundle.isText ? ["warm up"] : [new Array(info.input.shape.slice(1).reduce((a, b) => a * b)).fill(0)]);
+  }
   return info;
+}
+
+/** Causal LMs: generate, showing each token as it comes; returns the ids, the text and the speed. */
+async function generate(prompt, options = {}) {
+  if (!bundle) throw new Error("no bundle loaded");
+  const ids = [];
+  let first = null;
+  let last = null;
+  $("generated").textContent = prompt;
+  $("generated").dataset.done = "";
+  for await (const t of bundle.generate(prompt, options)) {
+    ids.push(t.id);
+    first ??= t.ms;
+    last = t;
+    $("generated").textContent = prompt + t.text;
+  }
+  const tokensPerSecond = ids.length > 1 ? ((ids.length - 1) * 1000) / (last.ms - first) : null;
+  $("timing").textContent = `${ids.length} tokens: the first after ${first.toFixed(1)} ms` +
+    (tokensPerSecond ? `, then ${tokensPerSecond.toFixed(0)} tokens/s` : "") +
+    ` (onnxruntime-web ${ort.env.versions.web}, WebAssembly, 1 thread, KV cache: ${bundle.info.kv_cache ? "yes" : "no"})`;
+  $("generated").dataset.done = "1";
+  return { ids, text: last ? last.text : "", firstTokenMs: first, tokensPerSecond };
+}
+
+async function fill(text) {
+  if (!bundle) throw new Error("no bundle loaded");
+  $("generated").dataset.done = "";
+  const r = await bundle.fill(text);
+  $("generated").textContent = r.filled;
+  $("generated").dataset.done = "1";
+  return r;
 }
 
 async function predict(inputs) {
@@ -126,9 +173,16 @@ function padToSample() {
   return sample;
 }
 
-$("run-text").addEventListener("click", () => predict([$("text").value]).then(show, fail));
+$("run-text").addEventListener("click", () => {
+  const task = bundle && bundle.info.task;
+  if (task === "causal-lm") {
+    generate($("text").value, { maxNewTokens: Number($("max-new-tokens").value), temperature: Number($("temperature").value),
+                                seed: 0 }).catch(fail);
+  } else if (task === "masked-lm") fill($("text").value).catch(fail);
+  else predict([$("text").value]).then(show, fail);
+});
 $("load").addEventListener("click", () => load($("bundle").value).catch(fail));
 
 const fromQuery = new URLSearchParams(location.search).get("bundle");
 if (fromQuery) $("bundle").value = fromQuery;
-window.kdpipe = { load, predict, show, padToSample, ready: load($("bundle").value).catch((e) => { fail(e); return null; }) };
+window.kdpipe = { load, predict, generate, fill, show, padToSample, ready: load($("bundle").value).catch((e) => { fail(e); return null; }) };

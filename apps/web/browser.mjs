@@ -3,12 +3,13 @@
 // would, for tests and for the README's screenshot:
 //
 //   node apps/web/browser.mjs --root DIR --bundle URLPATH [--bundle URLPATH ...] [--inputs FILE.json]
-//                             [--draw] [--screenshot FILE.png]
+//                             [--new-tokens N] [--draw] [--screenshot FILE.png]
 //
 // Serves DIR (it must hold apps/ and the bundles) on 127.0.0.1 and, for each bundle, opens
 // apps/web/?bundle=URLPATH in one headless Chromium. Prints a JSON list, one object per bundle: its
 // kdpipe.json ("info", null if it did not load), the page's predictions for the inputs of FILE.json
-// ({"inputs": [...]} or {"texts": [...]}), with --draw the prediction for a digit drawn with the
+// ({"inputs": [...]} or {"texts": [...]}; language models: each text's greedy continuation of
+// --new-tokens tokens, or its masks filled), with --draw the prediction for a digit drawn with the
 // mouse, and the errors the page logged. CHROMIUM names the browser (default: /usr/bin/chromium);
 // --screenshot saves the last page.
 import { readFile } from "node:fs/promises";
@@ -49,7 +50,25 @@ async function visit(bundlePath, last) {
   page.on("console", (m) => m.type() === "error" && out.errors.push(m.text()));
   await page.goto(`http://127.0.0.1:${server.address().port}/apps/web/?bundle=${encodeURIComponent(bundlePath)}`);
   out.info = await page.evaluate(() => window.kdpipe.ready);
-  if (out.info && doc) {
+  if (out.info && doc && ["causal-lm", "masked-lm"].includes(out.info.task)) {
+    const n = Number(opt("--new-tokens") || 20);
+    out.generated = await page.evaluate(async ([texts, task, maxNewTokens]) => {
+      const results = [];
+      for (const t of texts) {
+        results.push(await (task === "causal-lm" ? window.kdpipe.generate(t, { maxNewTokens }) : window.kdpipe.fill(t))
+          .catch((e) => ({ error: e.message })));
+      }
+      return results;
+    }, [doc.texts, out.info.task, n]);
+    // and as a person would: the first text typed, the button clicked, the page's text and timing read
+    await page.fill("#text", doc.texts[0]);
+    if (out.info.task === "causal-lm") await page.fill("#max-new-tokens", String(n));
+    await page.evaluate(() => { document.getElementById("generated").dataset.done = ""; });
+    await page.click("#run-text");
+    await page.waitForFunction(() => document.getElementById("generated").dataset.done === "1"
+                                     || document.getElementById("status").className === "error");
+    out.shown = { text: await page.textContent("#generated"), timing: await page.textContent("#timing") };
+  } else if (out.info && doc) {
     out.predictions = await page.evaluate((items) => window.kdpipe.predict(items).catch((e) => ({ error: e.message })),
                                           doc.texts || doc.inputs);
     if (doc.texts) { // shown on the page too, as a person typing the first text would see it

@@ -25,7 +25,12 @@ _TEXT_OPS = {"Attention", "BiasGelu", "Clip", "Concat", "Constant", "ConstantOfS
              "Equal", "Erf", "Expand", "Gather", "Identity", "LayerNormalization", "MatMul", "QAttention",
              "QEmbedLayerNormalization", "ReduceSum", "Shape", "SkipLayerNormalization", "Slice", "Softmax", "Sqrt",
              "Sub", "Tanh", "Transpose", "Unsqueeze", "Where"}
-VERIFIED_OPS: dict[str, set[str]] = {"onnxruntime-node": _ARRAY_OPS | _TEXT_OPS, "onnxruntime-web": _ARRAY_OPS | _TEXT_OPS}
+ENCODER_OPS = _ARRAY_OPS | _TEXT_OPS  # tests/apps/test_runtimes.py runs each
+# ... and in causal LMs (GPT-2 with its KV cache: fp32, fused, int8 dynamic plain and fused, int8
+# static, fp16, int4 weight-only) and masked LMs, generating or filling as Python does
+# (tests/apps/test_lm_runtimes.py runs each)
+LM_OPS = {"And", "FastGelu", "IsNaN", "LessOrEqual", "MatMulNBits", "Pow", "Range", "Split", "Squeeze"}
+VERIFIED_OPS: dict[str, set[str]] = {"onnxruntime-node": ENCODER_OPS | LM_OPS, "onnxruntime-web": ENCODER_OPS | LM_OPS}
 
 
 def op_types(model_path: Path) -> set[str]:

@@ -23,6 +23,7 @@ from kdpipe.runtime.timing import measure_rounds, torch_call
 NAME = "benchmark"
 REQUIRES = ("distill", "prune", "quantize", "export")
 SECTIONS = ("benchmark",)
+VERSION = 2  # causal LMs: generation timing (first token, decode tokens/s with and without the KV cache)
 
 
 def run(ctx) -> dict:

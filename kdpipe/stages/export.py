@@ -26,7 +26,7 @@ REQUIRES = ("distill", "prune", "quantize")
 # the model card's title names the run
 SECTIONS = ("name", "export", "benchmark.threads", "benchmark.warmup", "benchmark.min_seconds",
             "benchmark.min_runs", "benchmark.rounds")
-VERSION = 3  # the bundle is chosen on paired evidence (kdpipe.evidence), with exact binomial floors on its intervals
+VERSION = 4  # causal LMs: one graph with a KV cache (cached-vs-whole parity), genai_config.json in the bundle
 
 
 def run(ctx) -> dict:

@@ -20,7 +20,7 @@ from kdpipe.variants import QUANTIZED_TEACHER, Format, VariantRow, variant_name,
 NAME = "quantize"
 REQUIRES = ("distill", "prune")
 SECTIONS = ("seed", "quantize", "export")
-VERSION = 4  # rows carry per-sample evidence, agreement with and damage against the fp32 source, binomial-floored intervals
+VERSION = 5  # causal LMs quantized from the KV-cache graph
 
 
 def run(ctx) -> dict:

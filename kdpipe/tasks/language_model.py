@@ -143,3 +143,7 @@ class MaskedLM(LanguageModel):
     tokenizer_kind = "masked"
     optimum_task = "fill-mask"
     metric = MASKED_ACCURACY
+
+    def bundle_info(self, data) -> dict:
+        tok = data.tokenizer  # apps fill this token (kdpipe predict, apps/lib/bundle.mjs fill())
+        return {**super().bundle_info(data), "mask_token": tok.mask_token, "mask_token_id": tok.mask_token_id}
