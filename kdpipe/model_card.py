@@ -151,11 +151,11 @@ def usage(card: ModelCard) -> str:
             "    p = np.exp(logits - logits.max(1, keepdims=True))",
             "    p /= p.sum(1, keepdims=True)",
             '    return [(info["labels"][i], float(p[n, i])) for n, i in enumerate(p.argmax(1))]'])
+    if card.task == "causal-lm":
+        return "\n".join(head + ["from tokenizers import Tokenizer", ""] + load + _CACHED_LOOP)
     last = {"text-classification": ['scores = run("your text here")',
                                     'label = info["labels"][int(scores.argmax())]'],
             "embedding": ['vector = run("your text here")  # the sentence embedding'],
-            "causal-lm": ['logits = run("your text here")', "next_id = int(logits[-1].argmax())  # the most likely next token",
-                          "print(tokenizer.decode([next_id]))"],
             "masked-lm": ['mask = "[MASK]"  # the tokenizer\'s mask token', 'text = f"The capital of France is {mask}."',
                           "logits, ids = run(text), tokenizer.encode(text).ids",
                           "filled = [int(logits[i].argmax()) if t == tokenizer.token_to_id(mask) else t for i, t in enumerate(ids)]",
@@ -170,6 +170,33 @@ def usage(card: ModelCard) -> str:
         '    feeds = {"input_ids": ids, "attention_mask": np.ones_like(ids)}',
         "    return session.run(None, {i.name: feeds.get(i.name, np.zeros_like(ids)) for i in session.get_inputs()})[0][0]",
         ""] + last)
+
+
+# a causal-LM bundle: the prompt with an empty past, then one token a call with the KV cache it returned
+_CACHED_LOOP = [
+    'tokenizer = Tokenizer.from_file(info["tokenizer"])',
+    'kv = info["kv_cache"]',
+    "names = [i.name for i in session.get_inputs()]",
+    "outputs = [o.name for o in session.get_outputs()]",
+    "",
+    "def generate(prompt, max_new_tokens=20):  # greedy; sample from softmax(logits / T) for variety",
+    "    ids = tokenizer.encode(prompt, add_special_tokens=False).ids",
+    '    past = {n: np.zeros((1, kv["heads"], 0, kv["head_size"]), np.float32) for n in names if n.startswith("past_")}',
+    "    new, done, made = ids, 0, []",
+    "    for _ in range(max_new_tokens):",
+    '        feeds = {"input_ids": np.array([new], np.int64), "attention_mask": np.ones((1, done + len(new)), np.int64),',
+    '                 "position_ids": np.arange(done, done + len(new), dtype=np.int64)[None], **past}',
+    "        got = dict(zip(outputs, session.run(None, {n: feeds[n] for n in names})))",
+    '        past = {n: got["present." + n[len("past_key_values."):]] for n in past}',
+    "        done += len(new)",
+    '        token = int(got["logits"][0, -1].argmax())',
+    "        made.append(token)",
+    '        if token == kv["eos_token_id"]:',
+    "            break",
+    "        new = [token]",
+    "    return tokenizer.decode(made)",
+    "",
+    'print(generate("your text here"))']
 
 
 def input_conventions(info: dict, train_raw=None) -> list[str]:

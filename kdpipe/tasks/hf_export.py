@@ -29,6 +29,9 @@ def export_onnx(model, saved: Path, out: Path, opset: int, data, optimum_task: s
     # optimum and the exporter report on stdout, in warnings and loggers; the export stage checks
     # the result against torch itself.
     transformers.logging.set_verbosity_error()
+    from optimum.utils import logging as optimum_logging
+
+    optimum_logging.set_verbosity_error()  # e.g. its notes on deduplicating tied weights
     for name in ("optimum", "optimum.exporters", "optimum.onnx"):
         logging.getLogger(name).setLevel(logging.ERROR)
     with tempfile.TemporaryDirectory() as tmp, warnings.catch_warnings(), \

@@ -234,3 +234,18 @@ def test_predict_generates_with_the_cache_and_its_options(lm_run, capsys):
                for _ in range(2)]
     assert sampled[0] == sampled[1]  # the same seed, the same text
     assert gen("--max-new-tokens", "8", "--temperature", "0")["continuation"] == gen("--max-new-tokens", "8")["continuation"]
+
+
+def test_the_causal_cards_snippet_generates_with_the_cache_as_predict_does(lm_run, monkeypatch, capsys):
+    task, run = lm_run
+    if task != "causal-lm":
+        pytest.skip("causal only")
+    bundle = run / "export" / "bundle"
+    code = (bundle / "README.md").read_text().split("```python\n")[1].split("```")[0]
+    assert "past_key_values" in code and "present." in code
+    monkeypatch.chdir(bundle)
+    scope = {}
+    exec(code, scope)  # noqa: S102 - our own generated snippet
+    capsys.readouterr()
+    assert run_cli("predict", str(bundle), "--text", "The for statement", "--json", "--max-new-tokens", "7") == 0
+    assert scope["generate"]("The for statement", 7) == json.loads(capsys.readouterr().out)["continuation"]
