@@ -208,6 +208,8 @@ class QuantizeConfig(Section):
         32, description="int4 variant (weight-only, onnxruntime's MatMulNBits): weights per scale, along the input axis")
     int4_accuracy_level: Literal[0, 1, 2, 3, 4] = Field(
         4, description="int4 variant: what the CPU kernel computes in; 4: int8 (the fastest on x86), 0: fp32")
+    int4_embeddings: bool = Field(True, description="int4 variant: the embedding tables in int4 too "
+                                                    "(GatherBlockQuantized); false keeps them fp32")
 
 
 class ExportConfig(Section):
@@ -537,7 +539,7 @@ def dump_config(cfg: Config) -> str:
 ADDED_LATER = {("teacher", "labels"): "kept", ("prune", "hidden"): None, ("prune", "ffn"): None, ("prune", "layers"): 0,
                ("data", "extra_texts"): None, ("data", "other_source"): None, ("distill", "freeze_embeddings"): False,
                ("data", "extra_texts_max"): None, ("export", "license"): None, ("quantize", "int4_block_size"): 32,
-               ("quantize", "int4_accuracy_level"): 4, ("benchmark", "prompt_tokens"): 64, ("benchmark", "new_tokens"): 128}
+               ("quantize", "int4_accuracy_level"): 4, ("quantize", "int4_embeddings"): True, ("benchmark", "prompt_tokens"): 64, ("benchmark", "new_tokens"): 128}
 
 
 def section_dict(cfg: Config, names: tuple[str, ...]) -> dict:

@@ -125,20 +125,24 @@ class Int4:
     block_size: int = 32
     accuracy_level: int = 4
     symmetric: bool = True
+    embeddings: bool = True  # token (and position) embedding tables too, in blocks along their width
 
 
 def int4_weight_only(src: Path, out: Path, s: Int4) -> int:
     """Every MatMul with a constant weight matrix in int4 (Gemm, as exporters write linear layers, is
-    first rewritten as MatMul + Add, which MatMulNBits takes). Returns how many were quantized."""
+    first rewritten as MatMul + Add, which MatMulNBits takes), and with `embeddings` every Gather from
+    a constant table (GatherBlockQuantized). Returns how many weight tensors were quantized."""
     from onnxruntime.quantization.matmul_nbits_quantizer import MatMulNBitsQuantizer
 
     model = onnx.load(str(src))
     _gemm_to_matmul(model.graph)
+    ops = ("MatMul", "Gather") if s.embeddings else ("MatMul",)
     q = MatMulNBitsQuantizer(model, bits=4, block_size=s.block_size, is_symmetric=s.symmetric,
-                             accuracy_level=s.accuracy_level or None, op_types_to_quantize=("MatMul",))
+                             accuracy_level=s.accuracy_level or None, op_types_to_quantize=ops,
+                             quant_axes=(("MatMul", 0), ("Gather", 1)))
     q.process()
     q.model.save_model_to_file(str(out), False)
-    return sum(n.op_type == "MatMulNBits" for n in onnx.load(str(out)).graph.node)
+    return sum(n.op_type in ("MatMulNBits", "GatherBlockQuantized") for n in onnx.load(str(out)).graph.node)
 
 
 def _gemm_to_matmul(graph) -> None:

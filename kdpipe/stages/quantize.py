@@ -20,7 +20,7 @@ from kdpipe.variants import QUANTIZED_TEACHER, Format, VariantRow, variant_name,
 NAME = "quantize"
 REQUIRES = ("distill", "prune")
 SECTIONS = ("seed", "quantize", "export")
-VERSION = 5  # causal LMs quantized from the KV-cache graph
+VERSION = 6  # causal LMs quantized from the KV-cache graph; int4 (embeddings too)
 
 
 def run(ctx) -> dict:
@@ -172,16 +172,16 @@ def _accuracy_aware(ctx, rows, src_evidence, src_row, source, prepared, calib_fe
 def _int4_variant(ctx, fp32: Path, out: Path, name: str, src_row: VariantRow, source: str) -> list[VariantRow]:
     """Weight-only int4 of the plain fp32 graph (MatMulNBits); none where the graph has no weight matrix."""
     qc = ctx.cfg.quantize
-    settings = Int4(qc.int4_block_size, qc.int4_accuracy_level)
+    settings = Int4(qc.int4_block_size, qc.int4_accuracy_level, embeddings=qc.int4_embeddings)
     matmuls = int4_weight_only(fp32, out, settings)
     if not matmuls:
         out.unlink(missing_ok=True)
-        say(f"[quantize] {name}: the graph has no MatMul or Gemm with a weight matrix for int4; left out")
+        say(f"[quantize] {name}: the graph has no weight matrix (MatMul, Gemm, embedding) for int4; left out")
         return []
     return [_row(ctx, ctx.task, ctx.splits, out, name, "onnx-int4", src_row, source,
                  {"method": "int4-weight-only", "calibration": None, "per_channel": False, "reduce_range": False,
                   "fused": False, "block_size": settings.block_size, "accuracy_level": settings.accuracy_level,
-                  "weight_matrices": matmuls, "ops": op_counts(out)})]
+                  "embeddings": settings.embeddings, "weight_matrices": matmuls, "ops": op_counts(out)})]
 
 
 def _quantized_teacher(ctx, tmp: Path, qc, op_types) -> VariantRow:
