@@ -135,6 +135,7 @@ def int4_weight_only(src: Path, out: Path, s: Int4) -> int:
     from onnxruntime.quantization.matmul_nbits_quantizer import MatMulNBitsQuantizer
 
     model = onnx.load(str(src))
+    _fold_weight_transposes(model.graph)
     _gemm_to_matmul(model.graph)
     ops = ("MatMul", "Gather") if s.embeddings else ("MatMul",)
     q = MatMulNBitsQuantizer(model, bits=4, block_size=s.block_size, is_symmetric=s.symmetric,
@@ -143,6 +144,30 @@ def int4_weight_only(src: Path, out: Path, s: Int4) -> int:
     q.process()
     q.model.save_model_to_file(str(out), False)
     return sum(n.op_type in ("MatMulNBits", "GatherBlockQuantized") for n in onnx.load(str(out)).graph.node)
+
+
+def _fold_weight_transposes(graph) -> None:
+    """Transpose(constant) as a constant of its own: a tied output layer exported with its weights
+    stored once reads the embedding table through a Transpose, which MatMulNBits cannot see through
+    (int8's quantizer folds it itself)."""
+    from onnx import helper, numpy_helper
+
+    weights = {t.name: t for t in graph.initializer}
+    kept = []
+    for node in graph.node:
+        if node.op_type == "Transpose" and node.input[0] in weights:
+            a = {x.name: helper.get_attribute_value(x) for x in node.attribute}
+            w = numpy_helper.to_array(weights[node.input[0]])
+            graph.initializer.append(numpy_helper.from_array(np.ascontiguousarray(w.transpose(a.get("perm"))),
+                                                             node.output[0]))
+            continue
+        kept.append(node)
+    used = {i for n in kept for i in n.input} | {o.name for o in graph.output}
+    unused = [t for t in graph.initializer if t.name not in used]
+    for t in unused:
+        graph.initializer.remove(t)
+    del graph.node[:]
+    graph.node.extend(kept)
 
 
 def _gemm_to_matmul(graph) -> None:
