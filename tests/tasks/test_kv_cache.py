@@ -127,3 +127,23 @@ def test_the_bundle_generates_the_same_greedy_tokens_in_onnxruntime_genai(export
     ours = list(Generator(make_session(folder / "model.onnx", "cpu")[0]).generate(prompt, Sampling(max_new_tokens=12),
                                                                                    eos_id=VOCAB - 1))
     assert tokens == ours
+
+
+def test_int4_quantizes_every_weight_matrix_and_embedding_of_the_cached_graph(exported, tmp_path):
+    """A tied output layer stored once reads the embedding through a Transpose: folded first, so the
+    output layer is int4 too and no fp32 copy of the table stays."""
+    import onnx
+
+    from kdpipe.runtime.quantization import Int4, int4_weight_only
+
+    name, _, folder, x = exported
+    out = tmp_path / "int4.onnx"
+    n = int4_weight_only(folder / "model.onnx", out, Int4())
+    graph = onnx.load(str(out)).graph
+    ops = [node.op_type for node in graph.node]
+    assert n == ops.count("MatMulNBits") + ops.count("GatherBlockQuantized") >= 9
+    assert "MatMul" not in {node.op_type for node in graph.node if any(i.endswith("weight") for i in node.input)}
+    assert out.stat().st_size < 0.35 * (folder / "model.onnx").stat().st_size  # 4 bits and a scale a block of 32
+    sess, _ = make_session(out, "cpu")
+    logits = sess.run(None, TASKS["causal-lm"].feeds(input_names(sess), x))[0]
+    assert np.isfinite(logits).all() and logits.shape == (6, 24, VOCAB)
