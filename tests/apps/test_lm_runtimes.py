@@ -13,7 +13,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.apps.test_runtimes import APPS, HAVE_MODULES, NODE, _browser, _site, needs_chromium, needs_node
+from tests.apps.test_runtimes import (APPS, HAVE_MODULES, NODE, _browser, _site, _variants, needs_chromium,
+                                      needs_node)
 from tests.conftest import run_cli
 
 PROMPTS = ["The for statement", "A class defines", "print"]
@@ -34,16 +35,6 @@ def lm_runs(tmp_path_factory):
         assert run_cli("all", str(lm_config(folder, task, **extra)), "-q") == 0
         out[task] = folder / "run"
     return out
-
-
-def _variants(run: Path, into: Path) -> list[Path]:
-    folders = []
-    for model in sorted([*(run / "export").glob("*.onnx"), *(run / "quantize").glob("*.onnx")]):
-        folder = into / f"{run.parent.name}-{model.stem}"
-        shutil.copytree(run / "export" / "bundle", folder)
-        shutil.copyfile(model, folder / "model.onnx")
-        folders.append(folder)
-    return folders
 
 
 def _wide(run: Path, into: Path) -> Path:
