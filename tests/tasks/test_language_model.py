@@ -250,3 +250,24 @@ def test_the_causal_cards_snippet_generates_with_the_cache_as_predict_does(lm_ru
     capsys.readouterr()
     assert run_cli("predict", str(bundle), "--text", "The for statement", "--json", "--max-new-tokens", "7") == 0
     assert scope["generate"]("The for statement", 7) == json.loads(capsys.readouterr().out)["continuation"]
+
+
+def test_the_causal_bundle_generates_predicts_tokens_in_onnxruntime_genai(lm_run):
+    """The bundle's genai_config.json, as export writes it, loads in onnxruntime-genai (kdpipe[genai])."""
+    task, run = lm_run
+    if task != "causal-lm":
+        pytest.skip("causal only")
+    og = pytest.importorskip("onnxruntime_genai")
+    bundle = run / "export" / "bundle"
+    info = json.loads((bundle / "kdpipe.json").read_text())
+    model = og.Model(str(bundle))
+    params = og.GeneratorParams(model)
+    params.set_search_options(max_length=3 + 5)
+    g = og.Generator(model, params)
+    g.append_tokens([[1, 2, 3]])
+    tokens = []
+    while not g.is_done():
+        g.generate_next_token()
+        tokens.append(int(g.get_next_tokens()[0]))
+    gen = Generator(make_session(bundle / "model.onnx", "cpu")[0])
+    assert tokens == list(gen.generate([1, 2, 3], Sampling(max_new_tokens=5), info["kv_cache"]["eos_token_id"]))
