@@ -27,7 +27,8 @@ TINY_TEACHER = {
 TINY_STUDENT = {"embedding-pruned": ["student.params={layers: [0, 1], hidden_size: 16, num_attention_heads: 1, "
                                      "intermediate_size: 32, init: prune}"],
                 "embedding": ["student.params={layers: 1}"],  # the tiny teacher has 2 layers
-                "text-classification": ["student.params={layers: [1]}"]}
+                "text-classification": ["student.params={layers: [1]}"],
+                "causal-lm-smollm2": ["student.params={layers: [1]}"]}
 
 
 def tiny_encoder_folder(path: Path) -> Path:
@@ -47,6 +48,24 @@ def tiny_encoder_folder(path: Path) -> Path:
     return path
 
 
+def tiny_decoder_folder(path: Path) -> Path:
+    """Stands in for a causal-LM teacher folder an example names (SmolLM2-135M-Instruct): a tiny model of
+    its family (Llama, tied embeddings) with a byte-level BPE tokenizer trained here."""
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    from kdpipe.data.registry import load_texts
+    from kdpipe.data.text import train_tokenizer
+
+    tok = train_tokenizer(load_texts("builtin:pydoc-paragraphs")[:300], "causal", 300)
+    config = AutoConfig.for_model("llama", vocab_size=len(tok), hidden_size=32, num_hidden_layers=2,
+                                  num_attention_heads=2, num_key_value_heads=2, intermediate_size=64,
+                                  max_position_embeddings=256, tie_word_embeddings=True, bos_token_id=tok.bos_token_id,
+                                  eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id)
+    AutoModelForCausalLM.from_config(config).save_pretrained(path)
+    tok.save_pretrained(path)
+    return path
+
+
 @pytest.mark.parametrize("config", CONFIGS, ids=[c.stem for c in CONFIGS])
 def test_example_config_runs_end_to_end(config, tmp_path):
     import yaml
@@ -56,7 +75,8 @@ def test_example_config_runs_end_to_end(config, tmp_path):
     text = teacher.startswith(("hf:", "hf-config:"))
     extra = TINY_LM + TINY_TEACHER.get(teacher, []) if text else []
     if teacher.startswith("hf:"):  # an example that names a teacher folder: a tiny one of the same kind
-        extra += [f"teacher.model=hf:{tiny_encoder_folder(tmp_path / 'teacher')}"]
+        folder = (tiny_decoder_folder if raw.get("task") == "causal-lm" else tiny_encoder_folder)(tmp_path / "teacher")
+        extra += [f"teacher.model=hf:{folder}"]
     extra += TINY_STUDENT.get(config.stem, [])
     if raw.get("data", {}).get("other_source"):  # fetched by a script: text that ships with CPython instead
         extra += ["data.other_source=builtin:pydoc-paragraphs"]

@@ -13,8 +13,9 @@ def test_variant_names():
     assert variant_name("student", "dynamic-fused") == "student-int8-dynamic-fused"
     assert variant_name("student", "fp32-fused") == "student-fp32-fused"
     assert variant_name("student", "fp16") == "student-fp16"
-    with pytest.raises(ValueError, match="no variant kind 'int4'"):
-        variant_name("student", "int4")
+    assert variant_name("student", "int4") == "student-int4"
+    with pytest.raises(ValueError, match="no variant kind 'int2'"):
+        variant_name("student", "int2")
 
 
 def test_every_variant_a_run_made_is_a_name_export_bundle_accepts(tiny_run):
