@@ -63,6 +63,20 @@ def tiny_run(tmp_path_factory) -> Path:
     return folder / "run"
 
 
+@pytest.fixture(scope="session")
+def lm_runs(tmp_path_factory) -> dict:
+    """A tiny causal LM and a tiny masked LM through every stage (tests/tasks/test_language_model.py's
+    config: every quantized variant, generation timed), shared by the task's tests and the apps'."""
+    from tests.tasks.test_language_model import lm_config
+
+    out = {}
+    for task in ("causal-lm", "masked-lm"):
+        folder = tmp_path_factory.mktemp(task)
+        assert run_cli("all", str(lm_config(folder, task)), "-q") == 0
+        out[task] = folder / "run"
+    return out
+
+
 def run_cli(*args: str) -> int:
     from kdpipe.cli import main
 

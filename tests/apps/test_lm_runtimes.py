@@ -15,26 +15,15 @@ import pytest
 
 from tests.apps.test_runtimes import (APPS, HAVE_MODULES, NODE, _browser, _site, _variants, needs_chromium,
                                       needs_node)
-from tests.conftest import run_cli
 
 PROMPTS = ["The for statement", "A class defines", "print"]
 NEW = 8
 
 
-@pytest.fixture(scope="module")
-def lm_runs(tmp_path_factory):
+@pytest.fixture(autouse=True)
+def _needs_node():
     if not (NODE and HAVE_MODULES):
         pytest.skip("needs node and apps/node_modules: run apps/setup.sh")
-    from tests.tasks.test_language_model import lm_config
-
-    out = {}
-    for task in ("causal-lm", "masked-lm"):
-        folder = tmp_path_factory.mktemp(task)
-        extra = {"quantize.variants": ["dynamic", "static", "fp16", "int4"], "quantize.calibration": ["minmax"],
-                 "benchmark.providers": ["cpu"], "benchmark.batch_sizes": [1], "benchmark.rounds": 1}
-        assert run_cli("all", str(lm_config(folder, task, **extra)), "-q") == 0
-        out[task] = folder / "run"
-    return out
 
 
 def _wide(run: Path, into: Path) -> Path:

@@ -24,16 +24,15 @@ def lm_config(folder, lm_task, **extra):
         "data.limit": 80, "data.batch_size": 8, "teacher.train": {"epochs": 1, "lr": 0.003},
         "student.model": "derive:teacher", "student.params": {"layers": [1]}, "distill.epochs": 1,
         "distill.temperature": 1.0, "distill.alpha": 0.5, "prune.enabled": False,
-        "quantize.variants": ["dynamic", "static", "int4"], "quantize.calibration_samples": 8,
-        "benchmark.batch_sizes": [1, 2], "benchmark.prompt_tokens": 8, "benchmark.new_tokens": 6,
+        "quantize.variants": ["dynamic", "static", "fp16", "int4"], "quantize.calibration": ["minmax"],
+        "quantize.calibration_samples": 8, "benchmark.providers": ["cpu"], "benchmark.batch_sizes": [1, 2],
+        "benchmark.rounds": 2, "benchmark.prompt_tokens": 8, "benchmark.new_tokens": 6,
         "export.max_drop": 1000.0, **TINY_LM[lm_task], **extra})
 
 
-@pytest.fixture(scope="module", params=sorted(TINY_LM))
-def lm_run(request, tmp_path_factory):
-    folder = tmp_path_factory.mktemp(request.param)
-    assert run_cli("all", str(lm_config(folder, request.param)), "-q") == 0
-    return request.param, folder / "run"
+@pytest.fixture(params=sorted(TINY_LM))
+def lm_run(request, lm_runs):
+    return request.param, lm_runs[request.param]
 
 
 def test_every_stage_runs_and_the_report_uses_the_task_metric(lm_run):
