@@ -10,7 +10,7 @@ from typing import Iterator
 
 import numpy as np
 
-from kdpipe.errors import DataError
+from kdpipe.errors import DataError, ModelError
 from kdpipe.runtime.sessions import input_names
 
 PAST_PREFIX, PRESENT_PREFIX = "past_key_values.", "present."
@@ -37,14 +37,7 @@ class Generator:
     def run(self, ids: np.ndarray, past: dict | None = None) -> tuple[np.ndarray, dict]:
         """(logits [batch, new, vocab], the present keys and values as the next call's past) for new
         tokens `ids` after `past` (None: none)."""
-        done = 0 if not past else next(iter(past.values())).shape[2]
-        b, n = ids.shape
-        fill = {"input_ids": ids, "attention_mask": np.ones((b, done + n), np.int64),
-                "position_ids": np.broadcast_to(np.arange(done, done + n, dtype=np.int64), (b, n)).copy(),
-                "token_type_ids": np.zeros_like(ids)}
-        for name in self.past:
-            fill[name] = past[name] if past else np.zeros((b, name.shape[1], 0, name.shape[3]), np.float32)
-        got = dict(zip(self.outputs, self.session.run(None, {k: fill[k] for k in self.names})))
+        got = dict(zip(self.outputs, self.session.run(None, text_feeds(self.names, ids, past=past))))
         present = {PAST_PREFIX + k[len(PRESENT_PREFIX):]: v for k, v in got.items() if k.startswith(PRESENT_PREFIX)}
         return got[self.outputs[0]], present
 
@@ -69,6 +62,37 @@ class Generator:
                 logits, past = self.run(np.asarray([[token]], np.int64), past)
             else:
                 logits, _ = self.run(np.asarray([ids], np.int64))
+
+
+def text_feeds(names: list, ids: np.ndarray, mask: np.ndarray | None = None, past: dict | None = None) -> dict:
+    """What a transformers graph takes, by its input names (runtime.sessions.input_names, which carry
+    their shapes), for token ids [batch, new] after `past` (a KV-cache graph's keys and values; None:
+    an empty past, [batch, heads, 0, head size]): the attention mask (`mask` over the new tokens, ones
+    by default, and ones over the past), token types and positions."""
+    b, n = ids.shape
+    done = 0 if not past else next(iter(past.values())).shape[2]
+    new = np.ones((b, n), np.int64) if mask is None else mask
+    fill = {
+        "input_ids": lambda: ids,
+        "attention_mask": lambda: np.concatenate([np.ones((b, done), new.dtype), new], 1) if done else new,
+        "token_type_ids": lambda: np.zeros_like(ids),
+        "position_ids": lambda: np.broadcast_to(np.arange(done, done + n, dtype=np.int64), (b, n)).copy(),
+    }
+    for name in names:
+        if not name.startswith(PAST_PREFIX):
+            continue
+        shape = getattr(name, "shape", ())
+        if past:
+            fill[name] = lambda v=past[name]: v
+        elif len(shape) == 4 and isinstance(shape[1], int) and isinstance(shape[3], int):
+            fill[name] = lambda s=shape: np.zeros((b, s[1], 0, s[3]), np.float32)
+        else:
+            raise ModelError(f"the ONNX model's input {name} has shape {shape or 'unknown'}; kdpipe fills an empty "
+                             "past of [batch, heads, 0, head size] (runtime.sessions.input_names gives it)")
+    missing = [name for name in names if name not in fill]
+    if missing:
+        raise ModelError(f"the ONNX model asks for inputs kdpipe cannot fill: {', '.join(missing)}")
+    return {name: fill[name]() for name in names}
 
 
 def pick(logits: np.ndarray, s: Sampling, rng: np.random.Generator) -> int:

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from kdpipe.bundle_generate import text_feeds
 from kdpipe.errors import ConfigError, ModelError
 from kdpipe.models.checks import check_trainable
 from kdpipe.models.hf import HFModule
@@ -205,24 +206,8 @@ class HFTask(Task):
 
     def feeds(self, input_names, x: np.ndarray) -> dict:
         # padded texts carry their mask; in packed LM blocks every position is real text
-        ids, mask = (x[:, 0], x[:, 1]) if x.ndim == 3 else (x, np.ones_like(x))
-        fill = {
-            "input_ids": lambda: ids,
-            "attention_mask": lambda: mask,
-            "token_type_ids": lambda: np.zeros_like(ids),
-            "position_ids": lambda: np.broadcast_to(np.arange(ids.shape[1], dtype=np.int64), ids.shape).copy(),
-        }
-        past = [n for n in input_names if n.startswith("past_key_values.")]
-        for n in past:  # a KV-cache graph run on whole texts: an empty past, [batch, heads, 0, head size]
-            shape = getattr(n, "shape", ())
-            if len(shape) != 4 or not all(isinstance(d, int) for d in (shape[1], shape[3])):
-                raise ModelError(f"the ONNX model's input {n} has shape {shape or 'unknown'}; kdpipe fills an "
-                                 "empty past of [batch, heads, 0, head size] (runtime.sessions.input_names gives it)")
-            fill[n] = lambda s=shape: np.zeros((len(ids), s[1], 0, s[3]), np.float32)
-        missing = [n for n in input_names if n not in fill]
-        if missing:
-            raise ModelError(f"the ONNX model asks for inputs kdpipe cannot fill: {', '.join(missing)}")
-        return {n: fill[n]() for n in input_names}
+        ids, mask = (x[:, 0], x[:, 1]) if x.ndim == 3 else (x, None)
+        return text_feeds(input_names, ids, mask)  # a KV-cache graph run on whole texts: an empty past
 
     def bundle_info(self, data) -> dict:
         """The task's part of kdpipe.json: what the output means."""
