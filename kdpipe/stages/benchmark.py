@@ -60,11 +60,12 @@ def run(ctx) -> dict:
             entry["placement"] = node_placement(ctx.file(row["path"]), provider, task.feeds(names, inputs[min(inputs)]),
                                                 threads)
         results.append(entry)
+    teacher = _teacher(ctx) if bc.torch_teacher or task.generates else None
     before = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
         if bc.torch_teacher:
-            results += _torch_teacher(ctx, inputs, calls, len(results))
+            results += _torch_teacher(ctx, teacher, inputs, calls, len(results))
         say(f"[benchmark] timing {len(calls)} model-input pairs side by side, {bc.rounds} rounds, "
             f"{bc.min_seconds:g} s each, {threads} thread(s)")
         timed = measure_rounds(calls, **bc.timing())
@@ -86,17 +87,21 @@ def run(ctx) -> dict:
                "input_shapes": {str(b): list(x.shape) for b, x in inputs.items()},
                "padded_texts": text_lengths(splits.test.x) is not None}
     if task.generates:
-        outputs["generation"] = _generation(ctx, variants)
+        outputs["generation"] = _generation(ctx, variants, teacher)
     atomic_write_json(ctx.out / "latency.json", outputs)  # for users; downstream stages read the manifest
     return outputs
 
 
-def _torch_teacher(ctx, inputs: dict, calls: dict, first: int) -> list[dict]:
+def _teacher(ctx):
+    """The teacher in PyTorch (loaded once for the latency and the generation timing)."""
+    row = next(r for r in ctx.upstream("distill")["variants"] if r["variant"] == "teacher")
+    return ctx.task.load(ctx.file(row["path"]), "distill/teacher")[0]
+
+
+def _torch_teacher(ctx, model, inputs: dict, calls: dict, first: int) -> list[dict]:
     """The teacher in PyTorch eager, on the CPU and, when asked for and present, on the GPU; its calls
     join `calls` (keyed from result index `first`) to be timed with the onnxruntime sessions, with
     their thread count (the caller sets torch's)."""
-    row = next(r for r in ctx.upstream("distill")["variants"] if r["variant"] == "teacher")
-    model, _ = ctx.task.load(ctx.file(row["path"]), "distill/teacher")
     out = []
     for provider in ctx.cfg.benchmark.providers:
         entry = {"variant": "teacher", "format": "torch", "runtime": "torch-eager", "provider": provider,
@@ -112,7 +117,7 @@ def _torch_teacher(ctx, inputs: dict, calls: dict, first: int) -> list[dict]:
     return out
 
 
-def _generation(ctx, variants: list) -> dict:
+def _generation(ctx, variants: list, teacher) -> dict:
     """Greedy generation at batch 1 on one CPU thread: time to the first token of a test prompt and
     decode tokens per second, with the KV cache and rerunning the prefix, for every ONNX variant and
     the PyTorch teacher (its own cache)."""
@@ -132,7 +137,6 @@ def _generation(ctx, variants: list) -> dict:
         for cache in (True, False):
             runs[len(rows)] = onnx_generation(sess, prompt, new, cache)
             rows.append({"variant": row["variant"], "format": row["format"], "runtime": "onnxruntime", "cache": cache})
-    teacher, _ = ctx.task.load(ctx.file(torch_rows["teacher"]["path"]), "distill/teacher")
     for cache in (True, False):
         runs[len(rows)] = torch_generation(teacher.hf.eval(), prompt, new, cache)
         rows.append({"variant": "teacher", "format": "torch", "runtime": "torch-eager", "cache": cache})
