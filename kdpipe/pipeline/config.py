@@ -191,12 +191,17 @@ class QuantizeConfig(Section):
     calibration: list[Calibration] = Field(default_factory=lambda: ["minmax", "percentile"])
     calibration_samples: Samples = Field(512, ge=1)
     per_channel: bool | Literal["auto"] = Field("auto", description="per-channel int8 weights; auto: dynamic int8 is "
-                                                  "made both ways and the better on validation kept (static: plain)")
+                                                  "made both ways and the less damaged against its fp32 source on "
+                                                  "validation kept (static: plain)")
     reduce_range: bool | Literal["auto"] = Field(
         True, description="7-bit int8 weights (onnxruntime's reduce_range): x86 CPUs without VNNI add pairs of "
                           "uint8 x int8 products in 16 bits, which full-range weights can overflow, so a bundle's "
                           "outputs would depend on the CPU it runs on; false: full range (more precise on VNNI and "
-                          "ARM CPUs only); auto: dynamic int8 made both ways, the better on validation kept")
+                          "ARM CPUs only); auto: dynamic int8 made both ways, the less damaged on validation kept")
+    activation_matmuls: bool | Literal["auto"] = Field(
+        "auto", description="dynamic int8: also quantize MatMuls between two activations (attention's Q.K and "
+                            "weights.V, as optimum's dynamic configs do); auto: made both ways where the graph has "
+                            "such MatMuls, the less damaged on validation kept")
     op_types: list[str] | None = Field(None, description="quantize only these ONNX op types, e.g. [MatMul, Gemm] to "
                                                          "keep convolutions fp32 (default: the task's choice)")
     search: bool = Field(True, description="when the best int8 variant loses more than export.max_drop against its "

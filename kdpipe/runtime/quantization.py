@@ -24,6 +24,9 @@ class Int8:
     reduce_range: bool = True
     op_types: list[str] | None = None
     exclude: list[str] | None = None
+    # dynamic only: MatMuls between two activations too (attention's Q.K and weights.V), as optimum's
+    # dynamic configs do; onnxruntime's default quantizes only MatMuls with a constant weight
+    activation_matmuls: bool = False
 
 
 @contextlib.contextmanager
@@ -60,7 +63,7 @@ def dynamic_int8(src: Path, out: Path, s: Int8) -> None:
 
     quantize_dynamic(str(src), str(out), per_channel=s.per_channel, reduce_range=s.reduce_range,
                      weight_type=QuantType.QInt8, op_types_to_quantize=s.op_types, nodes_to_exclude=s.exclude,
-                     extra_options=_EXTRA)
+                     extra_options={**_EXTRA, "MatMulConstBOnly": not s.activation_matmuls})
 
 
 def static_int8(src: Path, out: Path, s: Int8, calibration: str, batches: list[dict]) -> None:

@@ -20,7 +20,7 @@ from kdpipe.variants import QUANTIZED_TEACHER, Format, VariantRow, variant_name,
 NAME = "quantize"
 REQUIRES = ("distill", "prune")
 SECTIONS = ("seed", "quantize", "export")
-VERSION = 6  # causal LMs quantized from the KV-cache graph; int4 (embeddings too)
+VERSION = 7  # dynamic int8 chosen by damage against its source, activation MatMuls tried
 
 
 def run(ctx) -> dict:
@@ -66,12 +66,13 @@ def run(ctx) -> dict:
             name = variant_name(source, kind, calibration)
             out = ctx.out / f"{name}.onnx"
             if kind == "dynamic":
-                rows.append(_dynamic_variant(ctx, prepared, out, name, dyn_ops, src_row, source, {"fused": False}))
+                rows.append(_dynamic_variant(ctx, prepared, out, name, dyn_ops, src_row, source, {"fused": False},
+                                             src_evidence))
                 continue
             if kind == "dynamic-fused":
                 # a fused Attention node holds the Q/K/V weights: dynamic int8 can quantize it
                 rows.append(_dynamic_variant(ctx, fused_path, out, name, dyn_ops and dyn_ops + ["Attention"], src_row,
-                                             source, {"fused": True}))
+                                             source, {"fused": True}, src_evidence))
                 continue
             if kind == "int4":
                 rows += _int4_variant(ctx, fp32, out, name, src_row, source)
@@ -89,7 +90,8 @@ def run(ctx) -> dict:
                                       "fused": False,
                                       "ops": op_counts(out)}))
         for r in rows:
-            r["vs_source"] = versus(task.metric, src_evidence, r["_samples"], splits)
+            if "vs_source" not in r:  # (dynamic rows were compared while choosing their way)
+                r["vs_source"] = versus(task.metric, src_evidence, r["_samples"], splits)
         search = None
         if qc.search:
             mixed, search = _accuracy_aware(ctx, rows, src_evidence, src_row, source, prepared, calib_feeds,
@@ -185,9 +187,9 @@ def _int4_variant(ctx, fp32: Path, out: Path, name: str, src_row: VariantRow, so
 
 
 def _quantized_teacher(ctx, tmp: Path, qc, op_types) -> VariantRow:
-    """What a user gets without distillation: the teacher itself, dynamic int8, plain and per-channel
-    weights, the better on validation kept (ties: plain, the faster on most CPUs), in
-    the students' weight bits. Every report shows it beside the students, measured the same way."""
+    """What a user gets without distillation: the teacher itself in dynamic int8, plain and per-channel
+    weights, with and without the activation MatMuls, the least damaged kept, in the students' weight
+    bits. Every report shows it beside the students, measured the same way."""
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
     task, splits = ctx.task, ctx.splits
@@ -197,50 +199,83 @@ def _quantized_teacher(ctx, tmp: Path, qc, op_types) -> VariantRow:
     task.export_onnx(model, ctx.file(t_row["path"]), fp32, ctx.cfg.export.opset, splits)
     del model
     quant_pre_process(str(fp32), str(prepared), skip_symbolic_shape=True)
-    # the bar: the better of plain and per-channel; weight bits as the students' (quantize.reduce_range),
-    # so that no int8 bundle kdpipe can ship saturates on CPUs without VNNI unless told otherwise
-    auto = qc.model_copy(update={"per_channel": "auto"})
+    # the bar: the least damaged of the ways dynamic int8 can be made (as a user of optimum or onnxruntime
+    # would try them); weight bits as the students' (quantize.reduce_range), so that no int8 bundle
+    # kdpipe can ship saturates on CPUs without VNNI unless told otherwise
+    auto = qc.model_copy(update={"per_channel": "auto", "activation_matmuls": "auto"})
     row = _dynamic_variant(ctx, prepared, ctx.out / f"{QUANTIZED_TEACHER}.onnx", QUANTIZED_TEACHER, op_types,
-                           t_row, "teacher", {"no_distillation": True}, auto)
-    row["vs_source"] = versus(task.metric, _evidence_of(task, splits, fp32), row["_samples"], splits)
+                           t_row, "teacher", {"no_distillation": True}, _evidence_of(task, splits, fp32), auto)
     return row
 
 
 def _dynamic_variant(ctx, src: Path, out: Path, name: str, op_types, src_row: VariantRow, source: str, info: dict,
-                     qc=None) -> VariantRow:
-    """Dynamic int8 of `src`, measured. Where quantize.per_channel or reduce_range is auto, each way is
-    made and measured and the better on validation kept (ties: plain weights, the faster on most CPUs,
-    and 7-bit, which no CPU's kernels can overflow); what each scored is recorded."""
+                     src_evidence: dict, qc=None) -> VariantRow:
+    """Dynamic int8 of `src`, measured. Where quantize.per_channel, reduce_range or activation_matmuls is
+    auto, each way is made and the least damaged against the fp32 source on validation kept: fewest
+    answers broken, then most answers kept, then the better metric (a copy whose changed answers cancel
+    in its accuracy is still a damaged copy); last ties go to plain weights (the faster on most CPUs),
+    7-bit (which no CPU's kernels can overflow) and weight MatMuls only. What each way scored is recorded."""
     qc = qc or ctx.cfg.quantize
     task, splits = ctx.task, ctx.splits
     channels = (False, True) if qc.per_channel == "auto" else (qc.per_channel is True,)
     ranges = (True, False) if qc.reduce_range == "auto" else (qc.reduce_range is True,)
-    choices = [(pc, rr) for pc in channels for rr in ranges]
-    tried = {}
-    for pc, rr in choices:
-        path = out if len(choices) == 1 else out.with_name(f"{out.stem}-{_label(pc, rr)}.onnx".replace(", ", "-"))
-        dynamic_int8(src, path, Int8(pc, rr, op_types))
-        tried[pc, rr] = (path, _row(ctx, task, splits, path, name, "onnx-int8", src_row, source,
-                                    {"method": "dynamic", "calibration": None, "per_channel": pc,
-                                     "reduce_range": rr, **info, "ops": op_counts(path)}))
-    sign = 1 if task.metric.higher_is_better else -1
-    best = max(tried, key=lambda k: (sign * tried[k][1]["metric"]["val"], not k[0], k[1]))
+    matmuls = (False, True) if qc.activation_matmuls == "auto" else (qc.activation_matmuls is True,)
+    tried: dict[tuple, tuple[Path, VariantRow]] = {}
+    made: dict[tuple, dict] = {}
+    for pc in channels:
+        for rr in ranges:
+            for am in matmuls:
+                key = (pc, rr, am)
+                path = out.with_name(f"{out.stem}-{len(made)}.onnx")
+                dynamic_int8(src, path, Int8(pc, rr, op_types, activation_matmuls=am))
+                ops = op_counts(path)
+                if am and qc.activation_matmuls is not True and ops == made.get((pc, rr, False)):
+                    path.unlink()  # the graph has no MatMul between activations: the same copy again
+                    continue
+                made[key] = ops
+                row = _row(ctx, task, splits, path, name, "onnx-int8", src_row, source,
+                           {"method": "dynamic", "calibration": None, "per_channel": pc, "reduce_range": rr,
+                            "activation_matmuls": am, **info, "ops": ops})
+                row["vs_source"] = versus(task.metric, src_evidence, row["_samples"], splits)
+                tried[key] = (path, row)
+    best = least_damaged({key: row for key, (_, row) in tried.items()}, task.metric.higher_is_better)
     path, row = tried[best]
+    path.replace(out)
+    for key, (other, _) in tried.items():
+        if key != best:
+            other.unlink()
+    row.update(path=ctx.rel(out))
     if len(tried) > 1:
-        path.replace(out)
-        for key, (other, _) in tried.items():
-            if key != best:
-                other.unlink()
-        row.update(path=ctx.rel(out))
-        row["quantization"]["candidates_val"] = {_label(*k) if len(ranges) > 1 else _label(k[0]): r["metric"]["val"]
-                                                 for k, (_, r) in tried.items()}
+        varied = [len({k[i] for k in tried}) > 1 for i in range(3)]  # the ways that were tried both ways
+        row["quantization"]["candidates"] = {
+            _label(k, *varied): {
+                "val": r["metric"]["val"], "damage_val": r["vs_source"]["damage_val"],
+                "agreement_val": r["vs_source"]["agreement_val"]}
+            for k, (_, r) in tried.items()}
     return row
 
 
-def _label(per_channel: bool, reduce_range: bool | None = None) -> str:
-    """A dynamic int8 candidate's name in the record: plain or per-channel weights, 7 or 8 bits."""
-    return ("per-channel" if per_channel else "plain") + ("" if reduce_range is None else
-                                                          ", 7-bit" if reduce_range else ", 8-bit")
+def least_damaged(candidates: dict[tuple, VariantRow], higher_is_better: bool) -> tuple:
+    """The key of the candidate (ways of making one copy, keyed by their (per-channel, 7-bit, activation
+    MatMuls) settings) that broke the fewest answers of its fp32 source on validation, then kept the
+    most, then scored best; last ties go to the first ways (plain, 7-bit, weight MatMuls only)."""
+    sign = 1 if higher_is_better else -1
+
+    def order(key):
+        vs, val = candidates[key]["vs_source"], candidates[key]["metric"]["val"]
+        return (vs["damage_val"], -(vs["agreement_val"] or 0.0), -sign * val, key[0], not key[1], key[2])
+
+    return min(candidates, key=order)
+
+
+def _label(key: tuple[bool, bool, bool], channels: bool, ranges: bool, matmuls: bool) -> str:
+    """A dynamic int8 candidate's name in the record, naming only the ways that were tried: plain or
+    per-channel weights, 7 or 8 bits, weight MatMuls only or activation MatMuls too."""
+    pc, rr, am = key
+    parts = ([("per-channel" if pc else "plain")] if channels else []) + \
+        ([("7-bit" if rr else "8-bit")] if ranges else []) + \
+        ([("activation matmuls" if am else "weight matmuls")] if matmuls else [])
+    return ", ".join(parts)
 
 
 def _row(ctx, task, splits, path: Path, name: str, fmt: Format, src_row: VariantRow, source: str,
