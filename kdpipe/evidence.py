@@ -165,16 +165,18 @@ def versus(metric, source: dict, other: dict, splits) -> dict:
     on validation, and its damage there: for a metric that is a mean over samples, the sum of what it
     lost on the samples where it did worse (the answers it broke), which gains on other samples do not
     cancel; for perplexity, the interval's upper end."""
-    def mask(split, s):  # language models: the positions that count
-        y = None if split is None else np.asarray(split.y)
-        return y != IGNORE if y is not None and y.shape == s.kept.shape else None
-
     drop = paired_drop(metric, source["val"], other["val"])
     val, test = (splits.val, splits.test) if splits is not None else (None, None)
-    return {"agreement_val": agreement(source["val"], other["val"], mask(val, other["val"])),
-            "agreement_test": agreement(source["test"], other["test"], mask(test, other["test"])),
+    return {"agreement_val": agreement(source["val"], other["val"], answer_mask(val, other["val"])),
+            "agreement_test": agreement(source["test"], other["test"], answer_mask(test, other["test"])),
             "drop_val": drop["drop"], "drop_val_ci": drop["ci"],
             "damage_val": damage(metric, source["val"], other["val"], drop)}
+
+
+def answer_mask(split, s: Samples) -> np.ndarray | None:
+    """Language models: the positions whose answers count (the others are padding or unmasked)."""
+    y = None if split is None else np.asarray(split.y)
+    return y != IGNORE if y is not None and y.shape == s.kept.shape else None
 
 
 def damage(metric, source: Samples, other: Samples, drop: dict | None = None) -> float:

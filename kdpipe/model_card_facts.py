@@ -56,9 +56,16 @@ def card_for_run(cfg, task, splits, distill: dict, prune: dict | None, bundle_di
         made.append(f"Pruned ({p.get('removed', {}).get('method', 'structured')}): {removed} removed "
                     f"({p['params_before']:,} -> "
                     f"{p['params_after']:,} parameters), then a KD recovery fine-tune.")
-    if chosen.get("source", chosen["variant"]) == "teacher":
-        made = [made[0], f"This bundle is the teacher itself, quantized: no distillation. Chosen because {choice['reason']}."]
     qi = chosen.get("quantization")
+    qad = (qi or {}).get("qad")
+    if chosen.get("source", chosen["variant"]) == "teacher":
+        made = [made[0], "This bundle is the teacher itself, quantized, then trained against its own fp32 outputs "
+                         f"(quantization-aware distillation). Chosen because {choice['reason']}." if qad else
+                f"This bundle is the teacher itself, quantized: no distillation. Chosen because {choice['reason']}."]
+    if qad:
+        made.append(f"Quantization-aware distillation: {qad['epochs']} epochs ({qad['seconds']:.0f} s) with "
+                    f"{qad['layers_emulated']} layers computing as the quantized graph does, learning from the fp32 "
+                    "teacher's outputs with the distill section's KD loss; then exported and quantized as below.")
     made.append("Exported to ONNX fp32 (checked against PyTorch)." if not qi else
                 f"Exported to ONNX and quantized: {qi['method']}"
                 + (f", {qi['calibration']} calibration on {qi.get('calibration_samples', '?')} training samples"

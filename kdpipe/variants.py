@@ -34,11 +34,13 @@ QUANTIZED_TEACHER = "teacher-int8-dynamic"  # what a user gets without distillat
 def variant_name(source: str, kind: str, calibration: str | None = None, mixed: bool = False) -> str:
     """The one way a made variant is named, by the quantize stage and by every name `export.bundle`
     may take: `<source>-fp32-fused`, `<source>-int8-dynamic`, `<source>-int8-dynamic-fused` (from the
-    fused graph), `<source>-int8-static-<calibration>`, `<source>-fp16`, `<source>-int4` (weight-only), and
+    fused graph), `<source>-int8-static-<calibration>`, `<source>-fp16`, `<source>-int4` (weight-only),
+    `<source>-int8-qad` and `<source>-int4-qad` (quantization-aware distillation), and
     `-mixed` after an int8
     name for its accuracy-aware form (some nodes kept in float)."""
     names = {"fp32-fused": "fp32-fused", "dynamic": "int8-dynamic", "dynamic-fused": "int8-dynamic-fused",
-             "static": f"int8-static-{calibration}", "fp16": "fp16", "int4": "int4"}
+             "static": f"int8-static-{calibration}", "fp16": "fp16", "int4": "int4", "qad-int8": "int8-qad",
+             "qad-int4": "int4-qad"}
     if kind not in names:
         raise ValueError(f"no variant kind {kind!r} (kinds: {', '.join(names)})")
     return f"{source}-{names[kind]}" + ("-mixed" if mixed else "")

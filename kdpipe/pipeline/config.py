@@ -180,8 +180,22 @@ class PruneConfig(Section):
     finetune: TrainConfig = Field(default_factory=lambda: TrainConfig(epochs=5, lr=5e-4))
 
 
-QuantVariant = Literal["dynamic", "static", "fp16", "int4"]
+QuantVariant = Literal["dynamic", "static", "fp16", "int4", "qad-int8", "qad-int4"]
 Calibration = Literal["minmax", "entropy", "percentile"]
+
+
+class QADConfig(Section):
+    """Quantization-aware distillation (quantize.variants qad-int8, qad-int4): the quantize source, with
+    its layers computing as onnxruntime's int8 or int4 kernels will, trained on the fp32 teacher's
+    outputs with the distill section's KD loss (temperature, alpha; labels where there are)."""
+
+    epochs: Epochs | None = Field(None, ge=1, description="passes over the training split; null: a third of "
+                                                          "distill.epochs, at least 1")
+    lr: float | None = Field(None, gt=0, description="null: a tenth of distill.lr (a fine-tune of trained weights)")
+    weight_decay: float = Field(0.0, ge=0)
+    warmup: float = Field(0.0, ge=0, lt=1)
+    teacher: bool = Field(False, description="also distil the teacher into its own quantized form (teacher-int8-qad, "
+                                             "teacher-int4-qad): the teacher corrects its own quantization")
 
 
 class QuantizeConfig(Section):
@@ -215,6 +229,7 @@ class QuantizeConfig(Section):
         4, description="int4 variant: what the CPU kernel computes in; 4: int8 (the fastest on x86), 0: fp32")
     int4_embeddings: bool = Field(True, description="int4 variant: the embedding tables in int4 too "
                                                     "(GatherBlockQuantized); false keeps them fp32")
+    qad: QADConfig = Field(default_factory=QADConfig)
 
 
 class ExportConfig(Section):

@@ -10,6 +10,7 @@ from datetime import datetime, timezone
 
 from kdpipe.pipeline.frontier import cost_of, frontiers
 from kdpipe.pipeline.report_generation import generation_finding, generation_summary
+from kdpipe.pipeline.report_qad import qad_finding, qad_summary
 from kdpipe.pipeline.stage_steps import quantize_finding, stage_steps
 from kdpipe.tasks import get_task
 from kdpipe.units import fmt_size
@@ -78,6 +79,7 @@ def build_report(manifest: dict, providers: list[str], batch_sizes: list[int]) -
                           out("distill").get("training", {}).get("student", {}).get("precision")),
         "prune": _prune_summary(out("prune")),
         "int8": _int8_summary(rows, metric, out("quantize"), manifest.get("config", {}).get("export", {})),
+        "qad": qad_summary(table, stages.get("distill", {}).get("seconds")),
         "bundle": out("export").get("bundle"),
         "splits": {"samples": out("distill").get("split_sizes"), "per_class": out("distill").get("class_counts"),
                    # how many labels a teacher trained here saw (teacher.labels: all sees the hidden ones too)
@@ -252,6 +254,9 @@ def notes(report: dict) -> list[str]:
     if line:
         out.append(line)
     out += int8_notes(report)
+    qad = qad_finding(report)
+    if qad:
+        out.append(qad)
     if report.get("bundle"):
         why = (report["bundle"].get("choice") or {}).get("reason")
         out.append(f"Deployable bundle: {report['bundle']['path']}/ ({report['bundle']['variant']})"

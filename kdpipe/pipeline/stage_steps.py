@@ -23,11 +23,27 @@ def stage_steps(report: dict, timings: dict) -> list[dict]:
     out = [{"stage": name, "seconds": t.get("seconds"), "started": t.get("started"), "peak_rss_mb": t.get("peak_rss_mb"),
             **({"step": steps[name]} if name in steps else {})}
            for name, t in sorted(timings.items(), key=lambda kv: kv[1].get("started") or "~")]  # run order
+    out = _with_qad_steps(out, chain, rows, lat)
     if chain:
         first, last = chain[0][1], chain[-1][2]
         out.append({"stage": "all", "seconds": round(sum(t.get("seconds") or 0 for t in timings.values()), 1),
                     "step": _step(rows[first], rows[last], first, last, lat)})
     return out
+
+
+def _with_qad_steps(out: list[dict], chain: list, rows: dict, lat) -> list[dict]:
+    """After the quantize step, the quantization-aware distilled copies of the same fp32 source that it
+    does not show, each as a step of its own from that source (its time: the QAD training's)."""
+    q = next((c for c in chain if c[0] == "quantize"), None)
+    at = next((i for i, s in enumerate(out) if s["stage"] == "quantize"), None)
+    if q is None or at is None:
+        return out
+    src = q[1].removesuffix("-fp32")
+    extra = [k for k, r in rows.items() if k != q[2] and r.get("source") == src
+             and (r.get("quantization") or {}).get("qad")]
+    steps = [{"stage": "quantize (QAD)", "seconds": rows[k]["quantization"]["qad"]["seconds"],
+              "step": _step(rows[q[1]], rows[k], q[1], k, lat)} for k in extra]
+    return out[:at + 1] + steps + out[at + 1:]
 
 
 def _step(a: dict, b: dict, before: str, after: str, lat) -> dict:

@@ -115,6 +115,8 @@ def possible_bundles(cfg) -> list[str]:
                         names.append(variant_name(src, kind, calibration, mixed=True))
                 if v == "dynamic":
                     names.append(variant_name(src, "dynamic-fused"))
+        if qc.qad.teacher:
+            names += [variant_name("teacher", v) for v in qc.variants if v.startswith("qad-")]
     return names
 
 

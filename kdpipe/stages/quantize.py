@@ -1,7 +1,9 @@
 """quantize: onnxruntime int8 (dynamic; static QDQ calibrated on training data with MinMax, Entropy or
-Percentile), int4 weight-only (MatMulNBits) and fp16 (for the CUDA provider) from the final student, and the teacher itself in dynamic
-int8 (the no-distillation bar); each variant's accuracy is measured by running it in onnxruntime on
-the validation and test splits."""
+Percentile), int4 weight-only (MatMulNBits) and fp16 (for the CUDA provider) from the final student,
+the same int8 and int4 after quantization-aware distillation (the student trained against the fp32
+teacher as its quantized graph computes: qad-int8, qad-int4), and the teacher itself in dynamic int8
+(the no-distillation bar; with quantize.qad.teacher, distilled into its own int8/int4 form too); each
+variant's accuracy is measured by running it in onnxruntime on the validation and test splits."""
 
 from __future__ import annotations
 
@@ -9,7 +11,7 @@ import tempfile
 from pathlib import Path
 
 
-from kdpipe.evaluation import evaluate_samples, onnx_predictor, score
+from kdpipe.evaluation import evaluate_samples, onnx_predictor, score, torch_predictor
 from kdpipe.evidence import damage, versus
 from kdpipe.progress import progress, say
 from kdpipe.runtime.quantization import (Int4, Int8, calibration_batches, dynamic_int8, int4_weight_only, op_counts,
@@ -77,6 +79,9 @@ def run(ctx) -> dict:
             if kind == "int4":
                 rows += _int4_variant(ctx, fp32, out, name, src_row, source)
                 continue
+            if kind.startswith("qad-"):
+                rows.append(_qad_variant(ctx, kind, src_row, source, src_evidence, Path(tmp), dyn_ops))
+                continue
             if kind == "static":
                 static_int8(prepared, out, Int8(qc.per_channel is True, qc.reduce_range is not False, static_ops),
                             calibration, calib_feeds)
@@ -97,8 +102,14 @@ def run(ctx) -> dict:
             mixed, search = _accuracy_aware(ctx, rows, src_evidence, src_row, source, prepared, calib_feeds,
                                             static_ops, dyn_ops)
             rows += [mixed] if mixed else []
+        teacher = None
         if qc.teacher:
-            rows.append(_quantized_teacher(ctx, Path(tmp), qc, dyn_ops))
+            teacher = _teacher_fp32(ctx, Path(tmp))
+            rows.append(_quantized_teacher(ctx, teacher, qc, dyn_ops))
+        if qc.qad.teacher:  # the teacher distilled into its own quantized form
+            t_row, _, _, t_evidence = teacher or _teacher_fp32(ctx, Path(tmp))
+            rows += [_qad_variant(ctx, kind, t_row, "teacher", t_evidence, Path(tmp), dyn_ops)
+                     for kind, _ in jobs if kind.startswith("qad-")]
     for r in rows:
         vs = r["vs_source"]
         say(f"[quantize] {r['variant']}: {r['size_bytes']} bytes, test {task.metric.name} "
@@ -186,10 +197,8 @@ def _int4_variant(ctx, fp32: Path, out: Path, name: str, src_row: VariantRow, so
                   "embeddings": settings.embeddings, "weight_matrices": matmuls, "ops": op_counts(out)})]
 
 
-def _quantized_teacher(ctx, tmp: Path, qc, op_types) -> VariantRow:
-    """What a user gets without distillation: the teacher itself in dynamic int8, plain and per-channel
-    weights, with and without the activation MatMuls, the least damaged kept, in the students' weight
-    bits. Every report shows it beside the students, measured the same way."""
+def _teacher_fp32(ctx, tmp: Path) -> tuple[VariantRow, Path, Path, dict]:
+    """The teacher's row, its fp32 graph, that graph prepared for the quantizer, and its evidence."""
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
     task, splits = ctx.task, ctx.splits
@@ -199,12 +208,74 @@ def _quantized_teacher(ctx, tmp: Path, qc, op_types) -> VariantRow:
     task.export_onnx(model, ctx.file(t_row["path"]), fp32, ctx.cfg.export.opset, splits)
     del model
     quant_pre_process(str(fp32), str(prepared), skip_symbolic_shape=True)
+    return t_row, fp32, prepared, _evidence_of(task, splits, fp32)
+
+
+def _quantized_teacher(ctx, teacher: tuple, qc, op_types) -> VariantRow:
+    """What a user gets without distillation: the teacher itself in dynamic int8, plain and per-channel
+    weights, with and without the activation MatMuls, the least damaged kept, in the students' weight
+    bits. Every report shows it beside the students, measured the same way."""
+    t_row, _, prepared, evidence = teacher
     # the bar: the least damaged of the ways dynamic int8 can be made (as a user of optimum or onnxruntime
     # would try them); weight bits as the students' (quantize.reduce_range), so that no int8 bundle
     # kdpipe can ship saturates on CPUs without VNNI unless told otherwise
     auto = qc.model_copy(update={"per_channel": "auto", "activation_matmuls": "auto"})
-    row = _dynamic_variant(ctx, prepared, ctx.out / f"{QUANTIZED_TEACHER}.onnx", QUANTIZED_TEACHER, op_types,
-                           t_row, "teacher", {"no_distillation": True}, _evidence_of(task, splits, fp32), auto)
+    return _dynamic_variant(ctx, prepared, ctx.out / f"{QUANTIZED_TEACHER}.onnx", QUANTIZED_TEACHER, op_types,
+                            t_row, "teacher", {"no_distillation": True}, evidence, auto)
+
+
+def _qad_variant(ctx, kind: str, src_row: VariantRow, source: str, src_evidence: dict, tmp: Path,
+                 dyn_ops) -> VariantRow:
+    """Quantization-aware distillation of `source` (training.qad), then the trained weights exported
+    and quantized as the post-training variant is: int8 dynamic with per-channel weights, or int4
+    weight-only. Records the training and how many validation answers the exported graph shares with
+    the fake-quantized PyTorch model it was trained as."""
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    from kdpipe.evidence import agreement, answer_mask
+    from kdpipe.training import qad
+    from kdpipe.training.fake_quant import Int4Scheme, Int8Scheme, emulated
+
+    cfg, qc, task, splits = ctx.cfg, ctx.cfg.quantize, ctx.task, ctx.splits
+    name = variant_name(source, kind)
+    model, spec = task.load(ctx.file(src_row["path"]), f"{source} model")
+    t_row = next(r for r in ctx.upstream("distill")["variants"] if r["variant"] == "teacher")
+    teacher, _ = task.load(ctx.file(t_row["path"]), "teacher model")
+    reduce_range = qc.reduce_range if isinstance(qc.reduce_range, bool) else True  # auto: the safe 7 bits
+    if kind == "qad-int8":
+        scheme = Int8Scheme.for_ops(dyn_ops, per_channel=True, reduce_range=reduce_range)
+    else:
+        scheme = Int4Scheme(qc.int4_block_size, qc.int4_accuracy_level, qc.int4_embeddings)
+    schedule = qad.schedule_of(cfg, seed=cfg.seed + 7)
+    res = qad.train(model, teacher, scheme, task, cfg, splits, schedule, checkpoint=ctx.checkpoint(name),
+                    desc=f"{name} (QAD)", quiet=ctx.quiet)
+    del teacher
+    with emulated(model, scheme):
+        _, fake = evaluate_samples(torch_predictor(model), splits.val, task.metric)
+    folder = tmp / name
+    folder.mkdir()
+    saved = task.save(model.cpu(), folder, name, spec, splits)
+    fp32, out = folder / "fp32.onnx", ctx.out / f"{name}.onnx"
+    task.export_onnx(model, saved, fp32, cfg.export.opset, splits)
+    if kind == "qad-int8":
+        prepared = folder / "prepared.onnx"
+        quant_pre_process(str(fp32), str(prepared), skip_symbolic_shape=True)
+        dynamic_int8(prepared, out, Int8(True, reduce_range, dyn_ops))
+        info = {"method": "qad-dynamic", "calibration": None, "per_channel": True, "reduce_range": reduce_range,
+                "activation_matmuls": False}
+    else:
+        settings = Int4(qc.int4_block_size, qc.int4_accuracy_level, embeddings=qc.int4_embeddings)
+        info = {"method": "qad-int4-weight-only", "calibration": None, "per_channel": False, "reduce_range": False,
+                "block_size": settings.block_size, "accuracy_level": settings.accuracy_level,
+                "embeddings": settings.embeddings, "weight_matrices": int4_weight_only(fp32, out, settings)}
+    fmt: Format = "onnx-int8" if kind == "qad-int8" else "onnx-int4"
+    row = _row(ctx, task, splits, out, name, fmt, src_row, source,
+               {**info, "fused": False, "ops": op_counts(out), "qad": res.record(schedule)})
+    row["vs_source"] = versus(task.metric, src_evidence, row["_samples"], splits)
+    exported = row["_samples"]["val"]
+    row["quantization"]["qad"]["export_agreement_val"] = agreement(fake, exported, answer_mask(splits.val, exported))
+    say(f"[quantize] {name}: {res.seconds:.0f} s of QAD ({schedule.epochs} epochs); the exported graph gives "
+        f"{row['quantization']['qad']['export_agreement_val']}% of the fake-quantized model's validation answers")
     return row
 
 
