@@ -14,13 +14,15 @@ from tests.conftest import write_config
 # Every training stage checkpoints each epoch: with 3 epochs a kill at the first checkpoint lands
 # inside the stage; the stages after training last long enough for a kill when their staging folder appears.
 SLOWER = {"data.limit": 1000, "teacher.train.epochs": 3, "distill.epochs": 3, "prune.finetune.epochs": 3,
-          "benchmark.min_seconds": 0.05, "benchmark.providers": ["cpu"]}
+          "benchmark.min_seconds": 0.05, "benchmark.providers": ["cpu"],
+          "quantize.variants": ["dynamic", "static", "fp16", "qad-int8"], "quantize.qad.epochs": 3}
 
 KILL_POINTS = [
     ("teacher training", "distill", ".checkpoints/distill/teacher.pt"),
     ("student training", "distill", ".checkpoints/distill/student.pt"),
     ("pruning recovery", "prune", ".checkpoints/prune/pruned.pt"),
     ("quantization", "quantize", ".staging/quantize"),
+    ("quantization-aware distillation", "quantize", ".checkpoints/quantize/pruned-int8-qad.pt"),
     ("export", "export", ".staging/export"),
     ("benchmark", "benchmark", ".staging/benchmark"),
 ]

@@ -202,3 +202,18 @@ def test_a_named_bundle_is_shipped_as_named_or_refused():
     assert choose_bundle(ExportConfig(bundle="student"), rows, ACCURACY, LATENCY, evidence)[0]["format"] == "onnx-fp32"
     with pytest.raises(ConfigError, match="not made in this run"):
         choose_bundle(ExportConfig(bundle="pruned"), rows, ACCURACY, LATENCY, evidence)
+
+
+def test_a_qad_copy_ships_where_post_training_int8_broke_its_source():
+    """Quantization-aware distillation's int8 copy is a candidate like any other: where the post-training
+    copy broke 8 of its source's answers (left out), the QAD copy, which broke 1, ships at int8 speed."""
+    qad = answers((set(range(50)) | set(range(100, 114)) | {200}) - {100})
+    rows, evidence = issue_case()
+    rows = [r for r in rows if not r["variant"].startswith("teacher-int8")]
+    rows.append(with_source(row("student-int8-qad", "onnx-int8", qad, 31, "student"), STUDENT, qad))
+    evidence["student-int8-qad"] = {"val": qad, "test": qad}
+    chosen, choice = choose_bundle(ExportConfig(max_drop=1.0), rows, ACCURACY,
+                                   {**LATENCY, "student-int8-qad": 0.06}, evidence)
+    by = {c["variant"]: c for c in choice["candidates"]}
+    assert by["student-int8-dynamic"]["left_out"] and not by["student-int8-qad"]["left_out"]
+    assert chosen["variant"] == "student-int8-qad"
