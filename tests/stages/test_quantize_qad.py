@@ -44,3 +44,10 @@ def test_qad_variants_are_measured_rows_that_agree_with_what_was_trained(tiny_ru
     findings = [line.removeprefix("- ") for line in (run / "report" / "report.md").read_text().splitlines()]
     assert any(line.startswith("Quantization-aware distillation") and "pruned-int8-qad against pruned-int8-dynamic"
                in line for line in findings)
+    # a QAD bundle's model card says how it was made
+    assert run_cli("all", str(cfg), "-q", "--set", "quantize.variants=[dynamic,int4,qad-int8,qad-int4]",
+                   "--set", "quantize.qad.teacher=true", "--set", "quantize.qad.epochs=2",
+                   "--set", "export.bundle=teacher-int8-qad") == 0
+    card = (run / "export" / "bundle" / "README.md").read_text()
+    assert "trained against its own fp32 outputs (quantization-aware distillation)" in card
+    assert "Quantization-aware distillation: 2 epochs" in card and "quantized: no distillation" not in card
