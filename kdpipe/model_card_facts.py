@@ -48,7 +48,7 @@ def card_for_run(cfg, task, splits, distill: dict, prune: dict | None, bundle_di
             + (f"given ({given})" + (", fine-tuned here" if "history" in training.get("teacher", {}) else "")
                if given else f"trained here for {tc.train.epochs} epochs") + ".",
             f"Student: `{cfg.student.model}`{_params(cfg.student.params)} ({torch_rows['student']['params']:,} "
-            f"parameters), trained {cfg.distill.epochs} epochs with knowledge distillation: "
+            f"parameters), trained {_epochs(training.get('student', {}), cfg.distill.epochs)} with knowledge distillation: "
             + ", ".join(f"{k} {v}" for k, v in kd.items() if k != "cache_teacher") + "."]
     if prune:
         p = prune
@@ -98,3 +98,11 @@ def card_for_run(cfg, task, splits, distill: dict, prune: dict | None, bundle_di
         runtimes=info.get("runtimes", {}), files=sorted(os.listdir(bundle_dir)) + ["README.md"],
         labels=info.get("labels"), chain=chain, inputs=input_conventions(info, raw), license=cfg.export.license,
         sources=f"the teacher `{tc.model}` and the data `{cfg.data.source}`")
+
+
+def _epochs(record: dict, configured) -> str:
+    """How long a training ran, as recorded: its epochs, and with epochs: auto the one kept and why."""
+    stop = record.get("stopping")
+    if stop:
+        return f"{stop['epochs_run']} epochs (the best, epoch {stop['best_epoch']}, kept; stopped: {stop['stopped']})"
+    return f"{len(record['history']) if record.get('history') else configured} epochs"

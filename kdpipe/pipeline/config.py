@@ -140,7 +140,13 @@ class IntermediateConfig(Section):
 
 
 class DistillConfig(Section):
-    epochs: Epochs = Field(30, ge=1)
+    epochs: Annotated[int, Field(ge=1), at_most(100_000, "epochs are passes over the training split; no run "
+                                                         "finishes more")] | Literal["auto"] = Field(
+        30, description="passes over the training split; auto: until the validation loss stops improving "
+                        "(patience), at most max_epochs or max_minutes, the best epoch kept; the baseline alike")
+    patience: int = Field(3, ge=1, description="epochs: auto: epochs without a lower validation loss before stopping")
+    max_epochs: Epochs = Field(40, ge=1, description="epochs: auto: the most epochs the student trains")
+    max_minutes: float | None = Field(None, gt=0, description="epochs: auto: the most minutes each training may take")
     lr: float = Field(1e-3, gt=0)
     weight_decay: float = Field(0.0, ge=0)
     warmup: float = Field(0.0, ge=0, lt=1, description="fraction of steps with a linear learning-rate warm-up")
@@ -162,6 +168,11 @@ class DistillConfig(Section):
     dropout: float | None = Field(None, ge=0, lt=1, description="the student's (and the baseline's) dropout rate while "
                                   "they train; null keeps the model's own (a derived transformer: the teacher's)")
     intermediate: IntermediateConfig = Field(default_factory=IntermediateConfig)
+
+    @property
+    def epochs_at_most(self) -> int:
+        """The epochs the student trains at most: epochs, or with epochs: auto, max_epochs."""
+        return self.max_epochs if self.epochs == "auto" else self.epochs
 
 
 class PruneConfig(Section):
@@ -559,7 +570,8 @@ def dump_config(cfg: Config) -> str:
 ADDED_LATER = {("teacher", "labels"): "kept", ("prune", "hidden"): None, ("prune", "ffn"): None, ("prune", "layers"): 0,
                ("data", "extra_texts"): None, ("data", "other_source"): None, ("distill", "freeze_embeddings"): False,
                ("data", "extra_texts_max"): None, ("export", "license"): None, ("quantize", "int4_block_size"): 32,
-               ("quantize", "int4_accuracy_level"): 4, ("quantize", "int4_embeddings"): True, ("benchmark", "prompt_tokens"): 64, ("benchmark", "new_tokens"): 128}
+               ("quantize", "int4_accuracy_level"): 4, ("quantize", "int4_embeddings"): True, ("benchmark", "prompt_tokens"): 64, ("benchmark", "new_tokens"): 128,
+               ("distill", "patience"): 3, ("distill", "max_epochs"): 40, ("distill", "max_minutes"): None}
 
 
 def section_dict(cfg: Config, names: tuple[str, ...]) -> dict:

@@ -101,9 +101,9 @@ def estimate(cfg) -> tuple[float, list[tuple[str, float]]]:
                       + tc.train.epochs * batches(len(data.val)) * t_fwd))
     matching = 1.15 if dc.intermediate.enabled else 1.0  # hidden states out of both models, their loss
     parts.append(("teacher outputs for KD (once)", batches(n_all + len(data.val)) * t_fwd * matching))
-    parts.append(("KD student", dc.epochs * (batches(n_all) * s_step * matching + batches(len(data.val)) * s_fwd)))
+    parts.append(("KD student", dc.epochs_at_most * (batches(n_all) * s_step * matching + batches(len(data.val)) * s_fwd)))
     if dc.baseline and not getattr(task, "targets_from_teacher", False):
-        parts.append(("no-KD baseline", dc.epochs * (batches(n_lab) * s_step + batches(len(data.val)) * s_fwd)))
+        parts.append(("no-KD baseline", dc.epochs_at_most * (batches(n_lab) * s_step + batches(len(data.val)) * s_fwd)))
     pruned = cfg.prune.enabled
     if pruned:
         ft = cfg.prune.finetune

@@ -93,6 +93,8 @@ def build_report(manifest: dict, providers: list[str], batch_sizes: list[int]) -
         "versions": manifest.get("versions"),
         "seed": manifest.get("config", {}).get("seed"),
     }
+    if report["kd"]:
+        report["kd"]["epochs"] = _epochs_run(out("distill").get("training", {}))
     report["frontier"] = frontiers(report)
     # per stage, in pipeline order: its time, and what the step it took bought and cost (stage_steps)
     report["stages"] = stage_steps(report, {name: {"seconds": e.get("seconds"), "started": e.get("started"),
@@ -147,6 +149,18 @@ def _kd_summary(rows: list[dict], metric, start: dict | None = None, precision: 
         summary["verdict"] = (f"KD did not help here: the student is {-gain:.2f} {units} worse than the same model "
                               "trained without KD; try another temperature/alpha or a larger student")
     return summary
+
+
+def _epochs_run(training: dict) -> dict:
+    """How many epochs the student and the baseline trained, and with epochs: auto which was kept and why."""
+    out = {}
+    for role in ("student", "baseline"):
+        rec = training.get(role) or {}
+        if rec.get("stopping"):
+            out[role] = rec["stopping"]
+        elif rec.get("history"):
+            out[role] = {"epochs_run": len(rec["history"])}
+    return out
 
 
 def _int8_summary(rows: list[dict], metric, quantized: dict, export_cfg: dict) -> dict | None:
@@ -237,6 +251,11 @@ def notes(report: dict) -> list[str]:
             kept = (f"; the teacher's layers {', '.join(map(str, s0['teacher_layers']))} (from 0, "
                     f"{s0['layer_choice'].replace('_', ' ')})" if s0.get("teacher_layers") else "")
             line = line.rstrip(".") + f". Before training the student scored {s0['test']:.2f}{u} (init: {s0['init']}{kept})."
+        stops = {k: v for k, v in (kd.get("epochs") or {}).items() if "stopped" in v}
+        if stops:
+            line = line.rstrip(".") + ". Trained to convergence (distill.epochs: auto): " + "; ".join(
+                f"{role} {v['epochs_run']} epochs, epoch {v['best_epoch']} kept ({v['stopped']})"
+                for role, v in stops.items()) + "."
         if kd.get("precision") == "bf16":
             line = line.rstrip(".") + ". Trained in bf16 mixed precision (weights and optimiser in fp32)."
         out.append(line)

@@ -54,7 +54,12 @@ def run(ctx) -> dict:
 
     if dc.baseline and hard_loss is not None:  # (embeddings have no labels to train a baseline on)
         baseline = copy.deepcopy(init)
-        r = fit(baseline, labelled(data.train), data.val, replace(schedule, epochs=round(dc.epochs * steps_scale(data))),
+        # as many steps as the student's epochs take over every row (data.label_fraction); the same
+        # stopping rule on its own validation loss (epochs: auto)
+        scale = steps_scale(data)
+        r = fit(baseline, labelled(data.train), data.val,
+                replace(schedule, epochs=round(dc.epochs_at_most * scale),
+                        patience=schedule.patience and max(1, round(schedule.patience * scale))),
                 hard_loss, checkpoint=ctx.checkpoint("baseline"), desc="baseline", **common)
         training["baseline"] = history(r)
         rows.append(_save(ctx, "baseline", baseline, s_spec, reference)[0])
@@ -63,7 +68,7 @@ def run(ctx) -> dict:
     with kd_training(kd_loss, dc.intermediate, teacher, student, s_spec.get("teacher_layers"),
                      task.targets_from_teacher) as kd:
         r = fit(student, data.train, data.val, schedule, kd.loss, teacher=kd.signal(dc),
-                checkpoint=ctx.checkpoint("student"), desc="student (KD)", **common)
+                checkpoint=ctx.checkpoint("student"), desc="student (KD)", monitor_loss=kd_loss, **common)
     training["student"] = history(r)
     rows.append(_save(ctx, "student", student, s_spec, reference)[0])
 

@@ -37,6 +37,7 @@ class FitResult:
     seconds_per_step: float = 0.0
     precision: str = "fp32"  # what it trained in (precision: auto resolved)
     teacher_cache: dict = field(default_factory=dict)  # format, bytes, seconds when outputs were cached
+    stopping: dict = field(default_factory=dict)  # epochs: auto: epochs run, the best one, why it stopped
 
 
 def resolve_device(setting: str, precision: str = "fp32") -> str:
@@ -98,12 +99,22 @@ class Schedule:
     seed: int = 0  # the batch order
     device: str = "cpu"
     precision: str = "fp32"
+    # epochs: auto (early_stop): `epochs` is then the cap; stop after `patience` epochs without a lower
+    # validation loss, or once `max_seconds` of training are spent
+    patience: int | None = None
+    max_seconds: float | None = None
 
     @classmethod
     def of(cls, cfg, section, *, seed: int, epochs: int | None = None) -> "Schedule":
         """From a config's training section (teacher.train, distill, prune.finetune) and its data,
-        device and precision settings."""
+        device and precision settings. A section with `epochs: auto` trains up to its max_epochs,
+        until the validation loss stops improving for its patience or its max_minutes run out."""
+        auto = section.epochs == "auto"
+        if auto:
+            epochs = section.max_epochs if epochs is None else epochs
+        minutes = getattr(section, "max_minutes", None) if auto else None
         return cls(epochs=section.epochs if epochs is None else epochs, lr=section.lr,
+                   patience=section.patience if auto else None, max_seconds=minutes * 60 if minutes else None,
                    weight_decay=section.weight_decay, warmup=section.warmup, batch_size=cfg.data.batch_size,
                    micro_batch_size=cfg.data.micro_batch_size, seed=seed,
                    device=(device := resolve_device(cfg.device, cfg.precision)),
@@ -152,11 +163,14 @@ def fit(
     metric: Metric = ACCURACY,
     desc: str = "train",
     quiet: bool = False,
+    monitor_loss: Callable | None = None,
 ) -> FitResult:
     """Train `model` in place with loss_fn(student_logits, teacher_logits_or_None, labels).
 
     With a checkpoint, training resumes after the last saved epoch, RNG states included, so a
-    resumed run ends exactly where an uninterrupted one would (on the CPU, same threads).
+    resumed run ends exactly where an uninterrupted one would (on the CPU, same threads). With
+    schedule.patience (epochs: auto), training stops early on the validation loss of `monitor_loss`
+    (default loss_fn; the teacher runs live on validation) and keeps the best epoch (early_stop).
     """
     import time
 
@@ -219,9 +233,16 @@ def fit(
         return out.clone()
 
     result = FitResult(final_val=_val_score(model, xv, yv, metric))
+    stop = None
+    if sc.patience:
+        from kdpipe.training.early_stop import EarlyStop, validation_loss
+
+        stop = EarlyStop(sc.patience, sc.max_seconds, validation_loss(monitor_loss or loss_fn, t_model, xv, yv))
     start = 1
     state = checkpoint.load() if checkpoint else None
     if state is not None:
+        if stop is not None and state.get("early_stop"):
+            stop.load(state["early_stop"])
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["optimizer"])
         sched.load_state_dict(state["scheduler"])
@@ -234,6 +255,9 @@ def fit(
     world = distributed.world()
     bar = progress(range(start, epochs + 1), desc=desc, quiet=quiet or not distributed.is_main(), unit="epoch")
     for epoch in bar:
+        if stop is not None and stop.reason:  # resumed after the epoch that decided to stop
+            break
+        epoch_start = time.perf_counter()
         model.train()
         batches = batch_order(len(y), batch_size, gen, lengths)
         total = 0.0
@@ -271,12 +295,22 @@ def fit(
         result.final_val = val
         if hasattr(bar, "set_postfix"):
             bar.set_postfix(loss=f"{total / len(y):.4f}", val=f"{val:.2f}{metric.unit}")
-        if checkpoint and checkpoint.due(epoch, epochs) and distributed.is_main():
+        stopping = stop is not None and stop.update(epoch, model, time.perf_counter() - epoch_start)
+        if checkpoint and (checkpoint.due(epoch, epochs) or stopping) and distributed.is_main():
             checkpoint.save({
                 "model": model.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
                 "batch_rng": gen.get_state(), "torch_rng": torch.get_rng_state(), "epoch": epoch,
                 "history": result.history, "final_val": result.final_val,
+                **({"early_stop": stop.state()} if stop is not None else {}),
             })
+        if stopping:
+            break
+    if stop is not None:
+        result.stopping = stop.finish(model, len(result.history), epochs)
+        best = stop.best_epoch
+        if best:
+            result.final_val = result.history[best - 1][f"val_{metric.name}"]
+        say(f"[{desc}] kept epoch {best} of {len(result.history)}: {result.stopping['stopped']}")
     model.eval()
     result.seconds_per_step = step_time / max(1, steps)
     result.precision = sc.precision

@@ -14,7 +14,7 @@ from kdpipe.training.loop import FitResult, Schedule, fit, seed_everything
 def history(r: FitResult) -> dict:
     """What a training run records in the manifest."""
     out = {"final_val": r.final_val, "seconds_per_step": r.seconds_per_step, "precision": r.precision,
-           "history": r.history}
+           "history": r.history, **({"stopping": r.stopping} if r.stopping else {})}
     return {**out, "teacher_cache": r.teacher_cache} if r.teacher_cache else out
 
 
