@@ -232,6 +232,8 @@ class QuantizeConfig(Section):
     search: bool = Field(True, description="when the best int8 variant loses more than export.max_drop against its "
                                            "fp32 source on validation, keep its most sensitive nodes in float until "
                                            "it is within (the -mixed variant)")
+    search_minutes: float | None = Field(10.0, gt=0, description="the accuracy-aware search tries mixes until this "
+                                                                 "many minutes are spent (null: no limit)")
     teacher: bool = Field(True, description="also quantize the teacher (dynamic int8, plain and per-channel): "
                                             "what a user gets without distillation, a row of every report")
     int4_block_size: Literal[16, 32, 64, 128, 256] = Field(

@@ -22,7 +22,7 @@ from kdpipe.variants import QUANTIZED_TEACHER, Format, VariantRow, variant_name,
 NAME = "quantize"
 REQUIRES = ("distill", "prune")
 SECTIONS = ("seed", "quantize", "export")
-VERSION = 7  # dynamic int8 chosen by damage against its source, activation MatMuls tried
+VERSION = 8  # dynamic int8 chosen by damage, activation MatMuls tried; QAD; one-pass int8 search sensitivity
 
 
 def run(ctx) -> dict:
@@ -162,14 +162,17 @@ def _accuracy_aware(ctx, rows, src_evidence, src_row, source, prepared, calib_fe
     nodes = quantizable_nodes(prepared, ops)
     say(f"[quantize] {best['variant']} breaks {broke:.2f} against {source} on validation (net {lost:+.2f}; budget "
         f"export.max_drop {budget:g}): measuring which of its {len(nodes)} quantizable nodes to keep in float")
-    res = search(prepared, quantize, nodes, task.feeds, splits.val.x, val_metric, lambda v: v["damage"] <= budget)
+    res = search(prepared, quantize, nodes, task.feeds, splits.val.x, val_metric, lambda v: v["damage"] <= budget,
+                 per_channel=qi["per_channel"] is True, reduce_range=qi["reduce_range"] is True,
+                 minutes=ctx.cfg.quantize.search_minutes)
     top = sorted(res.sensitivity.items(), key=lambda kv: -kv[1])[:10]
     record = {"from": best["variant"], "lost": round(lost, 4), "damage": broke, "budget": budget,
               "nodes": res.nodes,
               "kept_float": res.kept_float, "tried": res.tried, "most_sensitive": dict(top),
-              "found": res.val is not None}
+              "found": res.val is not None, "seconds": res.seconds, "out_of_time": res.out_of_time}
     if res.val is None:
-        say(f"[quantize] no mix of int8 and float nodes is within {budget:g} of {source}: nothing added")
+        spent = f" in the {ctx.cfg.quantize.search_minutes:g} minutes of quantize.search_minutes" if res.out_of_time else ""
+        say(f"[quantize] no mix of int8 and float nodes is within {budget:g} of {source}{spent}: nothing added")
         return None, record
     name = variant_name(source, qi["method"], qi["calibration"], mixed=True)
     out = ctx.out / f"{name}.onnx"

@@ -56,7 +56,7 @@ def test_the_node_int8_breaks_is_found_and_kept_in_float(tmp_path):
     everything = tmp_path / "all.onnx"
     quantize(fp32)(everything, [])
     assert error(everything) > 20  # int8 everywhere breaks the model
-    res = search(fp32, quantize(fp32), nodes, None, x, error, lambda v: v < 5)
+    res = search(fp32, quantize(fp32), nodes, None, x, error, lambda v: v < 5, reduce_range=False)  # as quantize()
     assert max(res.sensitivity, key=res.sensitivity.get) == "B_node"
     assert res.kept_float == ["B_node"] and res.val < 5 and res.nodes == 3
     assert res.tried[0] == {"kept_float": 1, "val": res.val}
@@ -67,3 +67,12 @@ def test_no_mix_within_budget_is_reported_as_none(tmp_path):
     x = np.random.default_rng(1).normal(size=(50, 16)).astype(np.float32)
     res = search(fp32, quantize(fp32), ["A_node", "B_node", "C_node"], None, x, lambda p: 1.0, lambda v: False)
     assert res.val is None and res.kept_float == [] and [t["kept_float"] for t in res.tried] == [1, 2]
+
+
+def test_the_time_budget_ends_the_search(tmp_path):
+    fp32 = three_matmuls(tmp_path / "m.onnx")
+    x = np.random.default_rng(1).normal(size=(50, 16)).astype(np.float32)
+    res = search(fp32, quantize(fp32), ["A_node", "B_node", "C_node"], None, x, lambda p: 1.0, lambda v: False,
+                 minutes=1e-9)
+    assert res.out_of_time and res.tried == [] and res.val is None
+    assert max(res.sensitivity, key=res.sensitivity.get) == "B_node"  # ranked all the same, in one pass
