@@ -242,6 +242,10 @@ def _qad_variant(ctx, kind: str, src_row: VariantRow, source: str, src_evidence:
     cfg, qc, task, splits = ctx.cfg, ctx.cfg.quantize, ctx.task, ctx.splits
     name = variant_name(source, kind)
     model, spec = task.load(ctx.file(src_row["path"]), f"{source} model")
+    if cfg.distill.freeze_embeddings:  # as distill trained it: the token table stays as it was
+        from kdpipe.models.hf import freeze_token_embeddings
+
+        freeze_token_embeddings(model)
     t_row = next(r for r in ctx.upstream("distill")["variants"] if r["variant"] == "teacher")
     teacher, _ = task.load(ctx.file(t_row["path"]), "teacher model")
     reduce_range = qc.reduce_range if isinstance(qc.reduce_range, bool) else True  # auto: the safe 7 bits

@@ -24,7 +24,8 @@ def lm_config(folder, lm_task, **extra):
         "data.limit": 80, "data.batch_size": 8, "teacher.train": {"epochs": 1, "lr": 0.003},
         "student.model": "derive:teacher", "student.params": {"layers": [1]}, "distill.epochs": 1,
         "distill.temperature": 1.0, "distill.alpha": 0.5, "prune.enabled": False,
-        "quantize.variants": ["dynamic", "static", "fp16", "int4"], "quantize.calibration": ["minmax"],
+        "quantize.variants": ["dynamic", "static", "fp16", "int4", "qad-int8", "qad-int4"],
+        "quantize.calibration": ["minmax"],
         "quantize.calibration_samples": 8, "benchmark.providers": ["cpu"], "benchmark.batch_sizes": [1, 2],
         "benchmark.rounds": 2, "benchmark.prompt_tokens": 8, "benchmark.new_tokens": 6,
         "export.max_drop": 1000.0, **TINY_LM[lm_task], **extra})
@@ -52,6 +53,11 @@ def test_every_stage_runs_and_the_report_uses_the_task_metric(lm_run):
     ops = int4["quantization"]["ops"]
     assert ops["MatMulNBits"] + ops["GatherBlockQuantized"] == int4["quantization"]["weight_matrices"] >= 4
     assert int4["size_bytes"] < rows[("student", "onnx-fp32")]["size_bytes"]
+    # quantization-aware distillation: the exported graph (KV cache included for the causal LM) gives the
+    # fake-quantized model's tokens, in the post-training copy's operators
+    for name, op in (("student-int8-qad", "MatMulInteger"), ("student-int4-qad", "MatMulNBits")):
+        qad = rows[(name, "onnx-int8" if "int8" in name else "onnx-int4")]["quantization"]
+        assert qad["ops"].get(op) and qad["qad"]["export_agreement_val"] >= 99.5, (name, qad["qad"])
     if task == "causal-lm":  # generation timed for every ONNX variant, cached and not, and the PyTorch teacher
         gen = report["generation"]
         assert (gen["prompt_tokens"], gen["new_tokens"]) == (8, 6)
