@@ -200,8 +200,8 @@ class QADConfig(Section):
     its layers computing as onnxruntime's int8 or int4 kernels will, trained on the fp32 teacher's
     outputs with the distill section's KD loss (temperature, alpha; labels where there are)."""
 
-    epochs: Epochs | None = Field(None, ge=1, description="passes over the training split; null: a third of "
-                                                          "distill.epochs, at least 1")
+    epochs: Epochs | None = Field(None, ge=1, description="passes over the training split; null: a third of the "
+                                                          "epochs the student trained in distill, at least 1")
     lr: float | None = Field(None, gt=0, description="null: a tenth of distill.lr (a fine-tune of trained weights)")
     weight_decay: float = Field(0.0, ge=0)
     warmup: float = Field(0.0, ge=0, lt=1)

@@ -253,7 +253,8 @@ def _qad_variant(ctx, kind: str, src_row: VariantRow, source: str, src_evidence:
         scheme = Int8Scheme.for_ops(dyn_ops, per_channel=True, reduce_range=reduce_range)
     else:
         scheme = Int4Scheme(qc.int4_block_size, qc.int4_accuracy_level, qc.int4_embeddings)
-    schedule = qad.schedule_of(cfg, seed=cfg.seed + 7)
+    trained = ctx.upstream("distill").get("training", {}).get("student", {}).get("history")
+    schedule = qad.schedule_of(cfg, seed=cfg.seed + 7, distill_epochs=len(trained) if trained else None)
     res = qad.train(model, teacher, scheme, task, cfg, splits, schedule, checkpoint=ctx.checkpoint(name),
                     desc=f"{name} (QAD)", quiet=ctx.quiet)
     del teacher

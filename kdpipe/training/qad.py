@@ -29,11 +29,12 @@ class QADResult:
                 "layers_emulated": self.layers, "fake_quant_val": self.fit.final_val, **history(self.fit)}
 
 
-def schedule_of(cfg, *, seed: int) -> Schedule:
-    """quantize.qad's schedule; unset epochs and lr follow the distill section (a third of its epochs,
-    a tenth of its learning rate: a fine-tune of weights that have already converged)."""
+def schedule_of(cfg, *, seed: int, distill_epochs: int | None = None) -> Schedule:
+    """quantize.qad's schedule; unset epochs and lr follow distillation (a third of the epochs the
+    student trained, `distill_epochs` where recorded, else the distill section's; a tenth of its
+    learning rate: a fine-tune of weights that have already converged)."""
     q, dc = cfg.quantize.qad, cfg.distill
-    section = q.model_copy(update={"epochs": q.epochs or max(1, math.ceil(dc.epochs_at_most / 3)),
+    section = q.model_copy(update={"epochs": q.epochs or max(1, math.ceil((distill_epochs or dc.epochs_at_most) / 3)),
                                    "lr": q.lr or dc.lr / 10})
     return Schedule.of(cfg, section, seed=seed)
 
