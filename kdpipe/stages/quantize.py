@@ -137,7 +137,8 @@ def _accuracy_aware(ctx, rows, src_evidence, src_row, source, prepared, calib_fe
 
     task, splits, metric = ctx.task, ctx.splits, ctx.task.metric
     budget = ctx.cfg.export.max_drop
-    int8 = [r for r in rows if r["format"] == "onnx-int8" and not r["quantization"].get("fused")]
+    int8 = [r for r in rows if r["format"] == "onnx-int8" and not r["quantization"].get("fused")
+            and r["quantization"]["method"] in ("dynamic", "static")]  # what the search can remake
     if not int8:
         return None, None
     best = min(int8, key=lambda r: (r["vs_source"]["damage_val"], r["vs_source"]["drop_val"]))
@@ -148,7 +149,8 @@ def _accuracy_aware(ctx, rows, src_evidence, src_row, source, prepared, calib_fe
     ops = dyn_ops if qi["method"] == "dynamic" else static_ops
 
     def quantize(out, exclude):  # as the variant it starts from, with `exclude` kept in float
-        s = Int8(qi["per_channel"] is True, qi["reduce_range"] is True, ops, exclusion_names(exclude))
+        s = Int8(qi["per_channel"] is True, qi["reduce_range"] is True, ops, exclusion_names(exclude),
+                 activation_matmuls=qi.get("activation_matmuls") is True)
         if qi["method"] == "dynamic":
             dynamic_int8(prepared, out, s)
         else:
