@@ -1,13 +1,17 @@
 """Accuracy-aware int8: when quantizing every eligible node costs more than the budget, find the
 nodes whose quantization hurts most and keep them in float until the model is within budget.
 
-A node's sensitivity is measured in one pass: the fp32 model runs once on validation inputs with
-every quantizable node's input kept, and each node's output is recomputed as int8 computes it (its
-input rounded to uint8 over the tensor's range, its weights to int8 as the quantizer rounds them);
-the squared error relative to the fp32 output ranks the nodes. One run of the model, whatever the
-number of nodes: a 135M-parameter LM's 57 nodes take seconds, where quantizing and running the whole
-model once per node took most of an hour. Nodes whose weight is not a plain matrix (fused Attention,
-convolutions, embedding tables) are ranked by their weights' own rounding error.
+A node's sensitivity is how far the model's outputs move when only that node is quantized: the mean
+squared difference from the fp32 outputs, relative to their variance, on validation inputs (a
+continuous measure, so a few dozen inputs rank the nodes). That costs one quantization and one run of
+the whole model per node: seconds for a small model, most of an hour for a 135M-parameter LM. So where
+the first node's measurement says all of them would take more than a third of the time budget, the
+nodes are ranked in one run instead: the fp32 model runs once with every quantizable node's input
+kept, and each node's output is recomputed as int8 computes it (its input rounded to uint8 over the
+tensor's range, its weights to int8 as the quantizer rounds them); nodes whose weight is not a plain
+matrix (fused Attention, convolutions, embedding tables) by their weights' own rounding error. That
+ranking sees each node alone, not what its error does downstream (an embedding table added to a
+larger one before a LayerNorm ranks too high): benchmarks/int8_search_rank.py compares the two.
 
 The most sensitive nodes are then kept in float in growing numbers (1, 2, 4, ..., then a bisection),
 each mix scored on the whole validation split, until the model is within budget or the time budget
@@ -42,6 +46,7 @@ class SearchResult:
     nodes: int = 0
     seconds: float = 0.0
     out_of_time: bool = False  # the time budget ended the search before it was done
+    ranking: str = "exact"  # or "one run" (module doc)
 
 
 def quantizable_nodes(path: Path, op_types: list[str] | None) -> list[str]:
@@ -58,6 +63,32 @@ def exclusion_names(nodes: list[str]) -> list[str]:
     """The names to pass as nodes_to_exclude: onnxruntime's quantizer rewrites a Gemm into a MatMul
     named `<gemm>_MatMul` (plus an Add) before it quantizes, so both names are given."""
     return nodes + [f"{n}_MatMul" for n in nodes]
+
+
+def _outputs(path: Path, feeds, x: np.ndarray, batch: int = 16) -> np.ndarray:
+    sess, _ = make_session(path, "cpu")
+    names = [i.name for i in sess.get_inputs()]
+    out = [sess.run(None, feeds(names, x[i:i + batch]) if feeds else {names[0]: x[i:i + batch]})[0]
+           for i in range(0, len(x), batch)]
+    return np.concatenate(out).astype(np.float32)
+
+
+def exact_sensitivity(fp32: Path, quantize, nodes: list[str], feeds, x: np.ndarray,
+                      budget_s: float | None) -> dict[str, float] | None:
+    """node -> relative output error with only that node in int8; None as soon as the first node's
+    measurement says all of them would take more than `budget_s`."""
+    reference = _outputs(fp32, feeds, x)
+    scale = float(reference.var()) or 1.0
+    out = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        probe = Path(tmp) / "probe.onnx"
+        for i, node in enumerate(nodes):
+            t0 = time.perf_counter()
+            quantize(probe, [n for n in nodes if n != node])  # only `node` quantized
+            out[node] = float(((_outputs(probe, feeds, x) - reference) ** 2).mean() / scale)
+            if i == 0 and budget_s is not None and (time.perf_counter() - t0) * len(nodes) > budget_s:
+                return None
+    return out
 
 
 def _fake_uint8(x: np.ndarray) -> np.ndarray:
@@ -130,9 +161,13 @@ def search(fp32: Path, quantize: Callable[[Path, list[str]], None], nodes: list[
     scores a model on the validation split; `within(v)` says whether v is within budget; the weights'
     rounding (`per_channel`, `reduce_range`) is the quantizer's. Stops trying mixes once `minutes` are spent."""
     t0 = time.perf_counter()
-    sensitivity = local_sensitivity(fp32, nodes, feeds, x_val[:SENSITIVITY_SAMPLES], per_channel, reduce_range)
+    x = x_val[:SENSITIVITY_SAMPLES]
+    sensitivity = exact_sensitivity(fp32, quantize, nodes, feeds, x, minutes * 20 if minutes else None)
+    ranking = "exact"
+    if sensitivity is None:  # too slow for this model: one run ranks them all
+        sensitivity, ranking = local_sensitivity(fp32, nodes, feeds, x, per_channel, reduce_range), "one run"
     order = sorted(nodes, key=lambda n: -sensitivity[n])
-    result = SearchResult([], None, sensitivity, nodes=len(nodes))
+    result = SearchResult([], None, sensitivity, nodes=len(nodes), ranking=ranking)
     with tempfile.TemporaryDirectory() as tmp:
         probe = Path(tmp) / "probe.onnx"
 

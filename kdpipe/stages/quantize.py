@@ -22,7 +22,7 @@ from kdpipe.variants import QUANTIZED_TEACHER, Format, VariantRow, variant_name,
 NAME = "quantize"
 REQUIRES = ("distill", "prune")
 SECTIONS = ("seed", "quantize", "export")
-VERSION = 8  # dynamic int8 chosen by damage, activation MatMuls tried; QAD; one-pass int8 search sensitivity
+VERSION = 8  # dynamic int8 chosen by damage, activation MatMuls tried; QAD; a bounded int8 search
 
 
 def run(ctx) -> dict:
@@ -171,7 +171,8 @@ def _accuracy_aware(ctx, rows, src_evidence, src_row, source, prepared, calib_fe
     record = {"from": best["variant"], "lost": round(lost, 4), "damage": broke, "budget": budget,
               "nodes": res.nodes,
               "kept_float": res.kept_float, "tried": res.tried, "most_sensitive": dict(top),
-              "found": res.val is not None, "seconds": res.seconds, "out_of_time": res.out_of_time}
+              "found": res.val is not None, "seconds": res.seconds, "out_of_time": res.out_of_time,
+              "ranking": res.ranking}
     if res.val is None:
         spent = f" in the {ctx.cfg.quantize.search_minutes:g} minutes of quantize.search_minutes" if res.out_of_time else ""
         say(f"[quantize] no mix of int8 and float nodes is within {budget:g} of {source}{spent}: nothing added")
