@@ -74,12 +74,19 @@ def _smoothquant(src: Path, out: Path, feeds, calib: list[np.ndarray], names: li
 
     prepared, dest = out / "sq-prepared.onnx", out / "smoothquant.onnx"
     quant_pre_process(str(src), str(prepared), skip_symbolic_shape=True)
-    with contextlib.redirect_stdout(io.StringIO()):
-        quantize_static(str(prepared), str(dest), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
-                        reduce_range=True, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
-                        extra_options={"SmoothQuant": True, "SmoothQuantAlpha": 0.5,
-                                       "DefaultTensorType": 1})
-    return dest
+    # folding the smoothing scales into the layers before fails on MiniLM's graph in neural-compressor
+    # 2.6 (a scalar Mul constant): they stay as Mul nodes of their own
+    for folding in (True, False):
+        try:
+            with contextlib.redirect_stdout(io.StringIO()):
+                quantize_static(str(prepared), str(dest), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
+                                reduce_range=True, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+                                extra_options={"SmoothQuant": True, "SmoothQuantAlpha": 0.5,
+                                               "SmoothQuantFolding": folding, "DefaultTensorType": 1})
+            return dest
+        except Exception as e:  # noqa: BLE001 - a third-party transform failing on this graph
+            print(f"SmoothQuant (folding {folding}) failed on this graph: {type(e).__name__}: {e}")
+    return None
 
 
 def main() -> None:
@@ -142,9 +149,10 @@ def main() -> None:
     qad = next((k for k in out if k.endswith("-int8-qad")), None)
     if qad:
         o, f = out[qad], out[f"{source} fp32"]
+        sign = 1 if task.metric.higher_is_better else -1
         print(f"\ntargets for {qad}: keeps {o['agreement_val']}% of validation answers (>= 98: "
               f"{'met' if o['agreement_val'] >= 98 else 'not met'}); test {o['test'] - f['test']:+.2f} against fp32 "
-              f"(within 0.5: {'met' if abs(o['test'] - f['test']) <= 0.5 else 'not met'}); "
+              f"(at most 0.5 below: {'met' if sign * (o['test'] - f['test']) >= -0.5 else 'not met'}); "
               f"{fp32_ms / o['p50_ms']:.2f}x the fp32 source at batch 1 (>= 1.8: "
               f"{'met' if fp32_ms / o['p50_ms'] >= 1.8 else 'not met'})")
         best_ptq = min((k for k in out if k not in (qad, f"{source} fp32") and "int4" not in k),

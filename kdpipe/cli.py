@@ -180,7 +180,8 @@ def init_cmd(teacher, data_source, task, student, name, label_column, text_colum
         click.echo("Timing a few training steps for an estimate ...")
         factory_roots(path)
         total, parts = estimate(cfg)
-        click.echo(f"Estimated wall time of `kdpipe all` on this machine: about {fmt_duration(total)} ("
+        bound = "at most" if cfg.distill.epochs == "auto" else "about"  # auto: the cap, stopping earlier
+        click.echo(f"Estimated wall time of `kdpipe all` on this machine: {bound} {fmt_duration(total)} ("
                    + ", ".join(f"{k} {fmt_duration(v)}" for k, v in parts if v >= 1) + ")")
     click.echo(f"Next: kdpipe check {path}   (every pre-flight check, seconds)\n      kdpipe all {path}")
 

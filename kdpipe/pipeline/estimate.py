@@ -16,6 +16,7 @@ import numpy as np
 # and sessions, per model made (measured on a MiniLM run: ~10 s a transformer; ~1 s a small CNN).
 PER_MODEL = {"transformer": 10.0, "array": 1.0}
 FIXED = 10.0
+FAKE_QUANT = 1.5  # a QAD step against a plain one: the text example's 94 s epochs against 64 s
 
 
 def _seconds_per_step(model, x, train: bool, repeats: int = 3) -> float:
@@ -108,9 +109,16 @@ def estimate(cfg) -> tuple[float, list[tuple[str, float]]]:
     if pruned:
         ft = cfg.prune.finetune
         parts.append(("pruning and its recovery", ft.epochs * (batches(n_all) * s_step + batches(len(data.val)) * s_fwd)))
+    q = cfg.quantize
+    qads = [v for v in q.variants if v.startswith("qad-")] if q.enabled else []
+    if qads:  # each QAD copy: a third of the student's epochs (at most), fake quantization costing ~1.5x a step
+        epochs = q.qad.epochs or max(1, math.ceil(dc.epochs_at_most / 3))
+        per_epoch = batches(n_all) * s_step * FAKE_QUANT + batches(len(data.val)) * s_fwd
+        own = (batches(n_all) * _mean_seconds(teacher, xbs, train=True) * FAKE_QUANT
+               + batches(len(data.val)) * t_fwd) if q.qad.teacher else 0.0  # the teacher into its own int8/int4
+        parts.append(("quantization-aware distillation", len(qads) * epochs * (per_epoch + own)))
     # every model scored on validation and test: in PyTorch (teacher, student, baseline) and in each ONNX
     # form (fp32, int8, fp16 ...), the teacher's fp32 and int8 too
-    q = cfg.quantize
     copies = (sum(len(q.calibration) if v == "static" else 2 if v == "dynamic" else 1 for v in q.variants)
               if q.enabled else 0)
     students = 2 + int(pruned) + copies
