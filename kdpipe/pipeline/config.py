@@ -207,6 +207,8 @@ class QADConfig(Section):
     warmup: float = Field(0.0, ge=0, lt=1)
     teacher: bool = Field(False, description="also distil the teacher into its own quantized form (teacher-int8-qad, "
                                              "teacher-int4-qad): the teacher corrects its own quantization")
+    learn_scales: bool = Field(False, description="qad-int8: learn each linear layer's per-channel weight scales "
+                                                  "(LSQ) instead of deriving them from the weights on every step")
 
 
 class QuantizeConfig(Section):

@@ -241,6 +241,7 @@ def _qad_variant(ctx, kind: str, src_row: VariantRow, source: str, src_evidence:
     from kdpipe.evidence import agreement, answer_mask
     from kdpipe.training import qad
     from kdpipe.training.fake_quant import Int4Scheme, Int8Scheme, emulated
+    from kdpipe.training.loop import seed_everything
 
     cfg, qc, task, splits = ctx.cfg, ctx.cfg.quantize, ctx.task, ctx.splits
     name = variant_name(source, kind)
@@ -253,11 +254,13 @@ def _qad_variant(ctx, kind: str, src_row: VariantRow, source: str, src_evidence:
     teacher, _ = task.load(ctx.file(t_row["path"]), "teacher model")
     reduce_range = qc.reduce_range if isinstance(qc.reduce_range, bool) else True  # auto: the safe 7 bits
     if kind == "qad-int8":
-        scheme = Int8Scheme.for_ops(dyn_ops, per_channel=True, reduce_range=reduce_range)
+        scheme = Int8Scheme.for_ops(dyn_ops, per_channel=True, reduce_range=reduce_range,
+                                    learn_scales=qc.qad.learn_scales)
     else:
         scheme = Int4Scheme(qc.int4_block_size, qc.int4_accuracy_level, qc.int4_embeddings)
     trained = ctx.upstream("distill").get("training", {}).get("student", {}).get("history")
     schedule = qad.schedule_of(cfg, seed=cfg.seed + 7, distill_epochs=len(trained) if trained else None)
+    seed_everything(cfg.seed + 7)  # dropout draws the same whether quantize runs alone or after distill
     res = qad.train(model, teacher, scheme, task, cfg, splits, schedule, checkpoint=ctx.checkpoint(name),
                     desc=f"{name} (QAD)", quiet=ctx.quiet)
     del teacher
@@ -273,7 +276,7 @@ def _qad_variant(ctx, kind: str, src_row: VariantRow, source: str, src_evidence:
         quant_pre_process(str(fp32), str(prepared), skip_symbolic_shape=True)
         dynamic_int8(prepared, out, Int8(True, reduce_range, dyn_ops))
         info = {"method": "qad-dynamic", "calibration": None, "per_channel": True, "reduce_range": reduce_range,
-                "activation_matmuls": False}
+                "activation_matmuls": False, "learned_scales": qc.qad.learn_scales}
     else:
         settings = Int4(qc.int4_block_size, qc.int4_accuracy_level, embeddings=qc.int4_embeddings)
         info = {"method": "qad-int4-weight-only", "calibration": None, "per_channel": False, "reduce_range": False,

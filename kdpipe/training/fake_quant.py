@@ -22,6 +22,7 @@ trained here.
 from __future__ import annotations
 
 import contextlib
+import math
 from dataclasses import dataclass
 
 import torch
@@ -36,13 +37,15 @@ class Int8Scheme:
     linear: bool = True  # MatMul / Gemm
     conv: bool = False  # Conv
     embedding: bool = False  # Gather from a weight table
+    learn_scales: bool = False  # LSQ: linear layers' per-channel weight scales trained too (learned_scales)
 
     @classmethod
-    def for_ops(cls, op_types: list[str] | None, per_channel: bool, reduce_range: bool) -> "Int8Scheme":
+    def for_ops(cls, op_types: list[str] | None, per_channel: bool, reduce_range: bool,
+                learn_scales: bool = False) -> "Int8Scheme":
         """The layers onnxruntime's dynamic quantizer quantizes for these op types (None: all it can)."""
         ops = set(op_types) if op_types else {"MatMul", "Gemm", "Conv", "Gather"}
         return cls(per_channel, reduce_range, linear=bool(ops & {"MatMul", "Gemm"}), conv="Conv" in ops,
-                   embedding="Gather" in ops)
+                   embedding="Gather" in ops, learn_scales=learn_scales and per_channel)
 
 
 @dataclass(frozen=True)
@@ -116,14 +119,47 @@ def _linear_layers(model: nn.Module):
             yield m, "in_out"
 
 
+LEARNED = "qad_log_scale"  # the parameter a linear layer carries while its weight scales are learned
+
+
+def _learned_scale(w: torch.Tensor, log_scale: torch.Tensor, levels: float) -> torch.Tensor:
+    """A per-channel scale learned in log space, never above max|w| / levels: a larger one would clip
+    nothing, and onnxruntime's quantizer, which derives the scale from the weights, could not give it."""
+    cap = (w.detach().abs().amax(1, keepdim=True) / levels).clamp_min(1e-12)
+    return torch.minimum(log_scale.exp(), cap)
+
+
+def int8_learned(w: torch.Tensor, log_scale: torch.Tensor, levels: float) -> torch.Tensor:
+    """LSQ (Esser et al. 2020): weights rounded on a learned per-channel scale, clipped beyond it; the
+    rounding passes gradients straight through, the scale's gradient scaled by 1/sqrt(n * levels)."""
+    s = _learned_scale(w, log_scale, levels)
+    g = 1.0 / math.sqrt(w.shape[1] * levels)
+    s = s * g + (s - s * g).detach()
+    q = torch.clamp(w / s, -levels, levels)
+    return (q + (torch.round(q) - q).detach()) * s
+
+
+def _tied(model: nn.Module) -> set[int]:
+    return {id(m.weight) for m in model.modules() if isinstance(m, nn.Embedding)}
+
+
 def _int8_forwards(model: nn.Module, s: Int8Scheme) -> dict:
     out = {}
+    levels = 64.0 if s.reduce_range else 127.0
+    tied = _tied(model)
     if s.linear:
         for m, layout in _linear_layers(model):
+            w0 = m.weight if layout == "out_in" else m.weight.t()
+            if s.learn_scales and id(m.weight) not in tied and not hasattr(m, LEARNED):
+                init = (w0.detach().abs().amax(1, keepdim=True) / levels).clamp_min(1e-12).log()
+                m.register_parameter(LEARNED, nn.Parameter(init.clone()))
+                m.qad_transposed = layout == "in_out"  # how to clip its weight when done
+
             def fwd(x, m=m, layout=layout):
                 w = m.weight if layout == "out_in" else m.weight.t()
-                y = F.linear(uint8_dynamic(x), int8_symmetric(w, s.per_channel, s.reduce_range), m.bias)
-                return y
+                wq = int8_learned(w, getattr(m, LEARNED), levels) if hasattr(m, LEARNED) else \
+                    int8_symmetric(w, s.per_channel, s.reduce_range)
+                return F.linear(uint8_dynamic(x), wq, m.bias)
             out[m] = fwd
     if s.conv:
         for m in model.modules():
@@ -165,3 +201,19 @@ def emulated(model: nn.Module, scheme: Int8Scheme | Int4Scheme):
     finally:
         for m in forwards:
             del m.forward
+            if hasattr(m, LEARNED):
+                _clip_to_learned(m, scheme)
+
+
+@torch.no_grad()
+def _clip_to_learned(m: nn.Module, scheme: Int8Scheme) -> None:
+    """Clip a layer's weights to its learned scale and drop the scale: each channel's largest weight is
+    then levels x scale exactly, so onnxruntime's quantizer, deriving the scale from the weights, rounds
+    them on the scale that was learned."""
+    levels = 64.0 if scheme.reduce_range else 127.0
+    transposed = m.__dict__.pop("qad_transposed", False)
+    w = m.weight.t() if transposed else m.weight
+    bound = _learned_scale(w, getattr(m, LEARNED), levels) * levels
+    clipped = torch.maximum(torch.minimum(w, bound), -bound)
+    m.weight.copy_(clipped.t() if transposed else clipped)
+    delattr(m, LEARNED)

@@ -88,3 +88,20 @@ def test_gradients_pass_straight_through():
     x = torch.randn(5, requires_grad=True)
     uint8_dynamic(x).sum().backward()
     assert torch.allclose(x.grad, torch.ones(5))
+
+
+def test_learned_scales_are_what_onnxruntime_rounds_on_after_the_weights_are_clipped(tmp_path):
+    """LSQ: with scales learned below max|w| / 64, leaving the emulation clips each channel's weights to
+    64 x its scale, so the quantizer (scale from the weights) rounds them on the learned scale."""
+    model = Tiny()
+    scheme = Int8Scheme.for_ops(None, per_channel=True, reduce_range=True, learn_scales=True)
+    with torch.no_grad():
+        with emulated(model, scheme):
+            for layer in (model.fc1, model.fc2, model.head):
+                layer.qad_log_scale -= 0.7  # as if training had shrunk every scale to half
+            fake = model(IDS).numpy()
+    assert not any("qad_log_scale" in k for k in model.state_dict())
+    _export(model, tmp_path / "fp32.onnx")
+    dynamic_int8(tmp_path / "fp32.onnx", tmp_path / "int8.onnx", Int8(True, True, None))
+    got = _ort(tmp_path / "int8.onnx", IDS)
+    assert np.abs(got - fake).max() < 1e-4 * max(1.0, np.abs(got).max())
