@@ -216,9 +216,18 @@ def fit(
     total_steps = max(1, epochs * steps_per_epoch)
     warm = int(sc.warmup * total_steps)
 
+    stop = None
+    if sc.patience:  # epochs: auto (early_stop): the rate is held, and divided when the validation loss stalls
+        from kdpipe.training.early_stop import EarlyStop, validation_loss
+
+        stop = EarlyStop(sc.patience, sc.max_seconds, validation_loss(monitor_loss or loss_fn, t_model, xv, yv))
+        warm = int(sc.warmup * steps_per_epoch * min(epochs, 10))  # the cap is no run's length: warm as a short run
+
     def lr_factor(step: int) -> float:  # linear warm-up (transformers need it with Adam), then cosine decay
         if step < warm:
             return (step + 1) / warm
+        if stop is not None:
+            return stop.lr_scale
         return 0.5 * (1 + math.cos(math.pi * min(1.0, (step - warm) / max(1, total_steps - warm))))
 
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_factor)
@@ -233,11 +242,6 @@ def fit(
         return out.clone()
 
     result = FitResult(final_val=_val_score(model, xv, yv, metric))
-    stop = None
-    if sc.patience:
-        from kdpipe.training.early_stop import EarlyStop, validation_loss
-
-        stop = EarlyStop(sc.patience, sc.max_seconds, validation_loss(monitor_loss or loss_fn, t_model, xv, yv))
     start = 1
     state = checkpoint.load() if checkpoint else None
     if state is not None:

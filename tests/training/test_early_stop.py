@@ -24,7 +24,7 @@ def _data(n, seed, noise=0.0):
 def test_stops_after_patience_epochs_without_improvement_and_keeps_the_best():
     values = iter([5.0, 4.0, 3.0, 3.5, 3.2, 3.1, 1.0])
     model = torch.nn.Linear(2, 1)
-    es = EarlyStop(patience=3, max_seconds=None, monitor=lambda m: next(values))
+    es = EarlyStop(patience=3, max_seconds=None, monitor=lambda m: next(values), decays=0)
     kept = None
     for epoch in range(1, 8):
         with torch.no_grad():
@@ -37,7 +37,18 @@ def test_stops_after_patience_epochs_without_improvement_and_keeps_the_best():
     record = es.finish(model, epoch, 40)
     assert torch.equal(model.weight, kept)
     assert record == {"epochs_run": 6, "best_epoch": 3, "max_epochs": 40, "best_val_loss": 3.0,
-                      "stopped": "no lower validation loss for 3 epochs", "seconds": 6.0}
+                      "stopped": "no lower validation loss for 3 epochs", "seconds": 6.0, "lr_divided_after": []}
+
+
+def test_a_stall_divides_the_learning_rate_before_one_stops_training():
+    values = iter([5.0, 4.0, 4.5, 4.2, 3.0, 3.1, 3.2, 3.3])
+    es = EarlyStop(patience=2, max_seconds=None, monitor=lambda m: next(values), decays=1)
+    model = torch.nn.Linear(2, 1)
+    stops = [es.update(e, model, 1.0) for e in range(1, 8)]
+    # epochs 3-4 stall: the rate is divided; epoch 5 improves; 6-7 stall again: stop
+    assert stops == [False] * 6 + [True] and es.decayed_at == [4] and es.lr_scale == 0.1 and es.best_epoch == 5
+    assert es.finish(model, 7, 40)["stopped"] == ("no lower validation loss for 2 epochs; the learning rate was "
+                                                  "divided by 10 after epoch 4")
 
 
 def test_a_time_budget_stops_training():
@@ -68,12 +79,14 @@ def _fit(checkpoint=None, fail_at=None):
 def test_fit_stops_early_and_a_resumed_run_stops_where_an_uninterrupted_one_does(tmp_path):
     model, r = _fit()
     stop = r.stopping
-    assert stop["epochs_run"] < 200 and stop["epochs_run"] == stop["best_epoch"] + 4
+    assert stop["epochs_run"] < 200 and stop["epochs_run"] >= stop["best_epoch"] + 4
+    assert len(stop["lr_divided_after"]) == 2  # two stalls divided the rate, the third ended the training
     assert r.final_val == r.history[stop["best_epoch"] - 1]["val_accuracy"]
     ckpt = TrainCheckpoint(tmp_path / "m.pt", "key", 1)
     with pytest.raises(KeyboardInterrupt):
-        _fit(ckpt, fail_at=4 * 12 + 2)  # inside the 13th epoch, after the best (11th): 4 steps an epoch
-    assert ckpt.load()["epoch"] == 12
+        _fit(ckpt, fail_at=4 * 16 + 2)  # inside epoch 17: after the best (11) and the first division (15)
+    assert ckpt.load()["epoch"] == 16
     resumed, r2 = _fit(ckpt)
     assert r2.stopping == {**stop, "seconds": r2.stopping["seconds"]}
+    assert r2.history == r.history  # every epoch after the kill trained as it would have (the divided rate too)
     assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), resumed.state_dict().values()))
