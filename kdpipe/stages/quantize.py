@@ -287,6 +287,11 @@ def _qad_variant(ctx, kind: str, src_row: VariantRow, source: str, src_evidence:
                {**info, "fused": False, "ops": op_counts(out), "qad": res.record(schedule)})
     row["vs_source"] = versus(task.metric, src_evidence, row["_samples"], splits)
     exported = row["_samples"]["val"]
+    if getattr(model, "trim", False):  # the PyTorch model cut each batch's trailing padding: so does the graph here
+        from kdpipe.data.splits import trim_padding
+
+        graph = onnx_predictor(make_session(out, "cpu")[0], task.feeds)
+        _, exported = evaluate_samples(lambda x: graph(trim_padding(x)), splits.val, task.metric)
     row["quantization"]["qad"]["export_agreement_val"] = agreement(fake, exported, answer_mask(splits.val, exported))
     say(f"[quantize] {name}: {res.seconds:.0f} s of QAD ({schedule.epochs} epochs); the exported graph gives "
         f"{row['quantization']['qad']['export_agreement_val']}% of the fake-quantized model's validation answers")
