@@ -534,8 +534,11 @@ def _merge_unions(errors: list[dict]) -> list[dict]:
         if len(errs) == 1:
             merged.append(errs[0])
             continue
-        parts = [_clean(x["msg"]).removeprefix("Input should be ").split(",")[0] for x in errs]
-        merged.append({**errs[0], "loc": key[0], "msg": "Input should be " + " or ".join(parts)})
+        cleaned = [_clean(x["msg"]) for x in errs]
+        # a member whose type fits but whose bound does not ("a whole number far too large") says it best
+        fits = [c for c in cleaned if not c.startswith("Input should be ")]
+        parts = [c.removeprefix("Input should be ").split(",")[0] for c in cleaned]
+        merged.append({**errs[0], "loc": key[0], "msg": fits[0] if fits else "Input should be " + " or ".join(parts)})
     return merged
 
 
