@@ -28,6 +28,7 @@ from typing import Callable
 
 import numpy as np
 import onnx
+import torch
 from onnx import numpy_helper
 
 from kdpipe.runtime.sessions import make_session
@@ -92,22 +93,17 @@ def exact_sensitivity(fp32: Path, quantize, nodes: list[str], feeds, x: np.ndarr
 
 
 def _fake_uint8(x: np.ndarray) -> np.ndarray:
-    """DynamicQuantizeLinear, dequantized: per-tensor uint8 over [min(0, x), max(0, x)]."""
-    lo, hi = min(float(x.min()), 0.0), max(float(x.max()), 0.0)
-    scale = (hi - lo) / 255.0
-    if scale == 0.0:
-        return x
-    zp = np.clip(np.round(-lo / scale), 0, 255)
-    return (np.clip(np.round(x / scale) + zp, 0, 255) - zp) * scale
+    """An input as DynamicQuantizeLinear rounds it (training.fake_quant's emulation, checked against it)."""
+    from kdpipe.training.fake_quant import uint8_dynamic
+
+    return uint8_dynamic(torch.from_numpy(x)).numpy()
 
 
-def _fake_int8(w: np.ndarray, per_channel: bool, reduce_range: bool, axis: int = -1) -> np.ndarray:
-    """Symmetric int8 weights as onnxruntime's quantizer rounds them (per channel along `axis`)."""
-    levels = 64.0 if reduce_range else 127.0
-    amax = np.abs(w).max(axis=tuple(i for i in range(w.ndim) if i != axis % w.ndim), keepdims=True) \
-        if per_channel else np.abs(w).max()
-    scale = np.where(amax > 0, amax / levels, 1.0)
-    return np.clip(np.round(w / scale), -levels, levels) * scale
+def _fake_int8(w: np.ndarray, per_channel: bool, reduce_range: bool) -> np.ndarray:
+    """Weights as onnxruntime's quantizer rounds them, channels along axis 0 (training.fake_quant's)."""
+    from kdpipe.training.fake_quant import int8_symmetric
+
+    return int8_symmetric(torch.from_numpy(np.ascontiguousarray(w)), per_channel, reduce_range).numpy()
 
 
 def local_sensitivity(fp32: Path, nodes: list[str], feeds, x: np.ndarray, per_channel: bool, reduce_range: bool,
@@ -129,7 +125,7 @@ def local_sensitivity(fp32: Path, nodes: list[str], feeds, x: np.ndarray, per_ch
         else:  # rounding error of its constant weights; an activation-only node has none
             ws = [numpy_helper.to_array(weights[i]).astype(np.float32) for i in n.input if i in weights]
             ws = [w for w in ws if w.ndim >= 2]
-            weight_only[n.name] = max((float(((_fake_int8(w, per_channel, reduce_range, 0) - w) ** 2).sum()
+            weight_only[n.name] = max((float(((_fake_int8(w, per_channel, reduce_range) - w) ** 2).sum()
                                              / max(float((w ** 2).sum()), 1e-30)) for w in ws), default=0.0)
     names = sorted({a for a, _ in matrices.values()})
     known = {o.name for o in model.graph.output}
@@ -142,7 +138,8 @@ def local_sensitivity(fp32: Path, nodes: list[str], feeds, x: np.ndarray, per_ch
         in_names = [i.name for i in sess.get_inputs()]
         err = {k: 0.0 for k in matrices}
         ref = {k: 0.0 for k in matrices}
-        qw = {k: _fake_int8(w, per_channel, reduce_range) for k, (_, w) in matrices.items()}
+        # a MatMul's weight is [in, out]: its channels are the columns
+        qw = {k: _fake_int8(w.T, per_channel, reduce_range).T for k, (_, w) in matrices.items()}
         for i in range(0, len(x), batch):
             got = dict(zip(outs, sess.run(None, feeds(in_names, x[i:i + batch]) if feeds else
                                           {in_names[0]: x[i:i + batch]})))
