@@ -10,6 +10,7 @@ from pathlib import Path
 from kdpipe.data.splits import undo_preprocessing
 from kdpipe.model_card import ModelCard, Row, input_conventions
 from kdpipe.runtime.machine import default_threads, machine_info
+from kdpipe.training.teacher import epochs_run
 from kdpipe.variants import QUANTIZED_TEACHER, VariantRow, bundle_label
 
 
@@ -100,9 +101,12 @@ def card_for_run(cfg, task, splits, distill: dict, prune: dict | None, bundle_di
         sources=f"the teacher `{tc.model}` and the data `{cfg.data.source}`")
 
 
+
 def _epochs(record: dict, configured) -> str:
     """How long a training ran, as recorded: its epochs, and with epochs: auto the one kept and why."""
-    stop = record.get("stopping")
-    if stop:
-        return f"{stop['epochs_run']} epochs (the best, epoch {stop['best_epoch']}, kept; stopped: {stop['stopped']})"
-    return f"{len(record['history']) if record.get('history') else configured} epochs"
+    if not record.get("history"):
+        return f"{configured} epochs"
+    run = epochs_run(record)
+    if "stopped" in run:
+        return f"{run['epochs_run']} epochs (the best, epoch {run['best_epoch']}, kept; stopped: {run['stopped']})"
+    return f"{run['epochs_run']} epochs"

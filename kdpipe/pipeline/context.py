@@ -58,6 +58,10 @@ class StageContext:
             raise RunFolderError(f"stage {self.stage!r} needs the results of {stage!r}, which are not in {self.store.root}")
         return entry["outputs"]
 
+    def upstream_row(self, stage: str, variant: str) -> VariantRow:
+        """The row an earlier stage recorded for one of its variants (the teacher: distill's)."""
+        return next(r for r in self.upstream(stage)["variants"] if r["variant"] == variant)
+
     def teacher_reference(self):
         """The teacher's top-1 predictions on the test split (written by distill), or None."""
         import numpy as np

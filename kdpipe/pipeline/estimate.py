@@ -112,7 +112,9 @@ def estimate(cfg) -> tuple[float, list[tuple[str, float]]]:
     q = cfg.quantize
     qads = [v for v in q.variants if v.startswith("qad-")] if q.enabled else []
     if qads:  # each QAD copy: a third of the student's epochs (at most), fake quantization costing ~1.5x a step
-        epochs = q.qad.epochs or max(1, math.ceil(dc.epochs_at_most / 3))
+        from kdpipe.training.qad import epochs_of
+
+        epochs = epochs_of(cfg)
         per_epoch = batches(n_all) * s_step * FAKE_QUANT + batches(len(data.val)) * s_fwd
         own = (batches(n_all) * _mean_seconds(teacher, xbs, train=True) * FAKE_QUANT
                + batches(len(data.val)) * t_fwd) if q.qad.teacher else 0.0  # the teacher into its own int8/int4

@@ -13,6 +13,7 @@ from kdpipe.pipeline.report_generation import generation_finding, generation_sum
 from kdpipe.pipeline.report_qad import qad_finding, qad_summary
 from kdpipe.pipeline.stage_steps import quantize_finding, stage_steps
 from kdpipe.tasks import get_task
+from kdpipe.training.teacher import epochs_run
 from kdpipe.units import fmt_size
 from kdpipe.variants import QUANTIZED_TEACHER, bundle_label
 
@@ -79,7 +80,6 @@ def build_report(manifest: dict, providers: list[str], batch_sizes: list[int]) -
                           out("distill").get("training", {}).get("student", {}).get("precision")),
         "prune": _prune_summary(out("prune")),
         "int8": _int8_summary(rows, metric, out("quantize"), manifest.get("config", {}).get("export", {})),
-        "qad": qad_summary(table, stages.get("distill", {}).get("seconds")),
         "bundle": out("export").get("bundle"),
         "splits": {"samples": out("distill").get("split_sizes"), "per_class": out("distill").get("class_counts"),
                    # how many labels a teacher trained here saw (teacher.labels: all sees the hidden ones too)
@@ -95,6 +95,7 @@ def build_report(manifest: dict, providers: list[str], batch_sizes: list[int]) -
     }
     if report["kd"]:
         report["kd"]["epochs"] = _epochs_run(out("distill").get("training", {}))
+    report["qad"] = qad_summary(table, stages.get("distill", {}).get("seconds"), cost_of(report, "latency"))
     report["frontier"] = frontiers(report)
     # per stage, in pipeline order: its time, and what the step it took bought and cost (stage_steps)
     report["stages"] = stage_steps(report, {name: {"seconds": e.get("seconds"), "started": e.get("started"),
@@ -153,14 +154,7 @@ def _kd_summary(rows: list[dict], metric, start: dict | None = None, precision: 
 
 def _epochs_run(training: dict) -> dict:
     """How many epochs the student and the baseline trained, and with epochs: auto which was kept and why."""
-    out = {}
-    for role in ("student", "baseline"):
-        rec = training.get(role) or {}
-        if rec.get("stopping"):
-            out[role] = rec["stopping"]
-        elif rec.get("history"):
-            out[role] = {"epochs_run": len(rec["history"])}
-    return out
+    return {role: epochs_run(training[role]) for role in ("student", "baseline") if training.get(role, {}).get("history")}
 
 
 def _int8_summary(rows: list[dict], metric, quantized: dict, export_cfg: dict) -> dict | None:

@@ -5,17 +5,16 @@ training cost beside the distill stage."""
 
 from __future__ import annotations
 
+from typing import Callable
+
 # a QAD variant's post-training counterpart: same source, same bits
 PTQ_OF = {"-int8-qad": "-int8-dynamic", "-int4-qad": "-int4"}
 
 
-def _b1(row: dict) -> float | None:
-    cell = (row.get("latency") or {}).get("cpu") or {}
-    return (cell.get("1") or cell.get(1) or {}).get("p50_ms")
-
-
-def qad_summary(rows: list[dict], distill_seconds: float | None) -> list[dict] | None:
-    """report.json's `qad`: one entry per QAD variant, with its post-training counterpart where made."""
+def qad_summary(rows: list[dict], distill_seconds: float | None,
+                latency: Callable[[dict], float | None]) -> list[dict] | None:
+    """report.json's `qad`: one entry per QAD variant, with its post-training counterpart where made;
+    `latency`: a row's CPU p50 at the smallest batch (frontier.cost_of)."""
     by_name = {r["variant"]: r for r in rows if r["format"] != "torch"}
     out = []
     for r in rows:
@@ -29,7 +28,7 @@ def qad_summary(rows: list[dict], distill_seconds: float | None) -> list[dict] |
             vs = x.get("vs_source") or {}
             return {"variant": x["variant"], "test": x["metric"]["value"], "val": x["metric"]["val"],
                     "kept_val": vs.get("agreement_val"), "kept_test": vs.get("agreement_test"),
-                    "damage_val": vs.get("damage_val"), "latency_b1_ms": _b1(x), "size_bytes": x["size_bytes"]}
+                    "damage_val": vs.get("damage_val"), "latency_b1_ms": latency(x), "size_bytes": x["size_bytes"]}
 
         out.append({"qad": facts(r), "ptq": facts(ptq) if ptq else None, "source": r.get("source"),
                     "seconds": qad["seconds"], "epochs": qad["epochs"], "distill_seconds": distill_seconds,

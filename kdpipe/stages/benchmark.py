@@ -94,7 +94,7 @@ def run(ctx) -> dict:
 
 def _teacher(ctx):
     """The teacher in PyTorch (loaded once for the latency and the generation timing)."""
-    row = next(r for r in ctx.upstream("distill")["variants"] if r["variant"] == "teacher")
+    row = ctx.upstream_row("distill", "teacher")
     return ctx.task.load(ctx.file(row["path"]), "distill/teacher")[0]
 
 

@@ -190,17 +190,25 @@ def _accuracy_aware(ctx, rows, src_evidence, src_row, source, prepared, calib_fe
 
 def _int4_variant(ctx, fp32: Path, out: Path, name: str, src_row: VariantRow, source: str) -> list[VariantRow]:
     """Weight-only int4 of the plain fp32 graph (MatMulNBits); none where the graph has no weight matrix."""
-    qc = ctx.cfg.quantize
-    settings = Int4(qc.int4_block_size, qc.int4_accuracy_level, embeddings=qc.int4_embeddings)
+    settings = _int4_settings(ctx.cfg.quantize)
     matmuls = int4_weight_only(fp32, out, settings)
     if not matmuls:
         out.unlink(missing_ok=True)
         say(f"[quantize] {name}: the graph has no weight matrix (MatMul, Gemm, embedding) for int4; left out")
         return []
     return [_row(ctx, ctx.task, ctx.splits, out, name, "onnx-int4", src_row, source,
-                 {"method": "int4-weight-only", "calibration": None, "per_channel": False, "reduce_range": False,
-                  "fused": False, "block_size": settings.block_size, "accuracy_level": settings.accuracy_level,
-                  "embeddings": settings.embeddings, "weight_matrices": matmuls, "ops": op_counts(out)})]
+                 {**_int4_info("int4-weight-only", settings, matmuls), "fused": False, "ops": op_counts(out)})]
+
+
+def _int4_settings(qc) -> Int4:
+    return Int4(qc.int4_block_size, qc.int4_accuracy_level, embeddings=qc.int4_embeddings)
+
+
+def _int4_info(method: str, settings: Int4, matmuls: int) -> dict:
+    """What a row records of an int4 copy (post-training or QAD): its settings and weights quantized."""
+    return {"method": method, "calibration": None, "per_channel": False, "reduce_range": False,
+            "block_size": settings.block_size, "accuracy_level": settings.accuracy_level,
+            "embeddings": settings.embeddings, "weight_matrices": matmuls}
 
 
 def _teacher_fp32(ctx, tmp: Path) -> tuple[VariantRow, Path, Path, dict]:
@@ -208,7 +216,7 @@ def _teacher_fp32(ctx, tmp: Path) -> tuple[VariantRow, Path, Path, dict]:
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
     task, splits = ctx.task, ctx.splits
-    t_row = next(r for r in ctx.upstream("distill")["variants"] if r["variant"] == "teacher")
+    t_row = ctx.upstream_row("distill", "teacher")
     model, _ = task.load(ctx.file(t_row["path"]), "teacher model")
     fp32, prepared = tmp / "teacher-fp32.onnx", tmp / "teacher-prepared.onnx"
     task.export_onnx(model, ctx.file(t_row["path"]), fp32, ctx.cfg.export.opset, splits)
@@ -250,14 +258,15 @@ def _qad_variant(ctx, kind: str, src_row: VariantRow, source: str, src_evidence:
         from kdpipe.models.hf import freeze_token_embeddings
 
         freeze_token_embeddings(model)
-    t_row = next(r for r in ctx.upstream("distill")["variants"] if r["variant"] == "teacher")
+    t_row = ctx.upstream_row("distill", "teacher")
     teacher, _ = task.load(ctx.file(t_row["path"]), "teacher model")
     reduce_range = qc.reduce_range if isinstance(qc.reduce_range, bool) else True  # auto: the safe 7 bits
     if kind == "qad-int8":
         scheme = Int8Scheme.for_ops(dyn_ops, per_channel=True, reduce_range=reduce_range,
                                     learn_scales=qc.qad.learn_scales)
     else:
-        scheme = Int4Scheme(qc.int4_block_size, qc.int4_accuracy_level, qc.int4_embeddings)
+        int4 = _int4_settings(qc)
+        scheme = Int4Scheme(int4.block_size, int4.accuracy_level, int4.embeddings)
     trained = ctx.upstream("distill").get("training", {}).get("student", {}).get("history")
     schedule = qad.schedule_of(cfg, seed=cfg.seed + 7, distill_epochs=len(trained) if trained else None)
     seed_everything(cfg.seed + 7)  # dropout draws the same whether quantize runs alone or after distill
@@ -278,10 +287,7 @@ def _qad_variant(ctx, kind: str, src_row: VariantRow, source: str, src_evidence:
         info = {"method": "qad-dynamic", "calibration": None, "per_channel": True, "reduce_range": reduce_range,
                 "activation_matmuls": False, "learned_scales": qc.qad.learn_scales}
     else:
-        settings = Int4(qc.int4_block_size, qc.int4_accuracy_level, embeddings=qc.int4_embeddings)
-        info = {"method": "qad-int4-weight-only", "calibration": None, "per_channel": False, "reduce_range": False,
-                "block_size": settings.block_size, "accuracy_level": settings.accuracy_level,
-                "embeddings": settings.embeddings, "weight_matrices": int4_weight_only(fp32, out, settings)}
+        info = _int4_info("qad-int4-weight-only", int4, int4_weight_only(fp32, out, int4))
     fmt: Format = "onnx-int8" if kind == "qad-int8" else "onnx-int4"
     row = _row(ctx, task, splits, out, name, fmt, src_row, source,
                {**info, "fused": False, "ops": op_counts(out), "qad": res.record(schedule)})

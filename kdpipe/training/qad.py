@@ -29,13 +29,18 @@ class QADResult:
                 "layers_emulated": self.layers, "fake_quant_val": self.fit.final_val, **history(self.fit)}
 
 
+def epochs_of(cfg, distill_epochs: int | None = None) -> int:
+    """quantize.qad.epochs, or a third of the student's epochs (`distill_epochs` where recorded, else
+    the most the distill section allows), at least 1."""
+    return cfg.quantize.qad.epochs or max(1, math.ceil((distill_epochs or cfg.distill.epochs_at_most) / 3))
+
+
 def schedule_of(cfg, *, seed: int, distill_epochs: int | None = None) -> Schedule:
     """quantize.qad's schedule; unset epochs and lr follow distillation (a third of the epochs the
     student trained, `distill_epochs` where recorded, else the distill section's; a tenth of its
     learning rate: a fine-tune of weights that have already converged)."""
     q, dc = cfg.quantize.qad, cfg.distill
-    section = q.model_copy(update={"epochs": q.epochs or max(1, math.ceil((distill_epochs or dc.epochs_at_most) / 3)),
-                                   "lr": q.lr or dc.lr / 10})
+    section = q.model_copy(update={"epochs": epochs_of(cfg, distill_epochs), "lr": q.lr or dc.lr / 10})
     return Schedule.of(cfg, section, seed=seed)
 
 

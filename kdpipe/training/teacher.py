@@ -18,6 +18,12 @@ def history(r: FitResult) -> dict:
     return {**out, "teacher_cache": r.teacher_cache} if r.teacher_cache else out
 
 
+def epochs_run(record: dict) -> dict:
+    """From what `history` recorded: the epochs a training ran and, with epochs: auto, the one it kept
+    and why it stopped."""
+    return record.get("stopping") or {"epochs_run": len(record.get("history", []))}
+
+
 def steps_scale(data, rows_trained: int | None = None) -> float:
     """With data.label_fraction < 1, what learns from labels alone (a teacher trained here, the no-KD
     baseline) sees only the labelled rows (`rows_trained`, default: those of the training split), for
