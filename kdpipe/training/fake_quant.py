@@ -86,27 +86,30 @@ def int4_blocks(w: torch.Tensor, block: int) -> torch.Tensor:
     """Block-wise symmetric int4 along the last axis (MatMulNBits' K, an embedding's width), dequantized.
     A last axis that is not a multiple of the block is padded with zeros, as the quantizer pads."""
     with torch.no_grad():
-        k = w.shape[-1]
-        pad = (-k) % block
-        b = F.pad(w, (0, pad)).reshape(*w.shape[:-1], -1, block)
-        idx = b.abs().argmax(-1, keepdim=True)
-        scale = torch.gather(b, -1, idx) / -8.0
+        b = _blocks(w, block)
+        scale = torch.gather(b, -1, b.abs().argmax(-1, keepdim=True)) / -8.0
         scale = torch.where(scale == 0, torch.ones_like(scale), scale)
-        q = (torch.clamp(torch.round(b / scale) + 8, 0, 15) - 8) * scale
-        q = q.reshape(*w.shape[:-1], -1)[..., :k]
+        q = _unblocks((torch.clamp(torch.round(b / scale) + 8, 0, 15) - 8) * scale, w)
     return _ste(w, q)
 
 
 def int8_blocks(x: torch.Tensor, block: int) -> torch.Tensor:
     """MatMulNBits' accuracy level 4 input: symmetric int8 per block of the last axis, dequantized."""
     with torch.no_grad():
-        k = x.shape[-1]
-        pad = (-k) % block
-        b = F.pad(x, (0, pad)).reshape(*x.shape[:-1], -1, block)
+        b = _blocks(x, block)
         scale = b.abs().amax(-1, keepdim=True) / 127.0
         scale = torch.where(scale == 0, torch.ones_like(scale), scale)
-        q = (torch.round(b / scale) * scale).reshape(*x.shape[:-1], -1)[..., :k]
+        q = _unblocks(torch.round(b / scale) * scale, x)
     return _ste(x, q)
+
+
+def _blocks(x: torch.Tensor, block: int) -> torch.Tensor:
+    """The last axis cut into blocks of `block` ([..., n_blocks, block]), zero-padded as the quantizer pads."""
+    return F.pad(x, (0, (-x.shape[-1]) % block)).reshape(*x.shape[:-1], -1, block)
+
+
+def _unblocks(b: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    return b.reshape(*like.shape[:-1], -1)[..., : like.shape[-1]]
 
 
 def _linear_layers(model: nn.Module):
