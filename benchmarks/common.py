@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import argparse
 
-from kdpipe.pipeline.config import load_config
+from kdpipe.config.load import load_config
 
 
 def config_parser() -> argparse.ArgumentParser:

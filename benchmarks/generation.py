@@ -14,8 +14,8 @@ import json
 
 import torch
 
-from kdpipe.pipeline.config import load_config
-from kdpipe.runtime.generation_timing import onnx_generation, time_generation, torch_generation
+from kdpipe.config.load import load_config
+from kdpipe.bundle.generation_timing import onnx_generation, time_generation, torch_generation
 from kdpipe.runtime.machine import machine_info
 from kdpipe.runtime.sessions import make_session
 from kdpipe.tasks import load_data, task_for

@@ -1,6 +1,6 @@
 """How the accuracy-aware int8 search ranks nodes, two ways, on one run's quantize source: one run of
 the fp32 model with each node's output recomputed as int8 computes it (kdpipe's ranking,
-runtime/int8_search.local_sensitivity), against quantizing the whole graph with only that node in int8
+quantization/int8_search.local_sensitivity), against quantizing the whole graph with only that node in int8
 and running it (exact, one quantization and one run per node). For the k most sensitive nodes of
 each ranking kept in float, the mix's relative output error against fp32 and the validation answers it
 broke; and the time each ranking took.
@@ -17,11 +17,11 @@ from pathlib import Path
 
 import numpy as np
 
-from kdpipe.evaluation import evaluate_samples, onnx_predictor
-from kdpipe.evidence import damage
-from kdpipe.runtime.int8_search import (SENSITIVITY_SAMPLES, exact_sensitivity, exclusion_names, local_sensitivity,
+from kdpipe.evaluation.scoring import evaluate_samples, onnx_predictor
+from kdpipe.evaluation.evidence import damage
+from kdpipe.quantization.int8_search import (SENSITIVITY_SAMPLES, exact_sensitivity, exclusion_names, local_sensitivity,
                                         quantizable_nodes)
-from kdpipe.runtime.quantization import Int8, dynamic_int8, quiet_root_logger
+from kdpipe.quantization.quantizers import Int8, dynamic_int8, quiet_root_logger
 from kdpipe.runtime.sessions import make_session
 
 from common import config_parser, load

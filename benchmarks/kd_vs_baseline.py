@@ -15,10 +15,10 @@ import statistics
 import time
 
 from kdpipe.data.splits import load_splits
-from kdpipe.evaluation import evaluate, torch_predictor
+from kdpipe.evaluation.scoring import evaluate, torch_predictor
 from kdpipe.metrics import ACCURACY
 from kdpipe.models.factory import build_model
-from kdpipe.pipeline.config import load_config
+from kdpipe.config.load import load_config
 from kdpipe.training.kd_loss import hard_loss, kd_loss_fn
 from kdpipe.training.loop import Schedule, TeacherSignal, fit, seed_everything
 

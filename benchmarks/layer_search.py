@@ -14,7 +14,7 @@ import time
 
 import torch
 
-from kdpipe.evaluation import evaluate, torch_predictor
+from kdpipe.evaluation.scoring import evaluate, torch_predictor
 from kdpipe.models.hf import layer_list
 from kdpipe.models.hf_prune import IMPORTANCE_SAMPLES, LAYER_SEARCH_SAMPLES, _inputs, rank_blocks
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import copy
 import time
 
-from kdpipe.evaluation import evaluate, torch_predictor
+from kdpipe.evaluation.scoring import evaluate, torch_predictor
 from kdpipe.training.loop import Schedule, TeacherSignal, fit, seed_everything
 
 from common import config_parser, load

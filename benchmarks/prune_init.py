@@ -13,7 +13,7 @@ import time
 
 import torch
 
-from kdpipe.evaluation import evaluate, torch_predictor
+from kdpipe.evaluation.scoring import evaluate, torch_predictor
 from kdpipe.models.checkpoint import count_params
 
 from common import config_parser, load

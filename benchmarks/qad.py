@@ -26,8 +26,8 @@ from pathlib import Path
 import numpy as np
 
 from kdpipe.data.splits import trim_padding
-from kdpipe.evaluation import evaluate_samples, onnx_predictor
-from kdpipe.evidence import versus
+from kdpipe.evaluation.scoring import evaluate_samples, onnx_predictor
+from kdpipe.evaluation.evidence import versus
 from kdpipe.runtime.sessions import make_session, timed_call
 from kdpipe.runtime.timing import measure_rounds
 

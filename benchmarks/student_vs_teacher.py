@@ -16,7 +16,7 @@ import torch
 
 from kdpipe.data.splits import load_splits
 from kdpipe.models.checkpoint import load_model
-from kdpipe.pipeline.config import load_config
+from kdpipe.config.load import load_config
 from kdpipe.runtime.sessions import make_session, timed_call
 from kdpipe.runtime.timing import measure, measure_rounds, torch_call
 

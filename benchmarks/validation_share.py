@@ -1,5 +1,5 @@
 """Does a larger validation share serve small data sets better? The bundle is chosen on validation
-(paired evidence against the teacher, kdpipe.evidence): more validation samples make that choice
+(paired evidence against the teacher, kdpipe.evaluation.evidence): more validation samples make that choice
 firmer, but leave fewer samples to train on. For each validation share (the test share fixed) and
 seed, one whole `kdpipe all` run; printed per share, over seeds: the shipped bundle's test metric and
 its test drop against the teacher, how often that drop fell outside the paired 95% interval the
@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 from kdpipe.pipeline import runner
-from kdpipe.pipeline.config import load_config
+from kdpipe.config.load import load_config
 from kdpipe.progress import set_quiet
 from kdpipe.runtime.machine import machine_info
 from kdpipe.stages import ORDER

@@ -18,8 +18,8 @@ from pathlib import Path
 import numpy as np
 
 from kdpipe.data.splits import trim_padding
-from kdpipe.evaluation import evaluate, onnx_predictor
-from kdpipe.pipeline.config import load_config
+from kdpipe.evaluation.scoring import evaluate, onnx_predictor
+from kdpipe.config.load import load_config
 from kdpipe.runtime.sessions import make_session, timed_call
 from kdpipe.runtime.timing import measure_rounds
 from kdpipe.tasks import get_task, load_data

@@ -48,7 +48,7 @@ def cli(debug):
 
 def _load(config: Path, overrides, quiet: bool):
     """The config, with the quiet setting and the config's folder importable for python: models."""
-    from kdpipe.pipeline.config import load_config
+    from kdpipe.config.load import load_config
     from kdpipe.progress import set_quiet
 
     set_quiet(quiet)
@@ -77,7 +77,7 @@ def all_cmd(config, overrides, force, quiet):
     cfg, store = _run(config, overrides, force, quiet, None)
     if not _is_main():
         return
-    from kdpipe.pipeline.report_render import render_terminal
+    from kdpipe.report.render import render_terminal
 
     report = json.loads((store.root / "report" / "report.json").read_text())
     render_terminal(report)
@@ -91,7 +91,7 @@ def _stage_command(name: str):
         if not _is_main():
             return
         if name == "report":
-            from kdpipe.pipeline.report_render import render_terminal
+            from kdpipe.report.render import render_terminal
 
             render_terminal(json.loads((store.root / "report" / "report.json").read_text()))
         click.echo(f"{name}: results in {store.root / name}")
@@ -150,9 +150,10 @@ def init_cmd(teacher, data_source, task, student, name, label_column, text_colum
     few timed training steps. Asks for --teacher and --data only at a terminal."""
     from kdpipe.errors import ConfigError
     from kdpipe.io import atomic_write_bytes
-    from kdpipe.pipeline.config import Config, format_validation_error
-    from kdpipe.pipeline.defaults import with_family_defaults
-    from kdpipe.pipeline.init import build, render
+    from kdpipe.config.load import format_validation_error
+    from kdpipe.config.schema import Config
+    from kdpipe.config.defaults import with_family_defaults
+    from kdpipe.init.writer import build, render
 
     interactive = sys.stdin.isatty()
     for flag, value in (("--teacher", teacher), ("--data", data_source)):
@@ -175,7 +176,7 @@ def init_cmd(teacher, data_source, task, student, name, label_column, text_colum
     for what, why in facts:
         click.echo(f"  {what}: {why}")
     if not no_estimate:
-        from kdpipe.pipeline.estimate import estimate, fmt_duration
+        from kdpipe.init.estimate import estimate, fmt_duration
 
         click.echo("Timing a few training steps for an estimate ...")
         factory_roots(path)
@@ -219,8 +220,8 @@ def check_cmd(config, overrides):
 def show_config(config, overrides):
     """Print the resolved config: every value, with where it came from (the config, the model family's
     defaults, kdpipe's defaults); keys this task and model family do not read are left out."""
-    from kdpipe.pipeline.config import load_config, read_raw
-    from kdpipe.pipeline.defaults import show
+    from kdpipe.config.load import load_config, read_raw
+    from kdpipe.config.defaults import show
 
     click.echo(show(load_config(config, overrides), read_raw(config, overrides)), nl=False)
 
@@ -251,9 +252,9 @@ def predict_cmd(bundle, inputs, texts, top_k, max_new_tokens, temperature, top_p
     (embedders), the perplexity and a continuation generated with the KV cache (causal-lm: greedy,
     or sampled with --temperature, --top-k, --top-p, --seed) or the text with its masks filled
     (masked-lm). Needs onnxruntime (and tokenizers for text), not torch."""
-    from kdpipe.bundle import load_bundle, read_inputs, read_texts
-    from kdpipe.bundle_generate import Sampling
-    from kdpipe.bundle_predict import line, records, takes_text
+    from kdpipe.bundle.folder import load_bundle, read_inputs, read_texts
+    from kdpipe.bundle.generate import Sampling
+    from kdpipe.bundle.predict import line, records, takes_text
     from kdpipe.errors import DataError
 
     if not inputs and not texts:

@@ -1,5 +1,5 @@
 """The metrics kdpipe reports: each computed from (numerator, denominator) sums, so that batches,
-processes and runtimes add up the same way, and kdpipe.evidence can keep every sample's share. Tasks
+processes and runtimes add up the same way, and kdpipe.evaluation.evidence can keep every sample's share. Tasks
 choose theirs (tasks/); training, evaluation and the report read them."""
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ class Metric:
     collect: Callable[[np.ndarray], np.ndarray] = lambda out: out.argmax(-1)
     extras: Callable[[np.ndarray, np.ndarray], dict] | None = None
     # finish(num, den) is num / den: the metric is a mean over samples (accuracy, cosine), so what a
-    # variant lost on each sample adds up in the metric's units (kdpipe.evidence.versus)
+    # variant lost on each sample adds up in the metric's units (kdpipe.evaluation.evidence.versus)
     mean_of_samples: bool = True
     # Each counted unit (a sample, a token) scores 0 or this: the metric is a proportion, and a paired
     # interval gets an exact binomial floor where the bootstrap sees too few changed units (evidence)

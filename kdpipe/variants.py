@@ -71,7 +71,7 @@ def variant_row(variant: str, fmt: Format, path: Path, rel: str, params: int, sc
         "metric": {k: v for k, v in score.items() if not k.startswith("_")},
         "made_by": made_by,
         **extra,  # VariantRow's optional keys
-        # per-sample evidence (kdpipe.evidence.Samples), written to a file by StageContext.record_evidence
+        # per-sample evidence (kdpipe.evaluation.evidence.Samples), written to a file by StageContext.record_evidence
         **({"_samples": score["_samples"]} if "_samples" in score else {}),
     }
 

@@ -180,7 +180,7 @@ def test_duplicated_key_names_the_key_and_both_lines(tmp_path):
 
 
 def test_yaml_merge_keys_may_still_be_overridden(tmp_path):
-    from kdpipe.pipeline.config import load_config
+    from kdpipe.config.load import load_config
 
     (tmp_path / "c.yaml").write_text("teacher:\n  train: &t {epochs: 2, lr: 0.1}\n"
                                      "prune:\n  finetune:\n    <<: *t\n    epochs: 1\n")
@@ -212,7 +212,7 @@ def test_upstream_hint_repeats_the_overrides(tmp_path):
 
 def test_calibration_on_a_sample_count_that_is_not_a_multiple_of_the_batch(tmp_path):
     """Percentile and entropy calibrators stack every batch: a ragged last batch broke them."""
-    from kdpipe.runtime.quantization import calibration_batches
+    from kdpipe.quantization.quantizers import calibration_batches
 
     x = np.zeros((418, 3), np.float32)
     for samples, expect in ((100, [32, 32, 32]), (20, [20]), (5000, [32] * 13)):
@@ -257,7 +257,7 @@ def test_predict_refuses_unusable_inputs_with_the_real_problem(bundle, tmp_path)
 
 
 def test_read_inputs_refuses_image_arrays_for_a_feature_bundle(tmp_path):
-    from kdpipe.bundle import read_inputs
+    from kdpipe.bundle.folder import read_inputs
     from kdpipe.errors import DataError
 
     np.savez(tmp_path / "images.npz", x=np.zeros((4, 1, 8, 8)))
@@ -278,7 +278,7 @@ def test_an_image_folder_says_how_many_files_it_skipped(tmp_path, capsys):
     from PIL import Image
 
     from kdpipe.data.registry import load_arrays as load_source
-    from kdpipe.pipeline.config import DataConfig
+    from kdpipe.config.schema import DataConfig
 
     for cls in ("a", "b"):
         (tmp_path / cls).mkdir()
@@ -331,7 +331,7 @@ BROKEN_BUNDLES = [
 
 @pytest.mark.parametrize("label, damage, text", BROKEN_BUNDLES, ids=[b[0] for b in BROKEN_BUNDLES])
 def test_a_bundle_its_description_contradicts_is_refused_before_any_prediction(bundle, tmp_path, label, damage, text):
-    from kdpipe.bundle import load_bundle
+    from kdpipe.bundle.folder import load_bundle
     from kdpipe.errors import KdpipeError
 
     info = json.loads((bundle / "kdpipe.json").read_text())

@@ -49,7 +49,7 @@ def test_each_damaged_artifact_is_detected_and_rebuilt(finished_run, tmp_path, c
     else:
         assert f"[{stage}] running: {rel} was changed since it was written" in err
     assert _metrics(run) == before
-    from kdpipe.pipeline.artifacts import RunStore
+    from kdpipe.run.store import RunStore
 
     assert all(RunStore(run).problems(s) == [] for s in ("distill", "prune", "quantize", "export", "benchmark", "report"))
 

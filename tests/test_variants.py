@@ -19,7 +19,7 @@ def test_variant_names():
 
 
 def test_every_variant_a_run_made_is_a_name_export_bundle_accepts(tiny_run):
-    from kdpipe.pipeline.config import load_config
+    from kdpipe.config.load import load_config
     from kdpipe.stages.export import possible_bundles
 
     manifest = json.loads((tiny_run / "manifest.json").read_text())

@@ -23,9 +23,10 @@ from kdpipe import __version__, distributed
 from kdpipe.data.registry import local_path
 from kdpipe.errors import KdpipeError, RunFolderError
 from kdpipe.io import atomic_write_json, sha256_file
-from kdpipe.pipeline.artifacts import MANIFEST, RunLock, RunStore
-from kdpipe.pipeline.config import Config, section_dict
-from kdpipe.pipeline.context import StageContext
+from kdpipe.run.store import MANIFEST, RunLock, RunStore
+from kdpipe.config.recorded import section_dict
+from kdpipe.config.schema import Config
+from kdpipe.run.context import StageContext
 from kdpipe.progress import say
 from kdpipe.stages import ORDER, STAGES
 from kdpipe.training.loop import resolve_device
@@ -110,7 +111,7 @@ def _changed_keys(old, new, prefix="") -> list[str]:
 def check(cfg: Config, base: Path | None = None) -> list[str]:
     """`kdpipe check`: every pre-flight check, and what `kdpipe all` would then run, without training
     or writing anything in the run folder. Returns what was found, a line each."""
-    from kdpipe.pipeline.defaults import family_of
+    from kdpipe.config.defaults import family_of
 
     store = RunStore(cfg.run_dir(base))
     data = preflight(cfg, store.root)

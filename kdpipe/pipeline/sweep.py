@@ -7,7 +7,7 @@ continues where it stopped, finished points are skipped, and `--shard I/N` split
 processes or machines that share the folder. One teacher serves every point: trained once into
 `<run>-sweep/teacher/` (or the config's given teacher), and every point's split is the same
 (data.split_seed), so seeds vary only initialisation and batch order. The last process to finish
-writes sweep.json, sweep.md and sweep.html (sweep_report.py).
+writes sweep.json, sweep.md and sweep.html (report/sweep.py).
 """
 
 from __future__ import annotations
@@ -20,8 +20,8 @@ from pathlib import Path
 
 from kdpipe.errors import ConfigError
 from kdpipe.io import atomic_write_json
-from kdpipe.pipeline.artifacts import MANIFEST
-from kdpipe.pipeline.config import Config
+from kdpipe.run.store import MANIFEST
+from kdpipe.config.schema import Config
 from kdpipe.progress import is_quiet, say, set_quiet
 
 STAGES = ["distill", "prune", "quantize", "export", "benchmark"]
@@ -107,7 +107,7 @@ def run_sweep(cfg: Config, *, shard: tuple[int, int] = (1, 1), quiet: bool = Fal
               base: Path | None = None) -> Path | None:
     """Runs this process's share of the points; returns sweep.md when every point is done, else None."""
     from kdpipe.pipeline import runner
-    from kdpipe.pipeline.sweep_report import write_sweep_report
+    from kdpipe.report.sweep import write_sweep_report
 
     root = sweep_dir(cfg, base)
     todo = points(cfg)
@@ -140,7 +140,7 @@ def run_sweep(cfg: Config, *, shard: tuple[int, int] = (1, 1), quiet: bool = Fal
 
 def _finished(pcfg: Config) -> bool:
     """All the point's stages recorded and still current (the runner's own test)."""
-    from kdpipe.pipeline.artifacts import RunStore
+    from kdpipe.run.store import RunStore
     from kdpipe.pipeline.runner import why_stale
 
     store = RunStore(pcfg.run_dir())

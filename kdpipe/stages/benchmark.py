@@ -15,7 +15,7 @@ import torch
 from kdpipe.data.splits import text_lengths, trim_padding
 from kdpipe.io import atomic_write_json
 from kdpipe.progress import progress, say
-from kdpipe.runtime.generation_timing import onnx_generation, time_generation, torch_generation
+from kdpipe.bundle.generation_timing import onnx_generation, time_generation, torch_generation
 from kdpipe.runtime.machine import default_threads, machine_info
 from kdpipe.runtime.sessions import input_names, make_session, node_placement, provider_status, timed_call
 from kdpipe.runtime.timing import measure_rounds, torch_call

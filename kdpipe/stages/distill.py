@@ -9,7 +9,7 @@ from dataclasses import replace
 import numpy as np
 
 from kdpipe.data.splits import labelled
-from kdpipe.evaluation import score, torch_predictor
+from kdpipe.evaluation.scoring import score, torch_predictor
 from kdpipe.models.checkpoint import count_params
 from kdpipe.models.dropout import set_dropout
 from kdpipe.models.hf import freeze_token_embeddings
@@ -45,7 +45,7 @@ def run(ctx) -> dict:
         say(f"[distill] distill.dropout {dc.dropout}: the student has no dropout to set")
     start = None
     if ctx.is_main:  # where the student starts: how much a slice or pruning of the teacher keeps
-        from kdpipe.evaluation import evaluate
+        from kdpipe.evaluation.scoring import evaluate
 
         predict = torch_predictor(init)
         start = {"val": evaluate(predict, data.val, task.metric), "test": evaluate(predict, data.test, task.metric),

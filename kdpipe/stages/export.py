@@ -8,11 +8,11 @@ import os
 import numpy as np
 
 from kdpipe.data.splits import trim_padding
-from kdpipe.bundle_choice import choose_bundle
+from kdpipe.bundle.choice import choose_bundle
 from kdpipe.errors import ConfigError
-from kdpipe.evaluation import logits, onnx_predictor, score, torch_predictor
-from kdpipe.model_card import write_model_card
-from kdpipe.model_card_facts import card_for_run
+from kdpipe.evaluation.scoring import logits, onnx_predictor, score, torch_predictor
+from kdpipe.bundle.model_card import write_model_card
+from kdpipe.bundle.card_facts import card_for_run
 from kdpipe.progress import progress, say
 from kdpipe.runtime.onnx_convert import set_metadata
 from kdpipe.runtime.machine import default_threads

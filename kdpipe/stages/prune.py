@@ -5,7 +5,7 @@ hidden-state matching where it is set)."""
 
 from __future__ import annotations
 
-from kdpipe.evaluation import evaluate, score, torch_predictor
+from kdpipe.evaluation.scoring import evaluate, score, torch_predictor
 from kdpipe.models.checkpoint import count_params
 from kdpipe.progress import say
 from kdpipe.training.intermediate import kd_training

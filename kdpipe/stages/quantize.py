@@ -11,10 +11,10 @@ import tempfile
 from pathlib import Path
 
 
-from kdpipe.evaluation import evaluate_samples, onnx_predictor, score, torch_predictor
-from kdpipe.evidence import damage, versus
+from kdpipe.evaluation.scoring import evaluate_samples, onnx_predictor, score, torch_predictor
+from kdpipe.evaluation.evidence import damage, versus
 from kdpipe.progress import progress, say
-from kdpipe.runtime.quantization import (Int4, Int8, calibration_batches, dynamic_int8, int4_weight_only, op_counts,
+from kdpipe.quantization.quantizers import (Int4, Int8, calibration_batches, dynamic_int8, int4_weight_only, op_counts,
                                          quiet_root_logger, static_int8, to_fp16)
 from kdpipe.runtime.sessions import input_names, make_session, ort
 from kdpipe.variants import QUANTIZED_TEACHER, Format, VariantRow, variant_name, variant_row
@@ -133,7 +133,7 @@ def _accuracy_aware(ctx, rows, src_evidence, src_row, source, prepared, calib_fe
     on validation (evidence.versus: answers it broke count even where others it fixed cancel them in
     its accuracy), keep its most sensitive nodes in float until it does not (runtime.int8_search).
     Returns (the mixed variant or None, the search's record or None when no search was needed)."""
-    from kdpipe.runtime.int8_search import exclusion_names, quantizable_nodes, search
+    from kdpipe.quantization.int8_search import exclusion_names, quantizable_nodes, search
 
     task, splits, metric = ctx.task, ctx.splits, ctx.task.metric
     budget = ctx.cfg.export.max_drop
@@ -246,7 +246,7 @@ def _qad_variant(ctx, kind: str, src_row: VariantRow, source: str, src_evidence:
     the fake-quantized PyTorch model it was trained as."""
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
-    from kdpipe.evidence import agreement, answer_mask
+    from kdpipe.evaluation.evidence import agreement, answer_mask
     from kdpipe.training import qad
     from kdpipe.training.fake_quant import Int4Scheme, Int8Scheme, emulated
     from kdpipe.training.loop import seed_everything

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from kdpipe.io import atomic_write_bytes, atomic_write_json
-from kdpipe.pipeline.plots import make_plots
-from kdpipe.pipeline.report import build_report
-from kdpipe.pipeline.report_render import render_html, render_markdown
+from kdpipe.report.plots import make_plots
+from kdpipe.report.build import build_report
+from kdpipe.report.render import render_html, render_markdown
 
 NAME = "report"
 REQUIRES = ("distill", "prune", "quantize", "export", "benchmark")

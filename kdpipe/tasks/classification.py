@@ -84,7 +84,7 @@ class Classification(Task):
         return {input_names[0]: x}
 
     def write_bundle(self, folder, onnx_model, variant, saved_source, data, metric, cfg) -> dict:
-        from kdpipe.bundle import write_bundle
+        from kdpipe.bundle.folder import write_bundle
 
         return write_bundle(folder, onnx_model, variant=variant, labels=data.labels, input_shape=data.input_shape,
                             preprocessing=data.preprocessing, metric=metric, task=self.name)

@@ -62,7 +62,7 @@ class Embedding(HFTask):
 
     def load_data(self, cfg) -> TextData:
         from kdpipe.data.registry import load_texts
-        from kdpipe.evaluation import logits
+        from kdpipe.evaluation.scoring import logits
         from kdpipe.training.loop import seed_everything
 
         dc = cfg.data
@@ -77,7 +77,7 @@ class Embedding(HFTask):
         data = TextData(Split(x, np.zeros(len(x))), None, None, tok, dc.sequence_length, "")
         seed_everything(cfg.seed)  # the distill stage builds the same teacher with the same seed
         teacher, _ = self.build("teacher", cfg, data)
-        from kdpipe.evaluation import torch_predictor
+        from kdpipe.evaluation.scoring import torch_predictor
         from kdpipe.tasks.teacher_outputs import cache_dir, cached, model_digest
 
         key = model_digest(teacher, teacher.hf.config.to_json_string())

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import torch
 
-from kdpipe.bundle import write_info
+from kdpipe.bundle.folder import write_info
 from kdpipe.runtime.sessions import input_names
 
 FUSABLE = {"gpt2": "gpt2", "bert": "bert", "roberta": "bert", "distilbert": "bert"}  # transformers -> ORT names

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from kdpipe.bundle_generate import text_feeds
+from kdpipe.bundle.generate import text_feeds
 from kdpipe.errors import ConfigError, ModelError
 from kdpipe.models.checks import check_trainable
 from kdpipe.models.hf import HFModule

@@ -122,7 +122,7 @@ class CausalLM(LanguageModel):
 
 
     def cache_parity(self, session, x):
-        from kdpipe.bundle_generate import Generator
+        from kdpipe.bundle.generate import Generator
 
         gen = Generator(session)
         if not gen.cached:

@@ -51,9 +51,9 @@ def _wide(run: Path, into: Path) -> Path:
 
 def _python(folder: Path, task: str) -> list[list[int]]:
     """Python's onnxruntime: greedy ids after each prompt (causal), or each text's ids with masks filled."""
-    from kdpipe.bundle import load_bundle
-    from kdpipe.bundle_generate import Generator, Sampling
-    from kdpipe.bundle_tokenizer import BundleTokenizer
+    from kdpipe.bundle.folder import load_bundle
+    from kdpipe.bundle.generate import Generator, Sampling
+    from kdpipe.bundle.tokenizer import BundleTokenizer
 
     sess, info = load_bundle(folder)
     tok, gen = BundleTokenizer(folder, info), Generator(sess)

@@ -79,7 +79,7 @@ def _inputs(run: Path) -> dict:
 
 
 def _python_outputs(folder: Path, inputs: dict) -> np.ndarray:
-    from kdpipe.bundle import load_bundle, text_outputs
+    from kdpipe.bundle.folder import load_bundle, text_outputs
     from kdpipe.data.splits import apply_preprocessing
 
     sess, info = load_bundle(folder)

@@ -5,7 +5,7 @@ import pytest
 
 from kdpipe.data.registry import SCHEMES, load_arrays, load_texts, local_path, parse
 from kdpipe.errors import ConfigError, DataError
-from kdpipe.pipeline.config import load_config
+from kdpipe.config.load import load_config
 from kdpipe.pipeline.runner import input_digests
 
 

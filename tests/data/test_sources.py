@@ -5,7 +5,7 @@ from PIL import Image
 from kdpipe.data.registry import load_arrays as load_source
 from kdpipe.data.splits import apply_preprocessing, make_splits, split_indices
 from kdpipe.errors import DataError
-from kdpipe.pipeline.config import DataConfig
+from kdpipe.config.schema import DataConfig
 
 
 def _cfg(source, **kw):

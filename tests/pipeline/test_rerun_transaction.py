@@ -79,7 +79,7 @@ def test_after_a_failed_rerun_with_another_config_the_old_config_is_still_up_to_
 
 
 def test_a_commit_that_fails_puts_the_previous_folder_back(run_copy, monkeypatch):
-    import kdpipe.pipeline.artifacts as artifacts
+    import kdpipe.run.store as artifacts
 
     run, cfg = run_copy
     before = snapshot(run)
@@ -96,7 +96,7 @@ def test_a_commit_that_fails_puts_the_previous_folder_back(run_copy, monkeypatch
 def test_leftovers_of_a_killed_process_are_cleaned_or_put_back(run_copy):
     """SIGKILL / SIGTERM run no Python cleanup: the next start removes half-written temporary files and
     staging folders, and puts back a stage folder that a commit had set aside."""
-    from kdpipe.pipeline.artifacts import RunStore
+    from kdpipe.run.store import RunStore
 
     run, cfg = run_copy
     before = snapshot(run)

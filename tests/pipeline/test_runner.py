@@ -6,7 +6,7 @@ import pytest
 
 from kdpipe.errors import RunFolderError
 from kdpipe.pipeline import runner
-from kdpipe.pipeline.config import load_config
+from kdpipe.config.load import load_config
 from kdpipe.stages import ORDER
 from tests.conftest import run_cli, write_config
 
@@ -66,6 +66,6 @@ def test_stages_one_by_one_equal_all(tmp_path):
     report = json.loads((tmp_path / "run" / "report" / "report.json").read_text())
     assert {r["variant"] for r in report["rows"]} >= {"teacher", "student", "baseline", "pruned", "pruned-int8-dynamic"}
     with pytest.raises(RunFolderError, match="needs the results of 'nothing'"):
-        from kdpipe.pipeline.context import StageContext
+        from kdpipe.run.context import StageContext
 
         StageContext(load_config(cfg_path), runner.RunStore(tmp_path / "run"), tmp_path, "x").upstream("nothing")

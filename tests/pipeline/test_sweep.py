@@ -49,9 +49,9 @@ def test_the_smallest_student_within_must_be_shown_within_on_the_pooled_test_sam
     differing each seed that is not shown within 1 point; b answers as the teacher does."""
     import numpy as np
 
-    from kdpipe.evidence import Samples, save
-    from kdpipe.pipeline.config import Config
-    from kdpipe.pipeline.sweep_report import summarise
+    from kdpipe.evaluation.evidence import Samples, save
+    from kdpipe.config.schema import Config
+    from kdpipe.report.sweep import summarise
 
     n = 200
     truth = np.arange(n) % 4
@@ -80,8 +80,8 @@ def test_the_smallest_student_within_must_be_shown_within_on_the_pooled_test_sam
 
 
 def test_summary_arithmetic():
-    from kdpipe.pipeline.config import Config
-    from kdpipe.pipeline.sweep_report import findings, summarise
+    from kdpipe.config.schema import Config
+    from kdpipe.report.sweep import findings, summarise
 
     cfg = Config.model_validate({"sweep": {"students": {"a": {}, "b": {}}, "seeds": [0, 1], "within": 1.0}})
     pts = [{"student": s, "label_fraction": 1.0, "params": p, "size_bytes": p * 4, "latency_ms": 0.1, "teacher": 98.0,

@@ -5,7 +5,7 @@ net of zero loses to one that changes few."""
 
 import numpy as np
 
-from kdpipe.evidence import Samples, versus
+from kdpipe.evaluation.evidence import Samples, versus
 from kdpipe.stages.quantize import least_damaged
 
 import json

@@ -5,7 +5,7 @@ import json
 import onnx
 import pytest
 
-from kdpipe.pipeline.artifacts import RunStore
+from kdpipe.run.store import RunStore
 from kdpipe.stages import ORDER
 from tests.conftest import int8_weight_max
 

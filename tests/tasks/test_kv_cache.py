@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from kdpipe.bundle_generate import Generator, Sampling, pick
+from kdpipe.bundle.generate import Generator, Sampling, pick
 from kdpipe.data.splits import Split
 from kdpipe.models.hf import HFModule
 from kdpipe.runtime.sessions import input_names, make_session
@@ -134,7 +134,7 @@ def test_int4_quantizes_every_weight_matrix_and_embedding_of_the_cached_graph(ex
     output layer is int4 too and no fp32 copy of the table stays."""
     import onnx
 
-    from kdpipe.runtime.quantization import Int4, int4_weight_only
+    from kdpipe.quantization.quantizers import Int4, int4_weight_only
 
     name, _, folder, x = exported
     out = tmp_path / "int4.onnx"

@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 
-from kdpipe.bundle_generate import Generator, Sampling
+from kdpipe.bundle.generate import Generator, Sampling
 from kdpipe.runtime.sessions import input_names, make_session
 from kdpipe.tasks import TASKS
 from tests.conftest import run_cli, write_config

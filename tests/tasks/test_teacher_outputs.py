@@ -84,15 +84,15 @@ def test_the_digest_follows_every_weight_and_the_config():
 def test_an_embedding_task_reads_its_teachers_embeddings_back(tmp_path, cache, monkeypatch):
     """A second load (a rerun, a stage run alone) embeds nothing and gets the same targets; a teacher
     built with another seed is another teacher."""
-    import kdpipe.evaluation
-    from kdpipe.pipeline.config import load_config
+    import kdpipe.evaluation.scoring
+    from kdpipe.config.load import load_config
     from kdpipe.tasks import Embedding
 
     path = text_config(tmp_path, "embedding", **{"data.extra_texts": "builtin:stdlib-sentences",
                                                   "data.extra_texts_max": 40})
     passes = []
-    original = kdpipe.evaluation.logits
-    monkeypatch.setattr(kdpipe.evaluation, "logits",
+    original = kdpipe.evaluation.scoring.logits
+    monkeypatch.setattr(kdpipe.evaluation.scoring, "logits",
                         lambda predict, x, batch_size=64: passes.append(len(x)) or original(predict, x, batch_size))
     cfg = load_config(path)
     first = Embedding().load_data(cfg)

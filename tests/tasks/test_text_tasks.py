@@ -87,9 +87,9 @@ def test_every_runtime_is_timed_on_the_same_texts_cut_as_an_app_feeds_them(text_
     import copy
 
     from kdpipe.data.splits import Split
-    from kdpipe.pipeline.artifacts import RunStore
-    from kdpipe.pipeline.config import load_config
-    from kdpipe.pipeline.context import StageContext
+    from kdpipe.run.store import RunStore
+    from kdpipe.config.load import load_config
+    from kdpipe.run.context import StageContext
     from kdpipe.stages import benchmark
 
     _, run = text_run
@@ -361,7 +361,7 @@ def test_a_missing_teacher_folder_is_one_clear_error(tmp_path, capsys):
 def test_the_teachers_maximum_length_comes_from_its_folder(tmp_path):
     from types import SimpleNamespace
 
-    from kdpipe.pipeline.config import Config
+    from kdpipe.config.schema import Config
     from kdpipe.tasks.hf_data import teacher_max_length
 
     teacher = SimpleNamespace(hf=SimpleNamespace(config=SimpleNamespace(max_position_embeddings=512)))
@@ -377,7 +377,7 @@ def test_the_teachers_maximum_length_comes_from_its_folder(tmp_path):
 
 
 def test_extra_texts_take_several_sources_without_repeats_or_held_out_texts(tmp_path):
-    from kdpipe.pipeline.config import load_config
+    from kdpipe.config.load import load_config
     from kdpipe.tasks.hf_data import extra_texts
 
     a, b = tmp_path / "a.jsonl", tmp_path / "b.jsonl"

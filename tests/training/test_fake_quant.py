@@ -9,7 +9,7 @@ import pytest
 import torch
 from torch import nn
 
-from kdpipe.runtime.quantization import Int4, Int8, dynamic_int8, int4_weight_only
+from kdpipe.quantization.quantizers import Int4, Int8, dynamic_int8, int4_weight_only
 from kdpipe.runtime.sessions import make_session
 from kdpipe.training.fake_quant import Int4Scheme, Int8Scheme, emulated, int4_blocks, uint8_dynamic
 

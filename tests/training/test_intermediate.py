@@ -8,7 +8,7 @@ import torch
 from kdpipe.errors import ConfigError
 from kdpipe.models.hf import HFModule, build_hf
 from kdpipe.models.hf_derive import derive_student
-from kdpipe.pipeline.config import IntermediateConfig
+from kdpipe.config.schema import IntermediateConfig
 from kdpipe.training.intermediate import Matcher, check_mapping, resolve, with_matching
 
 BERT = {"num_hidden_layers": 4, "hidden_size": 32, "num_attention_heads": 2, "intermediate_size": 64,
@@ -110,7 +110,7 @@ def test_cached_hidden_states_give_the_loss_the_live_teacher_gives():
 
 
 def test_hidden_states_are_cached_unless_attention_maps_are_matched():
-    from kdpipe.pipeline.config import DistillConfig
+    from kdpipe.config.schema import DistillConfig
     from kdpipe.training.intermediate import kd_training
 
     teacher, student, chosen = _classifiers()

@@ -9,8 +9,8 @@ import numpy as np
 import torch
 
 from kdpipe.metrics import ACCURACY
-from kdpipe.pipeline.config import load_config
-from kdpipe.runtime.quantization import Int4, int4_weight_only
+from kdpipe.config.load import load_config
+from kdpipe.quantization.quantizers import Int4, int4_weight_only
 from kdpipe.training import qad
 from kdpipe.training.fake_quant import Int4Scheme
 from kdpipe.training.kd_loss import kd_loss_fn

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from kdpipe.pipeline.config import load_config, section_dict
+from kdpipe.config.load import load_config
+
+from kdpipe.config.recorded import section_dict
 from kdpipe.tasks import load_data, task_for
 from kdpipe.training.teacher import prepare_teacher, steps_scale
 from tests.conftest import write_config

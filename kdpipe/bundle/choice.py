@@ -1,0 +1,119 @@
+"""How `export.bundle: auto` chooses the variant to ship, on paired evidence (kdpipe.evaluation.evidence): what
+the export stage decides with, kept apart from the stage's export and bookkeeping so that the rule
+reads in one place (tests/bundle/test_bundle_choice.py)."""
+
+from __future__ import annotations
+
+from kdpipe.errors import ConfigError
+from kdpipe.evaluation.evidence import paired_drop, samples_needed
+from kdpipe.variants import VariantRow, bundle_label
+
+SAME_SPEED = 1.05  # batch-1 latencies within 5% of the fastest count as a tie: the smaller file wins there
+
+
+def choose_bundle(ec, candidates: list[VariantRow], metric, latency: dict[str, float],
+                  evidence: dict[str, dict | None]) -> tuple[dict, dict]:
+    """The variant to ship and why, decided on paired evidence: each candidate is compared with the
+    teacher (ONNX fp32) on the same validation samples (a 95% paired interval on how much worse it is).
+
+    auto, in order:
+    1. A quantized variant whose damage against its own fp32 source exceeds `max_drop` is left out:
+       the answers it broke, which answers it happened to fix do not cancel (evidence.versus).
+    2. Of the rest, those *shown* within `max_drop` of the teacher (upper bound <= max_drop): the
+       fastest at batch 1 (the smallest of those within 5% of its speed).
+    3. When the validation split cannot show any within (too few samples, or none close enough): the
+       most accurate, and with it every variant the evidence cannot tell from it (their paired interval
+       against it reaches 0); of those, the fastest, as in 2.
+    The teacher in fp32 and the student trained without KD are not candidates: they are what the bundle
+    is compared with. The teacher quantized without distillation is one."""
+    by_label = {bundle_label(r): r for r in candidates}
+    if ec.bundle != "auto":
+        wanted = ec.bundle if ec.bundle in by_label else f"{ec.bundle}-fp32"
+        if wanted not in by_label:  # possible under the config, but not made in this run (e.g. no fusions)
+            raise ConfigError(f"export.bundle {ec.bundle!r}: not made in this run (made: {', '.join(sorted(by_label))})")
+        return by_label[wanted], {"rule": "export.bundle", "reason": f"export.bundle names {ec.bundle}"}
+    teacher_val = by_label["teacher-fp32"]["metric"]["val"]
+    reference = (evidence.get("teacher-fp32") or {}).get("val")
+    pool = [r for r in candidates if bundle_label(r) not in ("teacher-fp32", "baseline-fp32")]
+    units = (" point" if ec.max_drop == 1 else " points") if metric.unit == "%" else ""
+
+    def vs_teacher(r) -> dict:
+        mine = (evidence.get(bundle_label(r)) or {}).get("val")
+        if reference is None or mine is None:  # recorded without evidence: the point value alone
+            d = metric.worse_by(teacher_val, r["metric"]["val"])
+            return {"drop": round(d, 4), "ci": [round(d, 4), round(d, 4)], "no_evidence": True}
+        return paired_drop(metric, reference, mine)
+
+    facts = {bundle_label(r): vs_teacher(r) for r in pool}
+    damaged = {bundle_label(r) for r in pool if _damage(r) > ec.max_drop}
+    eligible = [r for r in pool if bundle_label(r) not in damaged] or pool
+    within = [r for r in eligible if facts[bundle_label(r)]["ci"][1] <= ec.max_drop]
+    n = len(reference) if reference is not None else None
+    if within:
+        chosen, near = _fastest(within, latency)
+        reason = ((f"the fastest at batch 1 of the {len(within)} variants" if len(within) > 1 else "the only variant")
+                  + f" shown within {ec.max_drop:g}{units} of the teacher's validation {metric.name} (paired 95% upper "
+                  f"bound{'s' if len(within) > 1 else ''} <= {ec.max_drop:g})"
+                  + (f"; the smallest of the {len(near)} within 5% of its speed" if len(near) > 1 else ""))
+        close = within
+    else:
+        sign = 1 if metric.higher_is_better else -1
+        best = max(eligible, key=lambda r: (sign * r["metric"]["val"], -latency[bundle_label(r)]))
+        ref_best = (evidence.get(bundle_label(best)) or {}).get("val")
+
+        def indistinguishable(r) -> bool:
+            mine = (evidence.get(bundle_label(r)) or {}).get("val")
+            if r is best or ref_best is None or mine is None:
+                return r is best
+            return paired_drop(metric, ref_best, mine)["ci"][0] <= 0
+
+        close = [r for r in eligible if indistinguishable(r)]
+        chosen, near = _fastest(close, latency)
+        lowest = min(facts[bundle_label(r)]["ci"][1] for r in eligible)
+        reason = (f"no variant is shown within {ec.max_drop:g}{units} of the teacher's validation {metric.name}"
+                  + (f" on {n:,} samples" if n else "") + f" (the lowest paired 95% upper bound is {lowest:.2f}); "
+                  f"of the {len(close)} variant{'s' if len(close) > 1 else ''} the evidence cannot tell from the most "
+                  f"accurate ({bundle_label(best)}, {best['metric']['val']:.2f}{metric.unit}), the fastest at batch 1")
+    if damaged:
+        reason += (f"; left out for breaking more than {ec.max_drop:g}{units} against their fp32 source: "
+                   + ", ".join(f"{d} ({_damage(by_label[d]):.2f})" for d in sorted(damaged)))
+    students = [r for r in close if r.get("source") != "teacher"]
+    if chosen.get("source") == "teacher":
+        reason += ("; it is the teacher quantized without distillation" + (
+            ": the evidence cannot separate it from the distilled " + ", ".join(bundle_label(r) for r in students[:3])
+            + ", and it is faster or smaller" if students else ": no distilled variant is as close to the teacher"))
+    elif any(r.get("source") == "teacher" for r in close):
+        reason += "; the evidence cannot separate it from the quantized teacher, and it is faster or smaller"
+    choice = {"rule": "auto", "reason": reason, "max_drop": ec.max_drop, "teacher_val": teacher_val,
+              "validation_samples": n,
+              "candidates": [{"variant": bundle_label(r), "val": r["metric"]["val"],
+                              "val_drop": facts[bundle_label(r)]["drop"], "val_drop_ci": facts[bundle_label(r)]["ci"],
+                              **({"vs_source": r["vs_source"]} if r.get("vs_source") else {}),
+                              "size_bytes": r["size_bytes"], "latency_b1_ms": round(latency[bundle_label(r)], 4),
+                              "shown_within": r in within, "left_out": bundle_label(r) in damaged} for r in pool]}
+    resolution = _resolution(facts, by_label)
+    if resolution is not None and resolution > ec.max_drop and n:
+        choice["resolution"] = {"half_width": round(resolution, 4), "samples": n,
+                                "samples_needed": samples_needed(resolution, n, ec.max_drop)}
+    return chosen, choice
+
+
+def _damage(row: VariantRow) -> float:
+    """A quantized row's damage against its fp32 source on validation (0 for rows made without one)."""
+    return (row.get("vs_source") or {}).get("damage_val", 0.0)
+
+
+def _fastest(rows: list[VariantRow], latency: dict[str, float]) -> tuple[VariantRow, list[VariantRow]]:
+    """The fastest at batch 1, the smallest of those within 5% of its speed; and those near it."""
+    fastest = min(latency[bundle_label(r)] for r in rows)
+    near = [r for r in rows if latency[bundle_label(r)] <= fastest * SAME_SPEED]
+    return min(near, key=lambda r: (r["size_bytes"], latency[bundle_label(r)])), near
+
+
+def _resolution(facts: dict, by_label: dict) -> float | None:
+    """How finely the validation split tells a variant from the teacher: the half-width of the paired
+    interval of the distilled student (fp32) against it."""
+    f = facts.get("student-fp32") or facts.get("pruned-fp32")
+    if f is None or f.get("no_evidence"):
+        return None
+    return (f["ci"][1] - f["ci"][0]) / 2
