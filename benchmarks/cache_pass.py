@@ -16,12 +16,11 @@ import time
 
 import numpy as np
 import torch
+from common import config_parser, load
 
 from kdpipe.runtime.machine import machine_info
 from kdpipe.training.loop import seed_everything
 from kdpipe.training.teacher_cache import build
-
-from common import config_parser, load
 
 BATCH = 64  # build's batch size
 
@@ -68,9 +67,12 @@ def main() -> None:
             run()
             seconds[name].append(time.perf_counter() - t0)
     m = machine_info()
-    print(f"{args.config}: {len(x)} training texts of at most {x.shape[-1]} tokens (mean "
-          f"{xn[:, 1].sum(-1).mean():.1f}), batch {BATCH}, hidden layers {list(hidden) or 'none'}; "
-          f"{m.get('cpu')}, SIMD {', '.join(m['simd']) or 'none'}, {torch.get_num_threads()} threads, {args.rounds} rounds")
+    print(
+        f"{args.config}: {len(x)} training texts of at most {x.shape[-1]} tokens (mean "
+        f"{xn[:, 1].sum(-1).mean():.1f}), batch {BATCH}, hidden layers {list(hidden) or 'none'}; "
+        f"{m.get('cpu')}, SIMD {', '.join(m['simd']) or 'none'}, {torch.get_num_threads()} threads, {args.rounds} "
+        "rounds"
+    )
     cols = {"data order (before)": columns(xn, np.arange(len(xn))),
             "shortest first (now)": columns(xn, np.argsort(xn[:, 1].sum(-1), kind="stable"))}
     med = {name: statistics.median(v) for name, v in seconds.items()}

@@ -17,13 +17,13 @@ import statistics
 import time
 from dataclasses import replace
 
+from common import config_parser, load
+
 from kdpipe.data.splits import labelled
 from kdpipe.runtime.machine import machine_info
 from kdpipe.training.intermediate import kd_training
 from kdpipe.training.loop import Schedule, fit, seed_everything
 from kdpipe.training.teacher_cache import build
-
-from common import config_parser, load
 
 
 def main() -> None:

@@ -14,8 +14,8 @@ import json
 
 import torch
 
-from kdpipe.config.load import load_config
 from kdpipe.bundle.generation_timing import onnx_generation, time_generation, torch_generation
+from kdpipe.config.load import load_config
 from kdpipe.runtime.machine import machine_info
 from kdpipe.runtime.sessions import make_session
 from kdpipe.tasks import load_data, task_for
@@ -61,7 +61,8 @@ def main() -> None:
               f"{timed[(n, True)]['first_token_ms']:.2f} | {rate(n):.0f} | {rate(n, False):.0f} | "
               f"{rate(n) / rate(n, False):.2f}x |")
     t = timed[("teacher-pytorch", True)]
-    print(f"| teacher, PyTorch eager (its own cache) | | | {t['first_token_ms']:.2f} | {rate('teacher-pytorch'):.0f} | | |")
+    print(f"| teacher, PyTorch eager (its own cache) | | | {t['first_token_ms']:.2f} | {rate('teacher-pytorch'):.0f} "
+          "| | |")
     print()
     if "student-fp32" in names:
         speedup = rate("student-fp32") / rate("student-fp32", False)

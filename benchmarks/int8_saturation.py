@@ -36,9 +36,13 @@ def main() -> None:
     feeds = {i.name: rng.random([d if isinstance(d, int) else args.batch for d in i.shape], dtype=np.float32)
              for i in s.get_inputs()}
     ref = s.run(None, feeds)[0]
-    ways = {"int8 weights, full range (quantize.reduce_range: false)": dict(weight_type=QuantType.QInt8),
-            "int8 weights, 7 bits (kdpipe's default, quantize.reduce_range: true)": dict(weight_type=QuantType.QInt8, reduce_range=True),
-            "uint8 weights": dict(weight_type=QuantType.QUInt8)}
+    ways = {
+        "int8 weights, full range (quantize.reduce_range: false)": dict(weight_type=QuantType.QInt8),
+        "int8 weights, 7 bits (kdpipe's default, quantize.reduce_range: true)": dict(
+            weight_type=QuantType.QInt8, reduce_range=True
+        ),
+        "uint8 weights": dict(weight_type=QuantType.QUInt8),
+    }
     simd = ", ".join(machine_info()["simd"]) or "none known"
     print(f"{args.model}, CPU SIMD: {simd}; max |int8 - fp32| over {args.batch} random inputs")
     with tempfile.TemporaryDirectory() as tmp:

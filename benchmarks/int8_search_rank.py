@@ -16,15 +16,19 @@ import time
 from pathlib import Path
 
 import numpy as np
+from common import config_parser, load
 
-from kdpipe.evaluation.scoring import evaluate_samples, onnx_predictor
 from kdpipe.evaluation.evidence import damage
-from kdpipe.quantization.int8_search import (SENSITIVITY_SAMPLES, exact_sensitivity, exclusion_names, local_sensitivity,
-                                        quantizable_nodes)
+from kdpipe.evaluation.scoring import evaluate_samples, onnx_predictor
+from kdpipe.quantization.int8_search import (
+    SENSITIVITY_SAMPLES,
+    exact_sensitivity,
+    exclusion_names,
+    local_sensitivity,
+    quantizable_nodes,
+)
 from kdpipe.quantization.quantizers import Int8, dynamic_int8, quiet_root_logger
 from kdpipe.runtime.sessions import make_session
-
-from common import config_parser, load
 
 
 def _outputs(path: Path, feeds, x: np.ndarray, batch: int = 16) -> np.ndarray:

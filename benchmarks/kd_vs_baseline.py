@@ -14,15 +14,15 @@ import copy
 import statistics
 import time
 
+from common import config_parser
+
+from kdpipe.config.load import load_config
 from kdpipe.data.splits import load_splits
 from kdpipe.evaluation.scoring import evaluate, torch_predictor
 from kdpipe.metrics import ACCURACY
 from kdpipe.models.factory import build_model
-from kdpipe.config.load import load_config
 from kdpipe.training.kd_loss import hard_loss, kd_loss_fn
 from kdpipe.training.loop import Schedule, TeacherSignal, fit, seed_everything
-
-from common import config_parser
 
 
 def main() -> None:
@@ -36,8 +36,12 @@ def main() -> None:
         raise SystemExit(f"{args.config}: data.label_fraction is {base.data.label_fraction}; this script compares "
                          "students trained on every label: use `kdpipe sweep` for few-label settings, or "
                          "--set data.label_fraction=1")
-    students = [[int(h) for h in s.split(",")] for s in (args.hidden or [])] or [base.student.params.get("hidden", [32])]
-    settings = [tuple(float(v) for v in s.split(",")) for s in (args.kd or [])] or [(base.distill.temperature, base.distill.alpha)]
+    students = [[int(h) for h in s.split(",")] for s in (args.hidden or [])] or [
+        base.student.params.get("hidden", [32])
+    ]
+    settings = [tuple(float(v) for v in s.split(",")) for s in (args.kd or [])] or [
+        (base.distill.temperature, base.distill.alpha)
+    ]
 
     results: dict[str, list[tuple[float, float]]] = {}
     t_start = time.perf_counter()

@@ -13,12 +13,11 @@ import itertools
 import time
 
 import torch
+from common import config_parser, load
 
 from kdpipe.evaluation.scoring import evaluate, torch_predictor
 from kdpipe.models.hf import layer_list
 from kdpipe.models.hf_prune import IMPORTANCE_SAMPLES, LAYER_SEARCH_SAMPLES, _inputs, rank_blocks
-
-from common import config_parser, load
 
 
 @torch.inference_mode()

@@ -10,10 +10,10 @@ from __future__ import annotations
 import copy
 import time
 
+from common import config_parser, load
+
 from kdpipe.evaluation.scoring import evaluate, torch_predictor
 from kdpipe.training.loop import Schedule, TeacherSignal, fit, seed_everything
-
-from common import config_parser, load
 
 
 def main() -> None:
@@ -28,8 +28,21 @@ def main() -> None:
     seed_everything(cfg.seed)
     teacher, _ = task.build("teacher", cfg, data)
     t0 = time.perf_counter()
-    fit(teacher, data.train, data.val, Schedule(epochs=tc.epochs, lr=tc.lr, weight_decay=tc.weight_decay, warmup=tc.warmup,
-                                                batch_size=cfg.data.batch_size, seed=cfg.seed), hard, **common)
+    fit(
+        teacher,
+        data.train,
+        data.val,
+        Schedule(
+            epochs=tc.epochs,
+            lr=tc.lr,
+            weight_decay=tc.weight_decay,
+            warmup=tc.warmup,
+            batch_size=cfg.data.batch_size,
+            seed=cfg.seed,
+        ),
+        hard,
+        **common,
+    )
     print(f"teacher trained in {time.perf_counter() - t0:.0f} s: val {task.metric.name} "
           f"{evaluate(torch_predictor(teacher), data.val, task.metric):.2f}")
     seed_everything(cfg.seed + 1)
@@ -45,7 +58,10 @@ def main() -> None:
         "KD, teacher live": (kd, TeacherSignal(teacher, cache=False)),
         "KD, dense cache": (kd, TeacherSignal(teacher, cache_format="dense", temperature=t)),
         f"KD, top-{args.k} cache": (kd, TeacherSignal(teacher, cache_format="topk", cache_k=args.k, temperature=t)),
-        f"KD, sampled-{args.k} cache": (kd, TeacherSignal(teacher, cache_format="sampled", cache_k=args.k, temperature=t)),
+        f"KD, sampled-{args.k} cache": (
+            kd,
+            TeacherSignal(teacher, cache_format="sampled", cache_k=args.k, temperature=t),
+        ),
     }
     results = {}
     for name, (loss, signal) in runs.items():
@@ -55,10 +71,14 @@ def main() -> None:
         r = fit(student, data.train, data.val, schedule, loss, teacher=signal, **common)
         wall = time.perf_counter() - t0
         predict = torch_predictor(student)
-        results[name] = {"val": evaluate(predict, data.val, task.metric), "test": evaluate(predict, data.test, task.metric),
-                         "step_ms": r.seconds_per_step * 1000, "wall_s": wall,
-                         "bytes_per_token": r.teacher_cache.get("bytes", 0) / tokens if r.teacher_cache else None,
-                         "cache_s": r.teacher_cache.get("seconds")}
+        results[name] = {
+            "val": evaluate(predict, data.val, task.metric),
+            "test": evaluate(predict, data.test, task.metric),
+            "step_ms": r.seconds_per_step * 1000,
+            "wall_s": wall,
+            "bytes_per_token": r.teacher_cache.get("bytes", 0) / tokens if r.teacher_cache else None,
+            "cache_s": r.teacher_cache.get("seconds"),
+        }
         print(f"{name:24s} val {results[name]['val']:8.2f}  test {results[name]['test']:8.2f}  "
               f"{results[name]['step_ms']:7.1f} ms/step  wall {wall:6.1f} s"
               + (f"  cache {results[name]['bytes_per_token']:.0f} B/token, built in {results[name]['cache_s']:.1f} s"

@@ -30,7 +30,8 @@ def main() -> None:
     ap.add_argument("--runs", type=int, default=7)
     args = ap.parse_args()
     predict = [sys.executable, "-m", "kdpipe", "predict", args.bundle, "--text", "How do I read a file line by line?"]
-    old_way = [sys.executable, "-c", f"from transformers import AutoTokenizer; AutoTokenizer.from_pretrained({args.bundle!r})"]
+    old_way = [sys.executable, "-c", "from transformers import AutoTokenizer; "
+                                     f"AutoTokenizer.from_pretrained({args.bundle!r})"]
     bare = [sys.executable, "-c", "pass"]
     times = {"predict": [], "transformers tokenizer load alone": [], "python start": []}
     for _ in range(args.runs):  # alternating, so a load on the machine falls on all alike

@@ -12,11 +12,10 @@ from __future__ import annotations
 import time
 
 import torch
+from common import config_parser, load
 
 from kdpipe.evaluation.scoring import evaluate, torch_predictor
 from kdpipe.models.checkpoint import count_params
-
-from common import config_parser, load
 
 
 def main() -> None:

@@ -24,14 +24,13 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
+from common import config_parser, load
 
 from kdpipe.data.splits import trim_padding
-from kdpipe.evaluation.scoring import evaluate_samples, onnx_predictor
 from kdpipe.evaluation.evidence import versus
+from kdpipe.evaluation.scoring import evaluate_samples, onnx_predictor
 from kdpipe.runtime.sessions import make_session, timed_call
 from kdpipe.runtime.timing import measure_rounds
-
-from common import config_parser, load
 
 
 def _optimum(src: Path, saved: Path, out: Path) -> Path | None:
@@ -159,8 +158,9 @@ def main() -> None:
                        key=lambda k: (out[k]["damage_val"], -(out[k]["agreement_val"] or 0)), default=None)
         if best_ptq:
             b = out[best_ptq]
+            beats = (o["damage_val"], -o["agreement_val"]) < (b["damage_val"], -b["agreement_val"])
             print(f"best post-training copy by damage: {best_ptq} (kept {b['agreement_val']}% val, test "
-                  f"{b['test']:.2f}); QAD {'beats' if (o['damage_val'], -o['agreement_val']) < (b['damage_val'], -b['agreement_val']) else 'does not beat'} it on damage")
+                  f"{b['test']:.2f}); QAD {'beats' if beats else 'does not beat'} it on damage")
 
 
 if __name__ == "__main__":

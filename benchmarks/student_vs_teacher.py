@@ -13,14 +13,13 @@ import time
 
 import numpy as np
 import torch
+from common import config_parser
 
+from kdpipe.config.load import load_config
 from kdpipe.data.splits import load_splits
 from kdpipe.models.checkpoint import load_model
-from kdpipe.config.load import load_config
 from kdpipe.runtime.sessions import make_session, timed_call
 from kdpipe.runtime.timing import measure, measure_rounds, torch_call
-
-from common import config_parser
 
 
 def main() -> None:
@@ -77,7 +76,9 @@ def honesty(path, x, threads: int, calls: int = 3000) -> None:
         sess.run(None, {name: xb})
     ours, bare = [], []
     for _ in range(5):  # interleaved rounds, so drift in machine speed hits both alike
-        ours.append(measure(timed_call(sess, {name: xb}, "cpu"), warmup=0, min_seconds=0.0, min_runs=calls, batch=1)["p50_ms"])
+        ours.append(
+            measure(timed_call(sess, {name: xb}, "cpu"), warmup=0, min_seconds=0.0, min_runs=calls, batch=1)["p50_ms"]
+        )
         t = []
         for _ in range(calls):
             t0 = time.perf_counter()

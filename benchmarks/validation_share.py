@@ -18,13 +18,13 @@ import tempfile
 import time
 from pathlib import Path
 
-from kdpipe.pipeline import runner
+from common import config_parser
+
 from kdpipe.config.load import load_config
+from kdpipe.pipeline import runner
 from kdpipe.progress import set_quiet
 from kdpipe.runtime.machine import machine_info
 from kdpipe.stages import ORDER
-
-from common import config_parser
 
 
 def one_run(config: str, overrides: list[str], val: float, test: float, seed: int, folder: Path) -> dict:
@@ -42,9 +42,17 @@ def one_run(config: str, overrides: list[str], val: float, test: float, seed: in
     sign = 1 if report["metric"]["higher_is_better"] else -1
     test_drop = sign * (teacher["metric"]["value"] - bundle["metric"]["value"])
     lo, hi = claim["val_drop_ci"]
-    return {"bundle": label, "test": bundle["metric"]["value"], "test_drop": test_drop, "val_ci": [lo, hi],
-            "outside": not lo <= test_drop <= hi, "above": test_drop > hi, "val_samples": choice.get("validation_samples"),
-            "half_width": (hi - lo) / 2, "student_test": rows["student-fp32"]["metric"]["value"]}
+    return {
+        "bundle": label,
+        "test": bundle["metric"]["value"],
+        "test_drop": test_drop,
+        "val_ci": [lo, hi],
+        "outside": not lo <= test_drop <= hi,
+        "above": test_drop > hi,
+        "val_samples": choice.get("validation_samples"),
+        "half_width": (hi - lo) / 2,
+        "student_test": rows["student-fp32"]["metric"]["value"],
+    }
 
 
 def main() -> None:
@@ -56,8 +64,10 @@ def main() -> None:
     set_quiet(True)
     m = machine_info()
     print(f"# {args.config} {' '.join('--set ' + o for o in args.overrides)}; {m['cpu']}, SIMD {', '.join(m['simd'])}")
-    print("| validation share | val samples | bundle test (mean) | KD student fp32 test | bundle's test drop vs teacher "
-          "| test drop outside the val interval (either side) | above its upper end | paired half-width | bundles shipped |")
+    print("| validation share | val samples | bundle test (mean) | KD student fp32 test | bundle's test drop vs "
+          "teacher "
+          "| test drop outside the val interval (either side) | above its upper end | paired half-width | bundles "
+          "shipped |")
     print("|---:|---:|---:|---:|---:|---:|---:|---:|---|")
     t0 = time.perf_counter()
     for share in args.shares:

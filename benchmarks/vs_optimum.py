@@ -16,15 +16,14 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
+from common import config_parser
 
+from kdpipe.config.load import load_config
 from kdpipe.data.splits import trim_padding
 from kdpipe.evaluation.scoring import evaluate, onnx_predictor
-from kdpipe.config.load import load_config
 from kdpipe.runtime.sessions import make_session, timed_call
 from kdpipe.runtime.timing import measure_rounds
 from kdpipe.tasks import get_task, load_data
-
-from common import config_parser
 
 
 def main() -> None:
@@ -37,7 +36,9 @@ def main() -> None:
     run = cfg.run_dir()
     manifest = json.loads((run / "manifest.json").read_text())
     source = manifest["stages"]["quantize"]["outputs"]["source"]
-    saved = run / next(r["path"] for r in manifest["stages"]["distill"]["outputs"]["variants"] if r["variant"] == source)
+    saved = run / next(
+        r["path"] for r in manifest["stages"]["distill"]["outputs"]["variants"] if r["variant"] == source
+    )
 
     from optimum.onnxruntime import ORTQuantizer
     from optimum.onnxruntime.configuration import AutoQuantizationConfig
@@ -76,7 +77,8 @@ def main() -> None:
     opt = results["optimum avx512_vnni dynamic"]
     best = min((k for k in results if k.startswith("kdpipe")), key=lambda k: results[k][1][1]["p50_ms"])
     ours = results[best]
-    print(f"\nfastest kdpipe int8 ({best}) vs optimum's preset: p50 b1 {opt[1][1]['p50_ms'] / ours[1][1]['p50_ms']:.2f}x "
+    print(f"\nfastest kdpipe int8 ({best}) vs optimum's preset: p50 b1 "
+          f"{opt[1][1]['p50_ms'] / ours[1][1]['p50_ms']:.2f}x "
           f"faster, b32 throughput {ours[1][32]['throughput_per_s'] / opt[1][32]['throughput_per_s']:.2f}x; "
           f"{task.metric.name} {ours[0]:.3f} vs {opt[0]:.3f}")
 

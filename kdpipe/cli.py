@@ -148,12 +148,12 @@ def init_cmd(teacher, data_source, task, student, name, label_column, text_colum
     """Write a commented config for your own teacher and data: the task, a student and settings that
     suit them, inferred and explained; then the wall time `kdpipe all` will take here, estimated from a
     few timed training steps. Asks for --teacher and --data only at a terminal."""
-    from kdpipe.errors import ConfigError
-    from kdpipe.io import atomic_write_bytes
+    from kdpipe.config.defaults import with_family_defaults
     from kdpipe.config.load import format_validation_error
     from kdpipe.config.schema import Config
-    from kdpipe.config.defaults import with_family_defaults
+    from kdpipe.errors import ConfigError
     from kdpipe.init.writer import build, render
+    from kdpipe.io import atomic_write_bytes
 
     interactive = sys.stdin.isatty()
     for flag, value in (("--teacher", teacher), ("--data", data_source)):
@@ -220,8 +220,8 @@ def check_cmd(config, overrides):
 def show_config(config, overrides):
     """Print the resolved config: every value, with where it came from (the config, the model family's
     defaults, kdpipe's defaults); keys this task and model family do not read are left out."""
-    from kdpipe.config.load import load_config, read_raw
     from kdpipe.config.defaults import show
+    from kdpipe.config.load import load_config, read_raw
 
     click.echo(show(load_config(config, overrides), read_raw(config, overrides)), nl=False)
 

@@ -62,5 +62,9 @@ def _next_token_nll(logits: np.ndarray, y: np.ndarray) -> tuple[float, float]:
     return float(((logz - picked) * real).sum()), float(real.sum())
 
 
-PERPLEXITY = Metric("perplexity", "", False, _next_token_nll, lambda num, den: float(math.exp(num / max(den, 1.0))),
-                    mean_of_samples=False)
+def perplexity(nll_sum: float, tokens: float) -> float:
+    """exp of the mean negative log-likelihood per token: the one perplexity formula (report, predict)."""
+    return float(math.exp(nll_sum / max(tokens, 1.0)))
+
+
+PERPLEXITY = Metric("perplexity", "", False, _next_token_nll, perplexity, mean_of_samples=False)

@@ -53,6 +53,12 @@ def bundle_label(row: VariantRow) -> str:
     return f"{row['variant']}-fp32" if fp32 else row["variant"]
 
 
+def named_bundle(wanted: str, labels) -> str | None:
+    """The variant `export.bundle` names among `labels` (bundle labels): the name itself, or a torch
+    model's with `-fp32` (`student` is student-fp32); None where neither is there."""
+    return next((n for n in (wanted, f"{wanted}-fp32") if n in labels), None)
+
+
 def variant_row(variant: str, fmt: Format, path: Path, rel: str, params: int, score: dict, made_by: str,
                 **extra) -> VariantRow:
     """`score`: evaluation.score's result (metric name, val, test and extras on test); `extra`: the
@@ -67,7 +73,9 @@ def variant_row(variant: str, fmt: Format, path: Path, rel: str, params: int, sc
         "path": rel,
         "params": int(params),
         # a model folder (transformers) counts its files, e.g. weights, config and tokenizer
-        "size_bytes": sum(f.stat().st_size for f in path.rglob("*") if f.is_file()) if path.is_dir() else path.stat().st_size,
+        "size_bytes": sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+        if path.is_dir()
+        else path.stat().st_size,
         "metric": {k: v for k, v in score.items() if not k.startswith("_")},
         "made_by": made_by,
         **extra,  # VariantRow's optional keys

@@ -19,16 +19,39 @@ if "KDPIPE_CACHE" not in os.environ:
     os.environ["KDPIPE_CACHE"] = tempfile.mkdtemp(prefix="kdpipe-test-cache-")
     atexit.register(shutil.rmtree, os.environ["KDPIPE_CACHE"], True)
 
+# CI sets KDPIPE_REQUIRE_APPS=1 (.ci/run): there the Node.js and browser checks must run, and one that
+# would skip for want of node, apps/node_modules or chromium (apps/setup.sh) fails instead.
+REQUIRE_APPS = os.environ.get("KDPIPE_REQUIRE_APPS") == "1"
+APPS_MISSING = "run apps/setup.sh"  # every skip for want of the apps says this
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    report = outcome.get_result()
+    if REQUIRE_APPS and report.skipped and APPS_MISSING in str(report.longrepr):
+        report.outcome = "failed"
+        report.longrepr = (f"{report.longrepr}\nKDPIPE_REQUIRE_APPS=1: the Node.js and browser checks must run here, "
+                           "not skip")
+
+
 TINY = {
     "name": "tiny",
     "seed": 0,
     "data": {"source": "builtin:digits", "batch_size": 64, "limit": 600},
-    "teacher": {"model": "builtin:cnn", "params": {"channels": [8], "hidden": 64, "dropout": 0.0},
-                "train": {"epochs": 2, "lr": 0.01}},
+    "teacher": {
+        "model": "builtin:cnn",
+        "params": {"channels": [8], "hidden": 64, "dropout": 0.0},
+        "train": {"epochs": 2, "lr": 0.01},
+    },
     "student": {"model": "builtin:mlp", "params": {"hidden": [64]}},
     "distill": {"epochs": 2, "lr": 0.01},
     "prune": {"ratio": 0.5, "finetune": {"epochs": 1, "lr": 0.005}},
-    "quantize": {"variants": ["dynamic", "static", "fp16"], "calibration": ["minmax", "entropy"], "calibration_samples": 64},
+    "quantize": {
+        "variants": ["dynamic", "static", "fp16"],
+        "calibration": ["minmax", "entropy"],
+        "calibration_samples": 64,
+    },
     "benchmark": {"batch_sizes": [1, 8], "warmup": 1, "min_seconds": 0.01, "min_runs": 2},
 }
 

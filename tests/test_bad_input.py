@@ -97,7 +97,7 @@ BAD_RUNS = [
     ("output_dir in /proc", {"output_dir": "/proc/kdpipe-test-run"}, ["cannot write in /proc"]),
     ("output_dir under a file", {"output_dir": "{d}/afile/run"}, ["afile is a file"]),
     ("bundle name never made", {"export.bundle": "no-such-variant"},
-     ["export.bundle 'no-such-variant'", "student-int8-dynamic"]),
+     ["export.bundle 'no-such-variant'", "pruned-int8-dynamic"]),
     ("pickled teacher", {"teacher.weights": "{d}/pickle.pt"}, ["pickled Python objects", "state_dict()"]),
     ("garbage safetensors", {"teacher.weights": "{d}/garbage.safetensors"}, ["cannot read checkpoint"]),
     ("state dict that does not fit", {"teacher.weights": "{d}/wrong.pt"}, ["does not match the model"]),
@@ -169,7 +169,9 @@ def test_debug_shows_the_factory_traceback(tmp_path):
     cfg = write_config(tmp_path, {"student.model": "python:broken_factory:make", "student.params": {}})
     for args, env in ((["--debug", "all", str(cfg)], None), (["all", str(cfg)], {"KDPIPE_DEBUG": "1"})):
         r = _kdpipe(*args, cwd=tmp_path, env=env)
-        assert r.returncode == 2 and "Traceback" in r.stderr and "raise RuntimeError('my factory is broken')" in r.stderr
+        assert (
+            r.returncode == 2 and "Traceback" in r.stderr and "raise RuntimeError('my factory is broken')" in r.stderr
+        )
         assert r.stderr.strip().splitlines()[-1].startswith("kdpipe: error: student.model")
 
 
@@ -196,7 +198,8 @@ def test_factory_modules_import_from_the_current_and_the_config_folder(tmp_path,
         (folder / f"{module}.py").write_text(
             "import math, torch\n"
             "def make(input_shape, num_classes):\n"
-            "    return torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(math.prod(input_shape), num_classes))\n")
+            "    return torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(math.prod(input_shape), num_classes))\n"
+        )
         cfg = write_config(folder, {"student.model": f"python:{module}:make", "student.params": {},
                                     "teacher.train.epochs": 1, "distill.epochs": 1})
         monkeypatch.chdir(folder if where == "cwd" else tmp_path)
@@ -277,8 +280,8 @@ def test_a_bundle_naming_files_outside_its_folder_is_refused(bundle, tmp_path, k
 def test_an_image_folder_says_how_many_files_it_skipped(tmp_path, capsys):
     from PIL import Image
 
-    from kdpipe.data.registry import load_arrays as load_source
     from kdpipe.config.schema import DataConfig
+    from kdpipe.data.registry import load_arrays as load_source
 
     for cls in ("a", "b"):
         (tmp_path / cls).mkdir()
@@ -320,12 +323,22 @@ BROKEN_BUNDLES = [
     ("no preprocessing", lambda i: i.pop("preprocessing"), '"preprocessing" is missing'),
     ("labels null", lambda i: i.update(labels=None), '"labels" is None'),
     ("3 labels for 10 outputs", lambda i: i.update(labels=["a", "b", "c"]), "3 labels for a model with 10 outputs"),
-    ("a shape the model lacks", lambda i: i["input"].update(shape=["batch", 3, 8, 8]), "input shape ['batch', 3, 8, 8]"),
-    ("an input name the model lacks", lambda i: i["input"].update(name="pixels"), "input name 'pixels' is not the model's"),
+    (
+        "a shape the model lacks",
+        lambda i: i["input"].update(shape=["batch", 3, 8, 8]),
+        "input shape ['batch', 3, 8, 8]",
+    ),
+    (
+        "an input name the model lacks",
+        lambda i: i["input"].update(name="pixels"),
+        "input name 'pixels' is not the model's",
+    ),
     ("std 0", lambda i: i["preprocessing"].update(std=0), "preprocessing.std is 0"),
-    ("a text bundle without its tokenizer", lambda i: i.update(task="causal-lm", tokenizer="tokenizer.json",
-                                                                 max_sequence_length=32),
-     "the tokenizer file 'tokenizer.json' is not in"),
+    (
+        "a text bundle without its tokenizer",
+        lambda i: i.update(task="causal-lm", tokenizer="tokenizer.json", max_sequence_length=32),
+        "the tokenizer file 'tokenizer.json' is not in",
+    ),
 ]
 
 

@@ -16,8 +16,9 @@ def _kdpipe(*args, cwd=None):
     return subprocess.run([sys.executable, "-m", "kdpipe", *args], capture_output=True, text=True, cwd=cwd)
 
 
-@pytest.mark.parametrize("cmd", ["all", "distill", "prune", "quantize", "export", "benchmark", "report", "sweep", "show-config",
-                                 "predict"])
+@pytest.mark.parametrize(
+    "cmd", ["all", "distill", "prune", "quantize", "export", "benchmark", "report", "sweep", "show-config", "predict"]
+)
 def test_every_command_has_help(cmd):
     r = _kdpipe(cmd, "--help")
     assert r.returncode == 0 and "Usage:" in r.stdout
@@ -109,7 +110,9 @@ def test_predict_reads_json_stdin_and_answers_with_the_top_k(tiny_run, tmp_path)
     np.savez(tmp_path / "x.npz", x=d.images[:4].reshape(4, 1, 8, 8))
     (tmp_path / "x.json").write_text(json.dumps({"inputs": d.images[:4].reshape(4, 1, 8, 8).tolist()}))
     csv = "\n".join(",".join(str(v) for v in row) for row in d.data[:4])  # headerless, flat rows
-    base = [json.loads(x) for x in _kdpipe("predict", str(bundle), str(tmp_path / "x.npz"), "--json").stdout.splitlines()]
+    base = [
+        json.loads(x) for x in _kdpipe("predict", str(bundle), str(tmp_path / "x.npz"), "--json").stdout.splitlines()
+    ]
     for args, stdin in (([str(tmp_path / "x.json")], None), (["-"], (tmp_path / "x.json").read_text()), (["-"], csv)):
         r = subprocess.run([sys.executable, "-m", "kdpipe", "predict", str(bundle), *args, "--json"], input=stdin,
                            capture_output=True, text=True)
@@ -124,7 +127,10 @@ def test_predict_reads_json_stdin_and_answers_with_the_top_k(tiny_run, tmp_path)
     assert [t["probability"] for t in row["top"]] == pytest.approx(sorted(p, reverse=True)[:3], abs=1e-5)
     assert row["top"][0] == {"label": row["label"], "probability": row["probability"]}
     r = _kdpipe("predict", str(bundle), str(tmp_path / "x.npz"), "--top-k", "2")
-    assert all(len(line.split("\t")) == 5 for line in r.stdout.splitlines())  # name, 2 x (label, probability)
+    lines = r.stdout.splitlines()
+    assert r.returncode == 0 and len(lines) == 4, r.stderr
+    # name, 2 x (label, probability), the most likely first
+    assert all(len(line.split("\t")) == 5 for line in lines) and lines[0].split("\t")[1] == base[0]["label"]
 
 
 def test_predict_says_which_inputs_a_bundle_takes(tiny_run):

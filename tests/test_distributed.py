@@ -92,7 +92,10 @@ def test_killed_two_process_run_resumes_on_two_then_one_process(single, tmp_path
             time.sleep(0.005)
         _kill_tree(proc.pid)  # torchrun and both workers, as a preempted machine would
         proc.wait()
-        assert not (run / "manifest.json").exists() or "distill" not in json.loads((run / "manifest.json").read_text())["stages"]
+        assert (
+            not (run / "manifest.json").exists()
+            or "distill" not in json.loads((run / "manifest.json").read_text())["stages"]
+        )
     r = subprocess.run([*ONE_PROC, "distill", str(cfg)], capture_output=True, text=True, env=_env(tmp_path))
     assert r.returncode == 0, r.stderr[-2000:]
     assert "[resume] student (KD): continuing after epoch" in r.stderr

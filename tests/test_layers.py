@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.fast  # runs no pipeline
+
 PACKAGE = Path(__file__).resolve().parents[1] / "kdpipe"
 LAYERS = {"cli": 7, "__main__": 7, "pipeline": 6, "init": 6, "stages": 5, "report": 4, "run": 3, "tasks": 2,
           **dict.fromkeys(["training", "models", "runtime", "quantization", "data", "evaluation", "bundle",

@@ -3,6 +3,10 @@
 import re
 from pathlib import Path
 
+import pytest
+
+pytestmark = pytest.mark.fast  # runs no pipeline
+
 ROOT = Path(__file__).resolve().parents[1]
 
 

@@ -3,8 +3,12 @@
 import subprocess
 import sys
 
+import pytest
+
 from kdpipe.progress import progress
 from tests.conftest import write_config
+
+pytestmark = pytest.mark.fast  # runs no pipeline
 
 
 def test_an_epoch_loop_writes_one_line_per_epoch_with_its_figures(capsys, monkeypatch):

@@ -51,7 +51,9 @@ def test_each_damaged_artifact_is_detected_and_rebuilt(finished_run, tmp_path, c
     assert _metrics(run) == before
     from kdpipe.run.store import RunStore
 
-    assert all(RunStore(run).problems(s) == [] for s in ("distill", "prune", "quantize", "export", "benchmark", "report"))
+    assert all(
+        RunStore(run).problems(s) == [] for s in ("distill", "prune", "quantize", "export", "benchmark", "report")
+    )
 
 
 def test_a_damaged_upstream_file_stops_a_single_stage_with_the_command_to_run(finished_run, tmp_path, capsys):

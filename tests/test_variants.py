@@ -27,3 +27,5 @@ def test_every_variant_a_run_made_is_a_name_export_bundle_accepts(tiny_run):
     assert QUANTIZED_TEACHER in made and len(made) > 3
     cfg = load_config(tiny_run.parent / "config.yaml")
     assert set(made) <= set(possible_bundles(cfg))
+    # what pruning leaves unquantized is not offered: the quantize stage takes the pruned student
+    assert "student-int8-dynamic" not in possible_bundles(cfg) and "student-fp32" in possible_bundles(cfg)

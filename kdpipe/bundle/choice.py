@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from kdpipe.errors import ConfigError
 from kdpipe.evaluation.evidence import paired_drop, samples_needed
-from kdpipe.variants import VariantRow, bundle_label
+from kdpipe.variants import VariantRow, bundle_label, named_bundle
 
 SAME_SPEED = 1.05  # batch-1 latencies within 5% of the fastest count as a tie: the smaller file wins there
 
@@ -28,46 +28,24 @@ def choose_bundle(ec, candidates: list[VariantRow], metric, latency: dict[str, f
     is compared with. The teacher quantized without distillation is one."""
     by_label = {bundle_label(r): r for r in candidates}
     if ec.bundle != "auto":
-        wanted = ec.bundle if ec.bundle in by_label else f"{ec.bundle}-fp32"
-        if wanted not in by_label:  # possible under the config, but not made in this run (e.g. no fusions)
-            raise ConfigError(f"export.bundle {ec.bundle!r}: not made in this run (made: {', '.join(sorted(by_label))})")
-        return by_label[wanted], {"rule": "export.bundle", "reason": f"export.bundle names {ec.bundle}"}
-    teacher_val = by_label["teacher-fp32"]["metric"]["val"]
-    reference = (evidence.get("teacher-fp32") or {}).get("val")
+        return _named(ec, by_label)
     pool = [r for r in candidates if bundle_label(r) not in ("teacher-fp32", "baseline-fp32")]
-    units = (" point" if ec.max_drop == 1 else " points") if metric.unit == "%" else ""
-
-    def vs_teacher(r) -> dict:
-        mine = (evidence.get(bundle_label(r)) or {}).get("val")
-        if reference is None or mine is None:  # recorded without evidence: the point value alone
-            d = metric.worse_by(teacher_val, r["metric"]["val"])
-            return {"drop": round(d, 4), "ci": [round(d, 4), round(d, 4)], "no_evidence": True}
-        return paired_drop(metric, reference, mine)
-
-    facts = {bundle_label(r): vs_teacher(r) for r in pool}
+    facts = _versus_teacher(pool, by_label["teacher-fp32"], metric, evidence)
     damaged = {bundle_label(r) for r in pool if _damage(r) > ec.max_drop}
     eligible = [r for r in pool if bundle_label(r) not in damaged] or pool
     within = [r for r in eligible if facts[bundle_label(r)]["ci"][1] <= ec.max_drop]
+    reference = (evidence.get("teacher-fp32") or {}).get("val")
     n = len(reference) if reference is not None else None
+    units = (" point" if ec.max_drop == 1 else " points") if metric.unit == "%" else ""
     if within:
         chosen, near = _fastest(within, latency)
+        close = within
         reason = ((f"the fastest at batch 1 of the {len(within)} variants" if len(within) > 1 else "the only variant")
                   + f" shown within {ec.max_drop:g}{units} of the teacher's validation {metric.name} (paired 95% upper "
                   f"bound{'s' if len(within) > 1 else ''} <= {ec.max_drop:g})"
                   + (f"; the smallest of the {len(near)} within 5% of its speed" if len(near) > 1 else ""))
-        close = within
     else:
-        sign = 1 if metric.higher_is_better else -1
-        best = max(eligible, key=lambda r: (sign * r["metric"]["val"], -latency[bundle_label(r)]))
-        ref_best = (evidence.get(bundle_label(best)) or {}).get("val")
-
-        def indistinguishable(r) -> bool:
-            mine = (evidence.get(bundle_label(r)) or {}).get("val")
-            if r is best or ref_best is None or mine is None:
-                return r is best
-            return paired_drop(metric, ref_best, mine)["ci"][0] <= 0
-
-        close = [r for r in eligible if indistinguishable(r)]
+        best, close = _closest_to_best(eligible, metric, latency, evidence)
         chosen, near = _fastest(close, latency)
         lowest = min(facts[bundle_label(r)]["ci"][1] for r in eligible)
         reason = (f"no variant is shown within {ec.max_drop:g}{units} of the teacher's validation {metric.name}"
@@ -77,25 +55,76 @@ def choose_bundle(ec, candidates: list[VariantRow], metric, latency: dict[str, f
     if damaged:
         reason += (f"; left out for breaking more than {ec.max_drop:g}{units} against their fp32 source: "
                    + ", ".join(f"{d} ({_damage(by_label[d]):.2f})" for d in sorted(damaged)))
-    students = [r for r in close if r.get("source") != "teacher"]
-    if chosen.get("source") == "teacher":
-        reason += ("; it is the teacher quantized without distillation" + (
-            ": the evidence cannot separate it from the distilled " + ", ".join(bundle_label(r) for r in students[:3])
-            + ", and it is faster or smaller" if students else ": no distilled variant is as close to the teacher"))
-    elif any(r.get("source") == "teacher" for r in close):
-        reason += "; the evidence cannot separate it from the quantized teacher, and it is faster or smaller"
-    choice = {"rule": "auto", "reason": reason, "max_drop": ec.max_drop, "teacher_val": teacher_val,
-              "validation_samples": n,
-              "candidates": [{"variant": bundle_label(r), "val": r["metric"]["val"],
-                              "val_drop": facts[bundle_label(r)]["drop"], "val_drop_ci": facts[bundle_label(r)]["ci"],
-                              **({"vs_source": r["vs_source"]} if r.get("vs_source") else {}),
-                              "size_bytes": r["size_bytes"], "latency_b1_ms": round(latency[bundle_label(r)], 4),
-                              "shown_within": r in within, "left_out": bundle_label(r) in damaged} for r in pool]}
-    resolution = _resolution(facts, by_label)
+    reason += _against_the_quantized_teacher(chosen, close)
+    choice = {"rule": "auto", "reason": reason, "max_drop": ec.max_drop,
+              "teacher_val": by_label["teacher-fp32"]["metric"]["val"], "validation_samples": n,
+              "candidates": [_candidate(r, facts, latency, r in within, bundle_label(r) in damaged) for r in pool]}
+    resolution = _resolution(facts)
     if resolution is not None and resolution > ec.max_drop and n:
         choice["resolution"] = {"half_width": round(resolution, 4), "samples": n,
                                 "samples_needed": samples_needed(resolution, n, ec.max_drop)}
     return chosen, choice
+
+
+def _named(ec, by_label: dict) -> tuple[dict, dict]:
+    """The variant `export.bundle` names, where this run made it."""
+    wanted = named_bundle(ec.bundle, by_label)
+    if wanted is None:  # possible under the config, but not made in this run (e.g. no fusions)
+        raise ConfigError(f"export.bundle {ec.bundle!r}: not made in this run (made: {', '.join(sorted(by_label))})")
+    return by_label[wanted], {"rule": "export.bundle", "reason": f"export.bundle names {ec.bundle}"}
+
+
+def _versus_teacher(pool: list[VariantRow], teacher: VariantRow, metric, evidence: dict) -> dict[str, dict]:
+    """Each candidate's paired drop against the teacher on validation (the point value alone for a
+    row recorded without evidence)."""
+    reference = (evidence.get("teacher-fp32") or {}).get("val")
+
+    def vs_teacher(r) -> dict:
+        mine = (evidence.get(bundle_label(r)) or {}).get("val")
+        if reference is None or mine is None:
+            d = metric.worse_by(teacher["metric"]["val"], r["metric"]["val"])
+            return {"drop": round(d, 4), "ci": [round(d, 4), round(d, 4)], "no_evidence": True}
+        return paired_drop(metric, reference, mine)
+
+    return {bundle_label(r): vs_teacher(r) for r in pool}
+
+
+def _closest_to_best(eligible: list[VariantRow], metric, latency: dict, evidence: dict):
+    """The most accurate on validation, and every variant the evidence cannot tell from it (their
+    paired interval against it reaches 0), itself included."""
+    sign = 1 if metric.higher_is_better else -1
+    best = max(eligible, key=lambda r: (sign * r["metric"]["val"], -latency[bundle_label(r)]))
+    ref_best = (evidence.get(bundle_label(best)) or {}).get("val")
+
+    def indistinguishable(r) -> bool:
+        mine = (evidence.get(bundle_label(r)) or {}).get("val")
+        if r is best or ref_best is None or mine is None:
+            return r is best
+        return paired_drop(metric, ref_best, mine)["ci"][0] <= 0
+
+    return best, [r for r in eligible if indistinguishable(r)]
+
+
+def _against_the_quantized_teacher(chosen: VariantRow, close: list[VariantRow]) -> str:
+    """What the reason says where the teacher quantized without distillation was chosen, or could not
+    be told from the choice."""
+    students = [r for r in close if r.get("source") != "teacher"]
+    if chosen.get("source") == "teacher":
+        return "; it is the teacher quantized without distillation" + (
+            ": the evidence cannot separate it from the distilled " + ", ".join(bundle_label(r) for r in students[:3])
+            + ", and it is faster or smaller" if students else ": no distilled variant is as close to the teacher")
+    if any(r.get("source") == "teacher" for r in close):
+        return "; the evidence cannot separate it from the quantized teacher, and it is faster or smaller"
+    return ""
+
+
+def _candidate(r: VariantRow, facts: dict, latency: dict, shown_within: bool, left_out: bool) -> dict:
+    """A candidate as the bundle choice records it (manifest, report, model card)."""
+    label = bundle_label(r)
+    return {"variant": label, "val": r["metric"]["val"], "val_drop": facts[label]["drop"],
+            "val_drop_ci": facts[label]["ci"], **({"vs_source": r["vs_source"]} if r.get("vs_source") else {}),
+            "size_bytes": r["size_bytes"], "latency_b1_ms": round(latency[label], 4),
+            "shown_within": shown_within, "left_out": left_out}
 
 
 def _damage(row: VariantRow) -> float:
@@ -110,7 +139,7 @@ def _fastest(rows: list[VariantRow], latency: dict[str, float]) -> tuple[Variant
     return min(near, key=lambda r: (r["size_bytes"], latency[bundle_label(r)])), near
 
 
-def _resolution(facts: dict, by_label: dict) -> float | None:
+def _resolution(facts: dict) -> float | None:
     """How finely the validation split tells a variant from the teacher: the half-width of the paired
     interval of the distilled student (fp32) against it."""
     f = facts.get("student-fp32") or facts.get("pruned-fp32")

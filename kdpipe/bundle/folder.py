@@ -200,7 +200,8 @@ def read_inputs(path: Path, info: dict, strict: bool = False, told: set | None =
         x = _read_image(path, shape, strict, told)
     else:
         raise DataError(f"{path}: {suffix or 'a file without an ending'} is not an input this bundle reads: "
-                        f".npz, .csv, .json{' or an image (' + ', '.join(sorted(IMAGE_SUFFIXES)) + ')' if len(shape) == 3 else ''}")
+                        ".npz, .csv, "
+                        f".json{' or an image (' + ', '.join(sorted(IMAGE_SUFFIXES)) + ')' if len(shape) == 3 else ''}")
     x = np.asarray(x, dtype=np.float32)
     if x.shape[1:] != shape:
         if x.ndim == 2 and x.shape[1] == int(np.prod(shape)):  # flat rows

@@ -48,8 +48,11 @@ def torch_generation(hf_model, prompt: list[int], new_tokens: int, use_cache: bo
             for _ in range(new_tokens - 1):
                 ids = torch.cat([ids, token], 1)
                 mask = torch.ones_like(ids)
-                out = (hf_model(input_ids=token, attention_mask=mask, past_key_values=out.past_key_values, use_cache=True)
-                       if use_cache else hf_model(input_ids=ids, attention_mask=mask, use_cache=False))
+                out = (
+                    hf_model(input_ids=token, attention_mask=mask, past_key_values=out.past_key_values, use_cache=True)
+                    if use_cache
+                    else hf_model(input_ids=ids, attention_mask=mask, use_cache=False)
+                )
                 token = out.logits[0, -1].argmax().view(1, 1)
             return first - start, new_tokens - 1, time.perf_counter() - first
 

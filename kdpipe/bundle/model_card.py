@@ -67,7 +67,8 @@ def render(card: ModelCard) -> str:
     unit = card.metric_unit
     lines = ["---", yaml.safe_dump(front, sort_keys=False).strip(), "---", "", f"# {card.title}", "",
              f"A {card.task} model made by kdpipe (distill, prune, quantize, export): `{card.variant}`, "
-             f"{fmt_size(this.size_bytes)}, {this.metric:.2f}{unit} test {card.metric_name}. It runs with onnxruntime alone; `kdpipe.json` beside it says how to feed it.", "",
+             f"{fmt_size(this.size_bytes)}, {this.metric:.2f}{unit} test {card.metric_name}. It runs with "
+             "onnxruntime alone; `kdpipe.json` beside it says how to feed it.", "",
              "## How it was made", ""]
     lines += [f"- {m}" for m in card.made]
     if len(card.chain) > 1:
@@ -78,7 +79,8 @@ def render(card: ModelCard) -> str:
                   "|---|---:|---:|---:|---:|---:|---:|"]
         for a, b in zip(card.chain, card.chain[1:]):
             lines.append(f"| {a.name} → {b.name} | {fmt_size(a.size_bytes)} → {fmt_size(b.size_bytes)} | "
-                         f"{_x(a.size_bytes, b.size_bytes)} | {a.metric:.2f} → {b.metric:.2f}{unit} | {b.metric - a.metric:+.2f} | "
+                         f"{_x(a.size_bytes, b.size_bytes)} | {a.metric:.2f} → {b.metric:.2f}{unit} | "
+                         f"{b.metric - a.metric:+.2f} | "
                          f"{_ms(a.latency_ms)} → {_ms(b.latency_ms)} | {_x(a.latency_ms, b.latency_ms)} |")
         a, b = card.chain[0], card.chain[-1]
         if len(card.chain) > 2:
@@ -153,13 +155,17 @@ def usage(card: ModelCard) -> str:
             '    return [(info["labels"][i], float(p[n, i])) for n, i in enumerate(p.argmax(1))]'])
     if card.task == "causal-lm":
         return "\n".join(head + ["from tokenizers import Tokenizer", ""] + load + _CACHED_LOOP)
-    last = {"text-classification": ['scores = run("your text here")',
-                                    'label = info["labels"][int(scores.argmax())]'],
-            "embedding": ['vector = run("your text here")  # the sentence embedding'],
-            "masked-lm": ['mask = "[MASK]"  # the tokenizer\'s mask token', 'text = f"The capital of France is {mask}."',
-                          "logits, ids = run(text), tokenizer.encode(text).ids",
-                          "filled = [int(logits[i].argmax()) if t == tokenizer.token_to_id(mask) else t for i, t in enumerate(ids)]",
-                          "print(tokenizer.decode(filled))"]}[card.task]
+    last = {
+        "text-classification": ['scores = run("your text here")', 'label = info["labels"][int(scores.argmax())]'],
+        "embedding": ['vector = run("your text here")  # the sentence embedding'],
+        "masked-lm": [
+            'mask = "[MASK]"  # the tokenizer\'s mask token',
+            'text = f"The capital of France is {mask}."',
+            "logits, ids = run(text), tokenizer.encode(text).ids",
+            "filled = [int(logits[i].argmax()) if t == tokenizer.token_to_id(mask) else t for i, t in enumerate(ids)]",
+            "print(tokenizer.decode(filled))",
+        ],
+    }[card.task]
     return "\n".join(head + ["from tokenizers import Tokenizer", ""] + load + [
         'tokenizer = Tokenizer.from_file(info["tokenizer"])',
         'tokenizer.enable_truncation(info["max_sequence_length"])',
@@ -168,7 +174,8 @@ def usage(card: ModelCard) -> str:
         "def run(text):",
         "    ids = np.array([tokenizer.encode(text).ids], np.int64)",
         '    feeds = {"input_ids": ids, "attention_mask": np.ones_like(ids)}',
-        "    return session.run(None, {i.name: feeds.get(i.name, np.zeros_like(ids)) for i in session.get_inputs()})[0][0]",
+        "    return session.run(None, {i.name: feeds.get(i.name, np.zeros_like(ids)) for i in "
+        "session.get_inputs()})[0][0]",
         ""] + last)
 
 
@@ -181,10 +188,12 @@ _CACHED_LOOP = [
     "",
     "def generate(prompt, max_new_tokens=20):  # greedy; sample from softmax(logits / T) for variety",
     "    ids = tokenizer.encode(prompt, add_special_tokens=False).ids",
-    '    past = {n: np.zeros((1, kv["heads"], 0, kv["head_size"]), np.float32) for n in names if n.startswith("past_")}',
+    '    past = {n: np.zeros((1, kv["heads"], 0, kv["head_size"]), np.float32)',
+    '            for n in names if n.startswith("past_")}',
     "    new, done, made = ids, 0, []",
     "    for _ in range(max_new_tokens):",
-    '        feeds = {"input_ids": np.array([new], np.int64), "attention_mask": np.ones((1, done + len(new)), np.int64),',
+    '        feeds = {"input_ids": np.array([new], np.int64), "attention_mask": np.ones((1, done + len(new)), '
+    "np.int64),",
     '                 "position_ids": np.arange(done, done + len(new), dtype=np.int64)[None], **past}',
     "        got = dict(zip(outputs, session.run(None, {n: feeds[n] for n in names})))",
     '        past = {n: got["present." + n[len("past_key_values."):]] for n in past}',
@@ -196,7 +205,8 @@ _CACHED_LOOP = [
     "        new = [token]",
     "    return tokenizer.decode(made)",
     "",
-    'print(generate("your text here"))']
+    'print(generate("your text here"))',
+]
 
 
 def input_conventions(info: dict, train_raw=None) -> list[str]:
@@ -204,7 +214,8 @@ def input_conventions(info: dict, train_raw=None) -> list[str]:
     data's contrast is (a digit drawn dark on light, fed to a model trained on light on dark, gives
     confident wrong answers). `train_raw`: training inputs before preprocessing, or None."""
     if "tokenizer" in info:
-        return [f"Text, tokenized by `{info['tokenizer']}` (in this folder); cut after {info.get('max_sequence_length')} "
+        return [f"Text, tokenized by `{info['tokenizer']}` (in this folder); cut after "
+                f"{info.get('max_sequence_length')} "
                 f"tokens (trained on {info.get('trained_sequence_length', info.get('max_sequence_length'))}); inputs "
                 f"{', '.join(info.get('inputs', []))}; batches padded {info.get('padding', 'on the right')}."]
     pre = info.get("preprocessing") or {}
@@ -214,7 +225,8 @@ def input_conventions(info: dict, train_raw=None) -> list[str]:
     out = []
     if len(shape) == 3 and min(shape[1:]) >= 8:
         c, h, w = shape
-        out.append(f"Images of {w}x{h} pixels, {c} channel{'s' if c > 1 else ''} ({'greyscale' if c == 1 else 'RGB' if c == 3 else 'channels first'}), "
+        out.append(f"Images of {w}x{h} pixels, {c} channel{'s' if c > 1 else ''} "
+                   f"({'greyscale' if c == 1 else 'RGB' if c == 3 else 'channels first'}), "
                    f"layout NCHW, pixel values 0 to {top:g} before the preprocessing `{pre.get('formula')}` (scale "
                    f"{scale:g}, mean {pre.get('mean'):.4g}, std {pre.get('std'):.4g}); `kdpipe predict` resizes and "
                    "converts other images with a note.")
@@ -222,7 +234,9 @@ def input_conventions(info: dict, train_raw=None) -> list[str]:
             import numpy as np
 
             x = np.asarray(train_raw, np.float64).reshape(len(train_raw), c, h, w)
-            border = np.concatenate([x[:, :, 0].ravel(), x[:, :, -1].ravel(), x[:, :, :, 0].ravel(), x[:, :, :, -1].ravel()])
+            border = np.concatenate(
+                [x[:, :, 0].ravel(), x[:, :, -1].ravel(), x[:, :, :, 0].ravel(), x[:, :, :, -1].ravel()]
+            )
             bg, mean = float(np.median(border)) / top, float(x.mean()) / top
             if bg <= 0.25 and mean < 0.5:
                 out.append(f"Light on a dark background: in the training images the border is {bg:.0%} of full "

@@ -11,6 +11,7 @@ import numpy as np
 from kdpipe.bundle.folder import class_scores, text_outputs, top_classes
 from kdpipe.bundle.generate import Generator, Sampling
 from kdpipe.bundle.tokenizer import BundleTokenizer
+from kdpipe.metrics import PERPLEXITY
 
 LM_TASKS = ("causal-lm", "masked-lm")
 
@@ -66,9 +67,9 @@ def lm_outputs(folder: Path, session, info: dict, texts: list[str], sampling: Sa
                 filled[pos] = int(lg[pos].argmax())
             out.append({"filled": tok.decode(filled, skip_special=True)})
             continue
-        lg = logits(ids)
-        logp = lg - (lg.max(-1, keepdims=True) + np.log(np.exp(lg - lg.max(-1, keepdims=True)).sum(-1, keepdims=True)))
-        nll = -np.mean([logp[i, ids[i + 1]] for i in range(len(ids) - 1)]) if len(ids) > 1 else float("nan")
+        window = ids[-info["max_sequence_length"]:]  # what logits() scores: the text's last positions
+        nll, tokens = PERPLEXITY.partial(logits(window)[None], np.asarray([window]))
         new = list(gen.generate(ids, sampling or Sampling(), tok.eos_token_id))
-        out.append({"perplexity": float(np.exp(nll)), "continuation": tok.decode(new), "tokens": len(new)})
+        out.append({"perplexity": PERPLEXITY.finish(nll, tokens) if tokens else float("nan"),
+                    "continuation": tok.decode(new), "tokens": len(new)})
     return out

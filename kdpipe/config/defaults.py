@@ -13,6 +13,7 @@ keys this task and family do not read.
 from __future__ import annotations
 
 import copy
+
 import yaml
 
 TRANSFORMER_PREFIXES = ("hf:", "hf-config:")

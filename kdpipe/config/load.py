@@ -170,6 +170,3 @@ def _clean(msg: str) -> str:
 def _first_line(e: Exception) -> str:
     return " ".join(str(e).split())[:300]
 
-
-def dump_config(cfg: Config) -> str:
-    return yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False)

@@ -7,11 +7,25 @@ from kdpipe.config.schema import Config
 
 # Keys added after runs were recorded, with the value that behaves as before they existed: left out of
 # a stage's recorded config (and fingerprint) at that value, so adding them does not rerun old runs.
-ADDED_LATER = {("teacher", "labels"): "kept", ("prune", "hidden"): None, ("prune", "ffn"): None, ("prune", "layers"): 0,
-               ("data", "extra_texts"): None, ("data", "other_source"): None, ("distill", "freeze_embeddings"): False,
-               ("data", "extra_texts_max"): None, ("export", "license"): None, ("quantize", "int4_block_size"): 32,
-               ("quantize", "int4_accuracy_level"): 4, ("quantize", "int4_embeddings"): True, ("benchmark", "prompt_tokens"): 64, ("benchmark", "new_tokens"): 128,
-               ("distill", "patience"): 3, ("distill", "max_epochs"): 40, ("distill", "max_minutes"): None}
+ADDED_LATER = {
+    ("teacher", "labels"): "kept",
+    ("prune", "hidden"): None,
+    ("prune", "ffn"): None,
+    ("prune", "layers"): 0,
+    ("data", "extra_texts"): None,
+    ("data", "other_source"): None,
+    ("distill", "freeze_embeddings"): False,
+    ("data", "extra_texts_max"): None,
+    ("export", "license"): None,
+    ("quantize", "int4_block_size"): 32,
+    ("quantize", "int4_accuracy_level"): 4,
+    ("quantize", "int4_embeddings"): True,
+    ("benchmark", "prompt_tokens"): 64,
+    ("benchmark", "new_tokens"): 128,
+    ("distill", "patience"): 3,
+    ("distill", "max_epochs"): 40,
+    ("distill", "max_minutes"): None,
+}
 
 
 def section_dict(cfg: Config, names: tuple[str, ...]) -> dict:

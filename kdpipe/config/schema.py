@@ -6,16 +6,14 @@ the YAML file and the --set overrides into it).
 
 from __future__ import annotations
 
-import difflib
 import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-import yaml
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from kdpipe.data.registry import parse as parse_source
-from kdpipe.errors import ConfigError, DataError
+from kdpipe.errors import DataError
 
 TRANSFORMERS = ("hf:", "hf-config:")  # model specs that name transformers models
 
@@ -50,8 +48,13 @@ class DataConfig(Section):
                         "text:PATH, jsonl:PATH, csv:PATH, hf-disk:PATH (datasets.load_from_disk), hf-hub:NAME")
     label_column: str = "label"
     labels: list[str] | None = None
-    image_size: tuple[Annotated[int, Field(ge=1), at_most(16_384, "pixels a side; images are resized to it")],
-                      Annotated[int, Field(ge=1), at_most(16_384, "pixels a side; images are resized to it")]] | None = None
+    image_size: (
+        tuple[
+            Annotated[int, Field(ge=1), at_most(16_384, "pixels a side; images are resized to it")],
+            Annotated[int, Field(ge=1), at_most(16_384, "pixels a side; images are resized to it")],
+        ]
+        | None
+    ) = None
     channels: Literal[1, 3] = 1
     split: tuple[float, float, float] = (0.7, 0.1, 0.2)
     batch_size: Samples = Field(64, ge=1, description="global batch, whatever the number of processes (more than "
@@ -72,9 +75,12 @@ class DataConfig(Section):
     extra_texts: str | list[str] | None = Field(
         None, description="embedding and text classification: more texts, without labels, added to the training split "
                           "for the KD loss (the no-KD baseline never sees them); one source or a list of them; texts "
-                          "that share 8 words in a row with (or lie inside) a validation, test or other-source text are left out")
-    extra_texts_max: Samples | None = Field(None, ge=1, description="at most this many of data.extra_texts, sampled with "
-                                        "the data seed (KD's steps grow with the texts; the teacher's and the baseline's do not)")
+                          "that share 8 words in a row with (or lie inside) a validation, test or other-source text "
+                          "are left out")
+    extra_texts_max: Samples | None = Field(None, ge=1, description="at most this many of data.extra_texts, sampled "
+                                                                    "with "
+                                        "the data seed (KD's steps grow with the texts; the teacher's and the "
+                                        "baseline's do not)")
     other_source: str | None = Field(None, description="embedding and text classification: texts from another source, "
                                      "scored as a second test set ('other source' in the report; at most 1,000 "
                                      "texts, sampled with the seed); labelled with the same labels for classification")
@@ -160,7 +166,9 @@ class DistillConfig(Section):
     cache_format: Literal["dense", "topk", "sampled"] = Field(
         "dense", description="language models: dense logits, or sparse per token: the top-k probabilities, or "
                              "k tokens sampled from the teacher (unbiased)")
-    cache_k: Annotated[int, at_most(1_000_000, "entries a token: more than any vocabulary")] = Field(32, ge=1, description="entries a token for cache_format topk/sampled")
+    cache_k: Annotated[int, at_most(1_000_000, "entries a token: more than any vocabulary")] = Field(
+        32, ge=1, description="entries a token for cache_format topk/sampled"
+    )
     embedding_loss: Literal["cosine", "mse", "cosine+mse"] = Field("cosine+mse", description="embedding task")
     freeze_embeddings: bool = Field(False, description="transformers: keep the student's token embedding table as it "
                                     "starts (a derived student's is the teacher's), for the KD student and the "
@@ -185,8 +193,12 @@ class PruneConfig(Section):
     heads: float | None = Field(None, ge=0, lt=1, description="transformers: share of attention heads removed, the "
                                                              "head size kept (default: as many as go with the hidden "
                                                              "channels); more than those lets the width stay")
-    ffn: float | None = Field(None, ge=0, lt=1, description="transformers: share of FFN neurons removed (default: ratio)")
-    layers: Annotated[int, at_most(10_000, "layers of a model")] = Field(0, ge=0, description="transformers: whole layers removed by greedy search, each step the "
+    ffn: float | None = Field(None, ge=0, lt=1, description="transformers: share of FFN neurons removed (default: "
+                                                            "ratio)")
+    layers: Annotated[int, at_most(10_000, "layers of a model")] = Field(0, ge=0, description="transformers: whole "
+                                                                                              "layers removed by "
+                                                                                              "greedy search, each "
+                                                                                              "step the "
                                              "one whose absence changes the output least")
     finetune: TrainConfig = Field(default_factory=lambda: TrainConfig(epochs=5, lr=5e-4))
 
@@ -239,7 +251,8 @@ class QuantizeConfig(Section):
     teacher: bool = Field(True, description="also quantize the teacher (dynamic int8, plain and per-channel): "
                                             "what a user gets without distillation, a row of every report")
     int4_block_size: Literal[16, 32, 64, 128, 256] = Field(
-        32, description="int4 variant (weight-only, onnxruntime's MatMulNBits): weights per scale, along the input axis")
+        32, description="int4 variant (weight-only, onnxruntime's MatMulNBits): weights per scale, along the input axis"
+    )
     int4_accuracy_level: Literal[0, 1, 2, 3, 4] = Field(
         4, description="int4 variant: what the CPU kernel computes in; 4: int8 (the fastest on x86), 0: fp32")
     int4_embeddings: bool = Field(True, description="int4 variant: the embedding tables in int4 too "
@@ -253,7 +266,8 @@ class ExportConfig(Section):
     max_drop: float = Field(1.0, ge=0, description="auto ships the fastest variant within this many validation "
                                                    "points (metric units) of the teacher, else the most accurate")
     license: str | None = Field(None, description="the bundle's licence for its model card (an SPDX id such as "
-                                                  "apache-2.0 or mit): the terms of the teacher and of the data decide it")
+                                                  "apache-2.0 or mit): the terms of the teacher and of the data "
+                                                  "decide it")
 
 
 class BenchmarkConfig(Section):
@@ -261,19 +275,34 @@ class BenchmarkConfig(Section):
     batch_sizes: list[int] = Field(default_factory=lambda: [1, 64])
     sequence_lengths: list[int] | None = Field(None, description="text tasks: also time these input lengths "
                                                                   "(at most data.sequence_length)")
-    warmup: Annotated[int, at_most(1_000_000, "untimed calls a model")] = Field(10, ge=0, description="untimed calls before timing each model and input; fewer once they "
-                                             "have taken min_seconds / rounds (a slow call is warm after one)")
+    warmup: Annotated[int, at_most(1_000_000, "untimed calls a model")] = Field(
+        10,
+        ge=0,
+        description="untimed calls before timing each model and input; fewer once they "
+        "have taken min_seconds / rounds (a slow call is warm after one)",
+    )
     min_seconds: Annotated[float, at_most(86_400, "a day of timing for each model and input")] = Field(1.0, gt=0)
     min_runs: Annotated[int, at_most(10**7, "timed calls a model")] = Field(20, ge=1)
-    rounds: Annotated[int, at_most(10_000, "rounds of timing")] = Field(5, ge=1, description="models are timed side by side in this many rounds, each taking its "
-                                             "share of min_seconds and min_runs, so load on the machine falls on all alike")
+    rounds: Annotated[int, at_most(10_000, "rounds of timing")] = Field(5, ge=1, description="models are timed side "
+                                                                                             "by side in this many "
+                                                                                             "rounds, each taking "
+                                                                                             "its "
+                                             "share of min_seconds and min_runs, so load on the machine falls on all "
+                                             "alike")
     threads: Annotated[int, at_most(4096, "threads of one process")] = Field(
-        0, ge=0, description="intra-op threads; 0 = onnxruntime's default")
+        0, ge=0, description="intra-op threads of every timing; 0 = the machine's cores (onnxruntime's default)")
     torch_teacher: bool = True
     prompt_tokens: int = Field(64, ge=1, le=100_000, description="causal-lm generation timing: the prompt's tokens "
                                                                  "(from a test block; at most its length)")
     new_tokens: int = Field(128, ge=2, le=100_000, description="causal-lm generation timing: tokens generated "
                                                                "after the prompt (within the model's positions)")
+
+    def thread_count(self) -> int:
+        """The intra-op threads every timing uses, onnxruntime and PyTorch alike: `threads`, or the
+        cores this process may run on when it is 0."""
+        from kdpipe.runtime.machine import default_threads  # (imports torch: not for every config read)
+
+        return self.threads or default_threads()
 
     def timing(self) -> dict:
         """measure_rounds' settings: the benchmark and the export's bundle choice time alike."""
@@ -358,8 +387,11 @@ class Config(Section):
     def _sources_fit_the_task(self):
         named = [("data.source", self.data.source, "texts" if self.text_data else "arrays")]
         extra = self.data.extra_texts
-        named += [(f"data.{k}", s, "texts") for k, v in (("extra_texts", extra), ("other_source", self.data.other_source))
-                  for s in ([v] if isinstance(v, str) else v or [])]
+        named += [
+            (f"data.{k}", s, "texts")
+            for k, v in (("extra_texts", extra), ("other_source", self.data.other_source))
+            for s in ([v] if isinstance(v, str) else v or [])
+        ]
         for where, source, wants in named:
             try:
                 parse_source(source, wants, where)

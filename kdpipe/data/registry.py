@@ -44,8 +44,11 @@ def parse(source: str, wants: str | None = None, where: str = "data.source") -> 
     scheme = SCHEMES.get(name)
     fits = [n for n, s in SCHEMES.items() if wants is None or getattr(s, wants)]
     if scheme is None or not rest or name not in fits:
-        raise DataError(f"{where} {source!r}: expected " + ", ".join(SCHEMES[n].usage for n in fits)
-                        + ("" if wants is None else f" (the sources of {'text' if wants == 'texts' else 'array'} data)"))
+        raise DataError(
+            f"{where} {source!r}: expected "
+            + ", ".join(SCHEMES[n].usage for n in fits)
+            + ("" if wants is None else f" (the sources of {'text' if wants == 'texts' else 'array'} data)")
+        )
     return name, scheme, rest
 
 

@@ -130,7 +130,8 @@ def csv_arrays(path: str, cfg) -> RawData:
         raise DataError(f"{p}: not a readable CSV file ({type(e).__name__}: {e})") from None
     col = cfg.label_column
     if col not in df.columns:
-        raise DataError(f"{p}: no label column {col!r} (columns: {', '.join(map(str, df.columns[:20]))}); set data.label_column")
+        raise DataError(f"{p}: no label column {col!r} (columns: {', '.join(map(str, df.columns[:20]))}); set "
+                        "data.label_column")
     if df.empty:
         raise DataError(f"{p}: no data rows (only the header line)")
     features = df.drop(columns=[col])
@@ -153,7 +154,9 @@ def csv_arrays(path: str, cfg) -> RawData:
         index = {n: i for i, n in enumerate(names)}
         y = raw_y.astype(str).map(index).to_numpy().astype(np.int64)
         labels = names
-    return RawData(features.to_numpy(dtype=np.float32), y, labels, extra={"feature_names": list(map(str, features.columns))})
+    return RawData(
+        features.to_numpy(dtype=np.float32), y, labels, extra={"feature_names": list(map(str, features.columns))}
+    )
 
 
 def folder_arrays(path: str, cfg) -> RawData:
@@ -180,7 +183,9 @@ def folder_arrays(path: str, cfg) -> RawData:
 
         warn(f"{root}: skipped {len(skipped)} file(s) that are not images by their ending "
             f"({', '.join(sorted(IMAGE_SUFFIXES))}), e.g. {skipped[0].relative_to(root)}")
-    return RawData(np.stack(xs), np.asarray(ys, dtype=np.int64), classes, scale=1 / 255, extra={"image_size": list(size)})
+    return RawData(
+        np.stack(xs), np.asarray(ys, dtype=np.int64), classes, scale=1 / 255, extra={"image_size": list(size)}
+    )
 
 
 def _image_size(path: Path) -> tuple[int, int]:
@@ -255,7 +260,8 @@ def check_arrays(data: RawData, where: str, labels: list[str] | None = None) -> 
     if len(x) < 10:
         raise DataError(f"{where}: only {len(x)} samples; need at least 10 to split train/validation/test")
     if not np.all(np.isfinite(x)):
-        raise DataError(f"{where}: inputs contain NaN or infinite values ({first_non_finite(x, data.extra.get('feature_names'))})")
+        raise DataError(f"{where}: inputs contain NaN or infinite values "
+                        f"({first_non_finite(x, data.extra.get('feature_names'))})")
     n_classes = len(labels) if labels else len(data.labels)
     if labels and len(labels) != len(data.labels):
         data.labels = list(labels)

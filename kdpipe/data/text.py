@@ -23,7 +23,6 @@ import numpy as np
 from kdpipe.errors import DataError
 from kdpipe.labels import IGNORE
 
-
 # builtin:pydoc-sections: each pydoc topic belongs to one part of the language reference.
 PYDOC_SECTIONS = {
     "statements": "assert assignment async augassign break class compound continue del else for function global if "
@@ -132,7 +131,9 @@ def hf_dataset_texts(scheme: str, name: str, text_column: str, label_column: str
     return texts, labels
 
 
-def file_texts(scheme: str, rest: str, text_column: str, label_column: str | None) -> tuple[list[str], list[str] | None]:
+def file_texts(
+    scheme: str, rest: str, text_column: str, label_column: str | None
+) -> tuple[list[str], list[str] | None]:
     """Texts, and their labels (as strings) when `label_column` is given, of a text:, jsonl: or csv: file."""
     source = f"{scheme}:{rest}"
     path = Path(rest)
@@ -179,7 +180,9 @@ def read_jsonl(path: Path, text_column: str, label_column: str | None = None, hi
         except json.JSONDecodeError as e:
             raise DataError(f"{path}:{i}: not valid JSON ({e.msg})") from None
         if not isinstance(row, dict) or not isinstance(row.get(text_column), str):
-            raise DataError(f"{path}:{i}: no string field {text_column!r}" + (" (set data.text_column)" if hint else ""))
+            raise DataError(
+                f"{path}:{i}: no string field {text_column!r}" + (" (set data.text_column)" if hint else "")
+            )
         if label_column is not None and row.get(label_column) is None:
             raise DataError(f"{path}:{i}: no field {label_column!r}" + (" (set data.label_column)" if hint else ""))
         rows.append(row)

@@ -102,13 +102,17 @@ def estimate(cfg) -> tuple[float, list[tuple[str, float]]]:
                       + tc.train.epochs * batches(len(data.val)) * t_fwd))
     matching = 1.15 if dc.intermediate.enabled else 1.0  # hidden states out of both models, their loss
     parts.append(("teacher outputs for KD (once)", batches(n_all + len(data.val)) * t_fwd * matching))
-    parts.append(("KD student", dc.epochs_at_most * (batches(n_all) * s_step * matching + batches(len(data.val)) * s_fwd)))
+    parts.append(
+        ("KD student", dc.epochs_at_most * (batches(n_all) * s_step * matching + batches(len(data.val)) * s_fwd))
+    )
     if dc.baseline and not getattr(task, "targets_from_teacher", False):
         parts.append(("no-KD baseline", dc.epochs_at_most * (batches(n_lab) * s_step + batches(len(data.val)) * s_fwd)))
     pruned = cfg.prune.enabled
     if pruned:
         ft = cfg.prune.finetune
-        parts.append(("pruning and its recovery", ft.epochs * (batches(n_all) * s_step + batches(len(data.val)) * s_fwd)))
+        parts.append(
+            ("pruning and its recovery", ft.epochs * (batches(n_all) * s_step + batches(len(data.val)) * s_fwd))
+        )
     q = cfg.quantize
     qads = [v for v in q.variants if v.startswith("qad-")] if q.enabled else []
     if qads:  # each QAD copy: a third of the student's epochs (at most), fake quantization costing ~1.5x a step

@@ -180,7 +180,9 @@ def look_at_teacher(spec: str) -> TeacherFacts:
     if scheme == "hf":
         folder = Path(rest)
         if not folder.is_dir():  # a hub id: nothing to read offline
-            return TeacherFacts("pretrained", why=f"{rest}: not a folder here, so a hub id (read when the run loads it)")
+            return TeacherFacts(
+                "pretrained", why=f"{rest}: not a folder here, so a hub id (read when the run loads it)"
+            )
         cfg_file = folder / "config.json"
         if not cfg_file.is_file():
             raise ConfigError(f"--teacher {spec}: {folder} has no config.json; give a transformers model folder")
@@ -192,11 +194,16 @@ def look_at_teacher(spec: str) -> TeacherFacts:
         layers = c.get("num_hidden_layers") or c.get("n_layer") or c.get("num_layers")
         id2label = c.get("id2label") if head == "classification" else None
         tok = folder / "tokenizer.json"
-        return TeacherFacts("pretrained", head, layers,
-                            [id2label[k] for k in sorted(id2label, key=int)] if id2label else None,
-                            tok if tok.is_file() else None, c.get("max_position_embeddings") or c.get("n_positions"),
-                            why=f"a {c.get('model_type', 'transformers')} model with {layers} layers"
-                                + (", a sentence-transformers embedder" if sentence else f" ({arch or 'no head named'})"))
+        return TeacherFacts(
+            "pretrained",
+            head,
+            layers,
+            [id2label[k] for k in sorted(id2label, key=int)] if id2label else None,
+            tok if tok.is_file() else None,
+            c.get("max_position_embeddings") or c.get("n_positions"),
+            why=f"a {c.get('model_type', 'transformers')} model with {layers} layers"
+            + (", a sentence-transformers embedder" if sentence else f" ({arch or 'no head named'})"),
+        )
     if scheme == "hf-config":
         return TeacherFacts("config", why=f"a {rest} transformer built from its config and trained here")
     if scheme in ("builtin", "python", "torchvision"):

@@ -46,7 +46,13 @@ def build(teacher: str, data: str, task: str | None = None, student: str | None 
     if small:  # the examples' small teacher of that type, trained here
         cfg["teacher"]["params"] = dict(small[0]["params"])
     cfg["student"], why = _student(t, teacher, student, d)
-    facts.append((f"student: {cfg['student']['model']}" + (f" {cfg['student'].get('params')}" if cfg['student'].get('params') else ""), why))
+    facts.append(
+        (
+            f"student: {cfg['student']['model']}"
+            + (f" {cfg['student'].get('params')}" if cfg["student"].get("params") else ""),
+            why,
+        )
+    )
     if d.kind == "images" and cfg["student"]["model"] == "builtin:cnn":
         cfg["quantize"] = {"op_types": ["MatMul", "Gemm"]}
         facts.append(("quantize.op_types: [MatMul, Gemm]", "int8 convolutions are slower than fp32 ones on CPUs "
@@ -62,8 +68,8 @@ def _enough_steps(cfg: dict, rows: int, facts: list) -> None:
     """On small data, the family's few epochs are few steps: make each training at least STEPS steps.
     (1,068 labelled texts with 3 epochs of fine-tuning, 72 steps, left MiniLM's head at 54% on 13
     classes; benchmarks/README.md.)"""
-    from kdpipe.config.schema import Config
     from kdpipe.config.defaults import with_family_defaults
+    from kdpipe.config.schema import Config
 
     resolved = Config.model_validate(with_family_defaults(cfg))
     per_epoch = -(-int(rows * resolved.data.split[0]) // resolved.data.batch_size)
@@ -104,7 +110,9 @@ def _student(t: TeacherFacts, teacher: str, student: str | None, d: DataFacts) -
     if t.family == "config":
         small = _small_models(teacher)
         if small:
-            return dict(small[1]), f"the examples' half-depth {teacher.partition(':')[2]} (the teacher: {small[0]['params']})"
+            return dict(
+                small[1]
+            ), f"the examples' half-depth {teacher.partition(':')[2]} (the teacher: {small[0]['params']})"
         return {"model": teacher}, "the same architecture (set student.params to make it smaller)"
     if teacher.startswith("builtin:cnn") or (d.kind == "images" and teacher.startswith("builtin:")):
         return ({"model": "builtin:cnn", "params": {"channels": [8, 32], "hidden": 128}},

@@ -121,7 +121,9 @@ def users_code(what: str):
     try:
         yield
     except SystemExit as e:
-        raise ModelError(f"{what} called sys.exit({e.code!r}); a factory must return a model or raise{DEBUG_HINT}") from e
+        raise ModelError(
+            f"{what} called sys.exit({e.code!r}); a factory must return a model or raise{DEBUG_HINT}"
+        ) from e
     except KeyboardInterrupt as e:
         if pressed:
             raise

@@ -197,9 +197,13 @@ def leading(model: nn.Module) -> Importance:
     heads = _without_pruned(-torch.arange(cfg.num_attention_heads, dtype=torch.float).repeat(len(block_heads), 1),
                             block_heads)
     first = layer_list(model)[1][0]
-    return Importance(hidden=-torch.arange(cfg.hidden_size, dtype=torch.float), heads=heads,
-                      ffn=-torch.arange(_get(first, FFN_IN).out_features, dtype=torch.float).repeat(len(block_heads), 1),
-                      blocks=-torch.arange(len(block_heads), dtype=torch.float), tokens=0)
+    return Importance(
+        hidden=-torch.arange(cfg.hidden_size, dtype=torch.float),
+        heads=heads,
+        ffn=-torch.arange(_get(first, FFN_IN).out_features, dtype=torch.float).repeat(len(block_heads), 1),
+        blocks=-torch.arange(len(block_heads), dtype=torch.float),
+        tokens=0,
+    )
 
 
 def _top(scores: torch.Tensor, k: int) -> list[int]:

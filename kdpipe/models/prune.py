@@ -7,7 +7,9 @@ import torch
 from torch import nn
 
 
-def prune_structured(model: nn.Module, input_shape, num_classes: int, ratio: float, round_to: int | None = None) -> None:
+def prune_structured(
+    model: nn.Module, input_shape, num_classes: int, ratio: float, round_to: int | None = None
+) -> None:
     """Remove `ratio` of the channels/neurons of every prunable layer except the classifier; with
     round_to, the widths kept are multiples of it (SIMD kernels run odd widths slowly)."""
     import torch_pruning as tp

@@ -20,14 +20,14 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from kdpipe import __version__, distributed
+from kdpipe.config.recorded import section_dict
+from kdpipe.config.schema import Config
 from kdpipe.data.registry import local_path
 from kdpipe.errors import KdpipeError, RunFolderError
 from kdpipe.io import atomic_write_json, sha256_file
-from kdpipe.run.store import MANIFEST, RunLock, RunStore
-from kdpipe.config.recorded import section_dict
-from kdpipe.config.schema import Config
-from kdpipe.run.context import StageContext
 from kdpipe.progress import say
+from kdpipe.run.context import StageContext
+from kdpipe.run.store import MANIFEST, RunLock, RunStore
 from kdpipe.stages import ORDER, STAGES
 from kdpipe.training.loop import resolve_device
 
@@ -36,7 +36,16 @@ def library_versions() -> dict:
     from importlib import metadata
 
     out = {"python": platform.python_version(), "kdpipe": __version__}
-    for name in ("torch", "numpy", "onnx", "onnxruntime", "onnxruntime-gpu", "torch-pruning", "transformers", "optimum"):
+    for name in (
+        "torch",
+        "numpy",
+        "onnx",
+        "onnxruntime",
+        "onnxruntime-gpu",
+        "torch-pruning",
+        "transformers",
+        "optimum",
+    ):
         try:
             out[name] = metadata.version(name)
         except metadata.PackageNotFoundError:
@@ -70,7 +79,9 @@ def _path_digest(p: Path) -> str:
     if p.is_file():
         return sha256_file(p)
     if p.is_dir():  # image folders: names, sizes and times, not every byte
-        listing = sorted((str(f.relative_to(p)), f.stat().st_size, f.stat().st_mtime_ns) for f in p.rglob("*") if f.is_file())
+        listing = sorted(
+            (str(f.relative_to(p)), f.stat().st_size, f.stat().st_mtime_ns) for f in p.rglob("*") if f.is_file()
+        )
         return hashlib.sha256(json.dumps(listing).encode()).hexdigest()
     return "missing"
 
@@ -115,10 +126,12 @@ def check(cfg: Config, base: Path | None = None) -> list[str]:
 
     store = RunStore(cfg.run_dir(base))
     data = preflight(cfg, store.root)
-    lines = [f"config: task {cfg.task}, model family {family_of(cfg.model_dump(mode='json'))}",
-             f"data: {cfg.data.source}: train/validation/test {len(data.train):,}/{len(data.val):,}/{len(data.test):,}"
-             + (f", {len(data.labels)} classes" if getattr(data, "labels", None) and cfg.task == "classification" else ""),
-             f"teacher {cfg.teacher.model} and student {cfg.student.model}: built, and run on two training samples"]
+    lines = [
+        f"config: task {cfg.task}, model family {family_of(cfg.model_dump(mode='json'))}",
+        f"data: {cfg.data.source}: train/validation/test {len(data.train):,}/{len(data.val):,}/{len(data.test):,}"
+        + (f", {len(data.labels)} classes" if getattr(data, "labels", None) and cfg.task == "classification" else ""),
+        f"teacher {cfg.teacher.model} and student {cfg.student.model}: built, and run on two training samples",
+    ]
     plan = [(name, why_stale(name, cfg, store)) for name in ORDER]
     lines.append(f"output: {store.root} (" + ("a new folder" if not store.root.exists() else "an existing run") + ")")
     todo = [f"{n} ({why})" for n, why in plan if why]

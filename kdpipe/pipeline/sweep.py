@@ -18,11 +18,11 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from kdpipe.config.schema import Config
 from kdpipe.errors import ConfigError
 from kdpipe.io import atomic_write_json
-from kdpipe.run.store import MANIFEST
-from kdpipe.config.schema import Config
 from kdpipe.progress import is_quiet, say, set_quiet
+from kdpipe.run.store import MANIFEST
 
 STAGES = ["distill", "prune", "quantize", "export", "benchmark"]
 
@@ -68,6 +68,8 @@ def point_config(cfg: Config, point: Point, teacher: dict, root: Path) -> Config
     raw["prune"]["enabled"] = False
     raw["quantize"]["enabled"] = False
     raw["export"]["bundle"] = "auto"
+    # One thread where benchmark.threads leaves it to the machine (0): shards of a sweep may share a
+    # machine, and a point timed on every core would be slowed by the others (and slow them).
     raw["benchmark"].update(providers=["cpu"], batch_sizes=[1], sequence_lengths=None, torch_teacher=False,
                             threads=cfg.benchmark.threads or 1)
     try:
@@ -140,8 +142,8 @@ def run_sweep(cfg: Config, *, shard: tuple[int, int] = (1, 1), quiet: bool = Fal
 
 def _finished(pcfg: Config) -> bool:
     """All the point's stages recorded and still current (the runner's own test)."""
-    from kdpipe.run.store import RunStore
     from kdpipe.pipeline.runner import why_stale
+    from kdpipe.run.store import RunStore
 
     store = RunStore(pcfg.run_dir())
     return (store.root / MANIFEST).exists() and all(why_stale(s, pcfg, store) is None for s in STAGES)

@@ -68,8 +68,13 @@ def dynamic_int8(src: Path, out: Path, s: Int8) -> None:
 
 def static_int8(src: Path, out: Path, s: Int8, calibration: str, batches: list[dict]) -> None:
     """QDQ int8 calibrated on `batches` (onnxruntime feeds) with minmax, entropy or percentile."""
-    from onnxruntime.quantization import (CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType,
-                                          quantize_static)
+    from onnxruntime.quantization import (
+        CalibrationDataReader,
+        CalibrationMethod,
+        QuantFormat,
+        QuantType,
+        quantize_static,
+    )
 
     class Reader(CalibrationDataReader):
         def __init__(self):

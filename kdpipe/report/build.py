@@ -25,82 +25,92 @@ _NOT_MEASURED = ("not measured", "torch variants: teacher only")
 def build_report(manifest: dict, providers: list[str], batch_sizes: list[int]) -> dict:
     stages = manifest["stages"]
     out = lambda s: stages.get(s, {}).get("outputs", {})  # noqa: E731
-    rows = []
-    for stage in ("distill", "prune", "export", "quantize"):
-        rows += [dict(r) for r in out(stage).get("variants", [])]
-    bench = out("benchmark")
-    teacher = next(r for r in rows if r["variant"] == "teacher" and r["format"] == "torch")
-    t_size, t_metric = teacher["size_bytes"], teacher["metric"]["test"]
-    metric = get_task(out("distill")["task"]).metric
+    rows = [dict(r) for stage in ("distill", "prune", "export", "quantize") for r in out(stage).get("variants", [])]
+    bench, distill, config = out("benchmark"), out("distill"), manifest.get("config", {})
+    metric = get_task(distill["task"]).metric
     m = {"name": metric.name, "unit": metric.unit, "higher_is_better": metric.higher_is_better}
-
-    table = []
-    for r in rows:
-        latency = {}
-        for p in providers:
-            res = next((b for b in bench.get("results", []) if b["variant"] == r["variant"]
-                        and b["format"] == r["format"] and b["provider"] == p), None)
-            latency[p] = _latency_cell(res, bench.get("providers", {}).get(p), r["format"])
-            if res and res.get("sequence_lengths"):
-                latency[p]["by_sequence_length"] = {
-                    n: {b: {"p50_ms": m["p50_ms"], "throughput_per_s": m["throughput_per_s"]} for b, m in by_b.items()}
-                    for n, by_b in res["sequence_lengths"].items()}
-        table.append({
-            "variant": r["variant"],
-            "format": r["format"],
-            "made_by": r["made_by"],
-            "path": r["path"],
-            "params": r["params"],
-            "size_bytes": r["size_bytes"],
-            "size_reduction": round(t_size / r["size_bytes"], 3),
-            "metric": {"name": r["metric"]["name"], "value": r["metric"]["test"], "val": r["metric"]["val"],
-                       # 95% bootstrap intervals over the samples (kdpipe.evaluation.evidence); absent in older runs
-                       "ci": r["metric"].get("test_ci"), "val_ci": r["metric"].get("val_ci"),
-                       "split": "test", "unit": m["unit"], "higher_is_better": m["higher_is_better"]},
-            # on test: agreement of top-1 predictions with the teacher's, and task extras
-            "also": {k: v for k, v in r["metric"].items() if k not in ("name", "val", "test", "val_ci", "test_ci")},
-            # quantized rows: answers kept of their fp32 source, and the paired interval of what they lost
-            **({"vs_source": r["vs_source"]} if r.get("vs_source") else {}),
-            "metric_drop_points": round(metric.worse_by(t_metric, r["metric"]["test"]), 4),
-            **({"source": r["source"]} if r.get("source") and r["format"] != "torch" else {}),
-            "latency": latency,
-            **({"quantization": r["quantization"]} if "quantization" in r else {}),
-            **({"parity": r["parity"]} if "parity" in r else {}),
-        })
+    teacher = next(r for r in rows if r["variant"] == "teacher" and r["format"] == "torch")
+    table = [_table_row(r, teacher, metric, _latency(r, bench, providers)) for r in rows]
     report = {
         "schema_version": SCHEMA_VERSION,
         "name": manifest.get("name"),
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "task": manifest.get("config", {}).get("task", "classification"),
+        "task": config.get("task", "classification"),
         "providers": providers,
         "batch_sizes": batch_sizes,
         "rows": table,
         "metric": m,
-        "kd": _kd_summary(rows, metric, out("distill").get("student_start"),
-                          out("distill").get("training", {}).get("student", {}).get("precision")),
+        "kd": _kd_summary(
+            rows, metric, distill.get("student_start"), distill.get("training", {}).get("student", {}).get("precision")
+        ),
         "prune": _prune_summary(out("prune")),
-        "int8": _int8_summary(rows, metric, out("quantize"), manifest.get("config", {}).get("export", {})),
+        "int8": _int8_summary(rows, metric, out("quantize"), config.get("export", {})),
         "bundle": out("export").get("bundle"),
-        "splits": {"samples": out("distill").get("split_sizes"), "per_class": out("distill").get("class_counts"),
-                   # how many labels a teacher trained here saw (teacher.labels: all sees the hidden ones too)
-                   "teacher_labels": out("distill").get("training", {}).get("teacher", {}).get("labels_seen")},
+        "splits": {
+            "samples": distill.get("split_sizes"),
+            "per_class": distill.get("class_counts"),
+            # how many labels a teacher trained here saw (teacher.labels: all sees the hidden ones too)
+            "teacher_labels": distill.get("training", {}).get("teacher", {}).get("labels_seen"),
+        },
         "machine": bench.get("machine"),
         "benchmark_inputs": bench.get("input_shapes"),
         "benchmark_rounds": bench.get("rounds"),
         "benchmark_inputs_are_texts": bool(bench.get("padded_texts")),
-        "generation": generation_summary(bench.get("generation"), table, (out("export").get("bundle") or {}).get("variant")),
+        "generation": generation_summary(
+            bench.get("generation"), table, (out("export").get("bundle") or {}).get("variant")
+        ),
         "provider_status": bench.get("providers"),
         "versions": manifest.get("versions"),
-        "seed": manifest.get("config", {}).get("seed"),
+        "seed": config.get("seed"),
     }
     if report["kd"]:
-        report["kd"]["epochs"] = _epochs_run(out("distill").get("training", {}))
+        report["kd"]["epochs"] = _epochs_run(distill.get("training", {}))
     report["qad"] = qad_summary(table, stages.get("distill", {}).get("seconds"), cost_of(report, "latency"))
     report["frontier"] = frontiers(report)
     # per stage, in pipeline order: its time, and what the step it took bought and cost (stage_steps)
     report["stages"] = stage_steps(report, {name: {"seconds": e.get("seconds"), "started": e.get("started"),
                                                    "peak_rss_mb": e.get("peak_rss_mb")} for name, e in stages.items()})
     return report
+
+
+def _latency(r: dict, bench: dict, providers: list[str]) -> dict:
+    """A variant's benchmark results by provider (and by sequence length where those were timed)."""
+    latency = {}
+    for p in providers:
+        res = next((b for b in bench.get("results", []) if b["variant"] == r["variant"]
+                    and b["format"] == r["format"] and b["provider"] == p), None)
+        latency[p] = _latency_cell(res, bench.get("providers", {}).get(p), r["format"])
+        if res and res.get("sequence_lengths"):
+            latency[p]["by_sequence_length"] = {
+                n: {b: {"p50_ms": m["p50_ms"], "throughput_per_s": m["throughput_per_s"]} for b, m in by_b.items()}
+                for n, by_b in res["sequence_lengths"].items()}
+    return latency
+
+
+def _table_row(r: dict, teacher: dict, metric, latency: dict) -> dict:
+    """A variant's row of the report: what its stage recorded, against the teacher (torch), with its timing."""
+    return {
+        "variant": r["variant"],
+        "format": r["format"],
+        "made_by": r["made_by"],
+        "path": r["path"],
+        "params": r["params"],
+        "size_bytes": r["size_bytes"],
+        "size_reduction": round(teacher["size_bytes"] / r["size_bytes"], 3),
+        "metric": {"name": r["metric"]["name"], "value": r["metric"]["test"], "val": r["metric"]["val"],
+                   # 95% bootstrap intervals over the samples (kdpipe.evaluation.evidence); absent in older runs
+                   "ci": r["metric"].get("test_ci"), "val_ci": r["metric"].get("val_ci"),
+                   "split": "test", "unit": metric.unit, "higher_is_better": metric.higher_is_better},
+        # on test: agreement of top-1 predictions with the teacher's, and task extras
+        "also": {k: v for k, v in r["metric"].items() if k not in ("name", "val", "test", "val_ci", "test_ci")},
+        # quantized rows: answers kept of their fp32 source, and the paired interval of what they lost
+        **({"vs_source": r["vs_source"]} if r.get("vs_source") else {}),
+        "metric_drop_points": round(metric.worse_by(teacher["metric"]["test"], r["metric"]["test"]), 4),
+        **({"source": r["source"]} if r.get("source") and r["format"] != "torch" else {}),
+        "latency": latency,
+        **({"quantization": r["quantization"]} if "quantization" in r else {}),
+        **({"parity": r["parity"]} if "parity" in r else {}),
+    }
 
 
 def _latency_cell(res: dict | None, status: dict | None, fmt: str) -> dict:
@@ -127,7 +137,9 @@ def _kd_summary(rows: list[dict], metric, start: dict | None = None, precision: 
     student = by["student"]["metric"]["test"]
     summary = {"student": student, "teacher": by["teacher"]["metric"]["test"], "precision": precision or "fp32"}
     if start:  # the student before training (test split), and how it was initialised
-        summary["student_start"] = {k: start[k] for k in ("test", "init", "teacher_layers", "layer_choice") if k in start}
+        summary["student_start"] = {
+            k: start[k] for k in ("test", "init", "teacher_layers", "layer_choice") if k in start
+        }
     if "baseline" not in by:
         summary["verdict"] = ("no baseline: an embedding student has no labels to learn from without the teacher"
                               if metric.name.startswith("cosine") else
@@ -154,7 +166,9 @@ def _kd_summary(rows: list[dict], metric, start: dict | None = None, precision: 
 
 def _epochs_run(training: dict) -> dict:
     """How many epochs the student and the baseline trained, and with epochs: auto which was kept and why."""
-    return {role: epochs_run(training[role]) for role in ("student", "baseline") if training.get(role, {}).get("history")}
+    return {
+        role: epochs_run(training[role]) for role in ("student", "baseline") if training.get(role, {}).get("history")
+    }
 
 
 def _int8_summary(rows: list[dict], metric, quantized: dict, export_cfg: dict) -> dict | None:
@@ -205,7 +219,11 @@ ALSO = {"other_source": "other source (data.other_source)", "teacher_agreement":
 def table_columns(report: dict) -> tuple[list[str], list[list[str]]]:
     b_small, b_large = min(report["batch_sizes"]), max(report["batch_sizes"])
     m = report["metric"]
-    short = {"accuracy": "acc", "masked-token accuracy": "masked acc", "cosine similarity to teacher": "cosine to teacher"}.get(m["name"], m["name"])
+    short = {
+        "accuracy": "acc",
+        "masked-token accuracy": "masked acc",
+        "cosine similarity to teacher": "cosine to teacher",
+    }.get(m["name"], m["name"])
     better = "higher" if m["higher_is_better"] else "lower"
     head = ["variant", "format", "params", "size", "x smaller", f"val {short} {m['unit']} (95%)".replace("  ", " "),
             f"test {short} {m['unit']} (95%)".replace("  ", " "), f"test − teacher ({better} is better)"]
@@ -239,12 +257,17 @@ def notes(report: dict) -> list[str]:
         line = f"Knowledge distillation: {kd['verdict']}"
         u = report["metric"]["unit"]
         if "baseline" in kd:
-            line += f" (student {kd['student']:.2f}{u}, baseline {kd['baseline']:.2f}{u}, teacher {kd['teacher']:.2f}{u})."
+            line += (
+                f" (student {kd['student']:.2f}{u}, baseline {kd['baseline']:.2f}{u}, teacher {kd['teacher']:.2f}{u})."
+            )
         if "student_start" in kd:
             s0 = kd["student_start"]
             kept = (f"; the teacher's layers {', '.join(map(str, s0['teacher_layers']))} (from 0, "
                     f"{s0['layer_choice'].replace('_', ' ')})" if s0.get("teacher_layers") else "")
-            line = line.rstrip(".") + f". Before training the student scored {s0['test']:.2f}{u} (init: {s0['init']}{kept})."
+            line = (
+                line.rstrip(".")
+                + f". Before training the student scored {s0['test']:.2f}{u} (init: {s0['init']}{kept})."
+            )
         stops = {k: v for k, v in (kd.get("epochs") or {}).items() if "stopped" in v}
         if stops:
             line = line.rstrip(".") + ". Trained to convergence (distill.epochs: auto): " + "; ".join(
@@ -412,4 +435,5 @@ def versus_quantized_teacher(report: dict) -> str | None:
         return (f"The bundle does not beat {name}: {facts}; teacher-int8-dynamic (quantize/) is the better "
                 "choice here.")
     return (f"Against {name} the bundle wins on {' and '.join(wins)} and loses on {' and '.join(losses)}: {facts}; "
-            f"take teacher-int8-dynamic (quantize/) where {' and '.join(losses)} matter{'s' if len(losses) == 1 else ''} more.")
+            f"take teacher-int8-dynamic (quantize/) where {' and '.join(losses)} "
+            f"matter{'s' if len(losses) == 1 else ''} more.")

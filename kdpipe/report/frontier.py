@@ -37,7 +37,9 @@ def frontiers(report: dict) -> dict[str, list[str]]:
     out = {}
     for kind in ("size", "latency"):
         cost = cost_of(report, kind)
-        pts = [(bundle_label(r), cost(r), r["metric"]["value"]) for r in report["rows"] if r["format"].startswith("onnx")]
+        pts = [
+            (bundle_label(r), cost(r), r["metric"]["value"]) for r in report["rows"] if r["format"].startswith("onnx")
+        ]
         pts = [p for p in pts if p[1] is not None and p[2] is not None]
         if pts:
             out[kind] = pareto(pts, higher)

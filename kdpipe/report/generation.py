@@ -44,7 +44,9 @@ def generation_table(report: dict) -> tuple[list[str], list[list[str]]] | None:
     body = []
     for m in g["models"]:
         c, p = m.get("cached", {}), m.get("prefix_rerun", {})
-        name = m["variant"] + (" (bundle)" if m.get("bundle") else "") + (" [PyTorch]" if m["format"] == "torch" else "")
+        name = (
+            m["variant"] + (" (bundle)" if m.get("bundle") else "") + (" [PyTorch]" if m["format"] == "torch" else "")
+        )
         body.append([name, m["format"], f"{m['size_bytes'] / 1024:.1f}" if m.get("size_bytes") else "-",
                      f"{m['test']:.2f}" if m.get("test") is not None else "-",
                      _num(c.get("first_token_ms"), ".2f"), _num(c.get("decode_tokens_per_s"), ".0f"),

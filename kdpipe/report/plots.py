@@ -62,7 +62,9 @@ def make_plots(report: dict, folder: Path) -> dict[str, str]:
             ax.scatter(x, y, marker=MARKERS[k][0], s=46, color=colour, edgecolors="black", linewidths=0.4, zorder=3)
             if bundle and r["format"] != "torch" and bundle in (r["variant"], bundle_label(r)):
                 ax.scatter(x, y, marker="o", s=260, facecolors="none", edgecolors="#e8a700", linewidths=2, zorder=2)
-                ax.annotate(f"bundle: {bundle_label(r)}", (x, y), xytext=(8, 10), textcoords="offset points", fontsize=8)
+                ax.annotate(
+                    f"bundle: {bundle_label(r)}", (x, y), xytext=(8, 10), textcoords="offset points", fontsize=8
+                )
         on = set((report.get("frontier") or {}).get(kind, []))
         edge = sorted((getx(r), r["metric"]["value"]) for r in rows
                       if r["format"].startswith("onnx") and bundle_label(r) in on and getx(r))

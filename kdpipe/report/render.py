@@ -58,9 +58,18 @@ def _splits(splits: dict) -> list[Section]:
     for label in (per_class or {}).get("train", {}):
         body.append([f"class {label}"] + [f"{per_class[n].get(label, 0):,}" for n in names])
     if (per_class or {}).get("train_unlabelled"):
-        body.append(["train inputs without a label (data.label_fraction; KD only)", f"{per_class['train_unlabelled']:,}", "", ""])
+        body.append(
+            [
+                "train inputs without a label (data.label_fraction; KD only)",
+                f"{per_class['train_unlabelled']:,}",
+                "",
+                "",
+            ]
+        )
         if splits.get("teacher_labels"):
-            body.append(["training labels the teacher learnt from (teacher.labels)", f"{splits['teacher_labels']:,}", "", ""])
+            body.append(
+                ["training labels the teacher learnt from (teacher.labels)", f"{splits['teacher_labels']:,}", "", ""]
+            )
     return [Section("Data splits", [""] + names, body)]
 
 
@@ -78,9 +87,18 @@ def _quantized(report: dict) -> list[Section]:
         bits = ("4" if r["format"] == "onnx-int4" else "-" if r["format"] != "onnx-int8" else
                 "7" if qi.get("reduce_range") else "8")
         body.append([r["variant"], method, qi["calibration"] or "-", str(qi["per_channel"]), bits, ops])
-    return [Section("Quantized graphs", ["variant", "method", "calibration", "per-channel", "weight bits", "ops"], body,
-                    text=["int8 weights in 7 bits cannot overflow the 16-bit sums of x86 CPUs without VNNI; 8-bit ones "
-                          "are more precise but can give other outputs on such CPUs (`quantize.reduce_range`)."], left=6)]
+    return [
+        Section(
+            "Quantized graphs",
+            ["variant", "method", "calibration", "per-channel", "weight bits", "ops"],
+            body,
+            text=[
+                "int8 weights in 7 bits cannot overflow the 16-bit sums of x86 CPUs without VNNI; 8-bit ones "
+                "are more precise but can give other outputs on such CPUs (`quantize.reduce_range`)."
+            ],
+            left=6,
+        )
+    ]
 
 
 def _generation(report: dict) -> list[Section]:
@@ -102,8 +120,15 @@ def _by_length(report: dict) -> list[Section]:
         return []
     lengths = sorted({int(n) for _, _, d in by_len for n in d})
     batches = sorted({int(b) for _, _, d in by_len for v in d.values() for b in v})
-    body = [[f"{r['variant']} ({r['format']})", p] + [f"{d[str(n)][str(b)]['p50_ms']:.3f}" if str(b) in d.get(str(n), {})
-                                                      else "-" for n in lengths for b in batches] for r, p, d in by_len]
+    body = [
+        [f"{r['variant']} ({r['format']})", p]
+        + [
+            f"{d[str(n)][str(b)]['p50_ms']:.3f}" if str(b) in d.get(str(n), {}) else "-"
+            for n in lengths
+            for b in batches
+        ]
+        for r, p, d in by_len
+    ]
     return [Section("Latency by sequence length (p50 ms per call)",
                     ["variant", "provider"] + [f"seq {n} b{b}" for n in lengths for b in batches], body, left=2)]
 
@@ -113,9 +138,18 @@ def _placement(report: dict) -> list[Section]:
               if r["latency"][p].get("placement")]
     if not placed:
         return []
-    body = [[f"{r['variant']} ({r['format']})", p, "; ".join(f"{ep}: " + ", ".join(f"{op} {n}" for op, n in sorted(c.items()))
-                                                             for ep, c in pl["ops_by_provider"].items()), str(pl["memcpy_nodes"])]
-            for r, p, pl in placed]
+    body = [
+        [
+            f"{r['variant']} ({r['format']})",
+            p,
+            "; ".join(
+                f"{ep}: " + ", ".join(f"{op} {n}" for op, n in sorted(c.items()))
+                for ep, c in pl["ops_by_provider"].items()
+            ),
+            str(pl["memcpy_nodes"]),
+        ]
+        for r, p, pl in placed
+    ]
     return [Section("Where the nodes ran (one profiled run per session)",
                     ["variant", "session provider", "ops per execution provider", "Memcpy nodes"], body, left=3)]
 
@@ -177,7 +211,8 @@ def render_html(report: dict, plots: dict[str, str]) -> str:
             parts.append("<ul>" + "".join(f"<li>{esc(n)}</li>" for n in s.items) + "</ul>")
         if s.title == "Findings" and plots:
             parts.append("<h2>Plots</h2>" + "".join(
-                f'<figure><img alt="{esc(k)}" src="data:image/png;base64,{v}"><figcaption>{esc(k)}</figcaption></figure>'
+                f'<figure><img alt="{esc(k)}" '
+                f'src="data:image/png;base64,{v}"><figcaption>{esc(k)}</figcaption></figure>'
                 for k, v in plots.items()))
     return f"""<!doctype html><html><head><meta charset="utf-8"><title>kdpipe report: {esc(str(report['name']))}</title>
 <style>body{{font-family:system-ui,sans-serif;margin:2em;max-width:1400px}}table{{border-collapse:collapse;margin-bottom:1em}}

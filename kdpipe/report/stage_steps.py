@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from kdpipe.report.frontier import cost_of
 from kdpipe.units import fmt_size
-from kdpipe.variants import QUANTIZED_TEACHER, bundle_label
+from kdpipe.variants import QUANTIZED_TEACHER, bundle_label, named_bundle
 
 
 def stage_steps(report: dict, timings: dict) -> list[dict]:
@@ -20,9 +20,16 @@ def stage_steps(report: dict, timings: dict) -> list[dict]:
     lat = cost_of(report, "latency")
     chain = _chain(report, rows)
     steps = {stage: _step(rows[before], rows[after], before, after, lat) for stage, before, after in chain}
-    out = [{"stage": name, "seconds": t.get("seconds"), "started": t.get("started"), "peak_rss_mb": t.get("peak_rss_mb"),
-            **({"step": steps[name]} if name in steps else {})}
-           for name, t in sorted(timings.items(), key=lambda kv: kv[1].get("started") or "~")]  # run order
+    out = [
+        {
+            "stage": name,
+            "seconds": t.get("seconds"),
+            "started": t.get("started"),
+            "peak_rss_mb": t.get("peak_rss_mb"),
+            **({"step": steps[name]} if name in steps else {}),
+        }
+        for name, t in sorted(timings.items(), key=lambda kv: kv[1].get("started") or "~")
+    ]  # run order
     out = _with_qad_steps(out, chain, rows, lat)
     if chain:
         first, last = chain[0][1], chain[-1][2]
@@ -47,12 +54,22 @@ def _with_qad_steps(out: list[dict], chain: list, rows: dict, lat) -> list[dict]
 
 
 def _step(a: dict, b: dict, before: str, after: str, lat) -> dict:
-    return {"from": before, "to": after,
-            "size_bytes": [a["size_bytes"], b["size_bytes"]], "size_factor": _ratio(a["size_bytes"], b["size_bytes"]),
-            "params": [a["params"], b["params"]],
-            "metric": {split: [x, y, round(y - x, 4)] for split, x, y in
-                       (("val", a["metric"]["val"], b["metric"]["val"]), ("test", a["metric"]["value"], b["metric"]["value"]))},
-            "latency_ms": [lat(a), lat(b)], "speedup": _ratio(lat(a), lat(b))}
+    return {
+        "from": before,
+        "to": after,
+        "size_bytes": [a["size_bytes"], b["size_bytes"]],
+        "size_factor": _ratio(a["size_bytes"], b["size_bytes"]),
+        "params": [a["params"], b["params"]],
+        "metric": {
+            split: [x, y, round(y - x, 4)]
+            for split, x, y in (
+                ("val", a["metric"]["val"], b["metric"]["val"]),
+                ("test", a["metric"]["value"], b["metric"]["value"]),
+            )
+        },
+        "latency_ms": [lat(a), lat(b)],
+        "speedup": _ratio(lat(a), lat(b)),
+    }
 
 
 def _chain(report: dict, rows: dict) -> list[tuple[str, str, str]]:
@@ -65,7 +82,7 @@ def _chain(report: dict, rows: dict) -> list[tuple[str, str, str]]:
         chain.append(("prune", "student-fp32", "pruned-fp32"))
         end = "pruned"
     bundle = (report.get("bundle") or {}).get("variant")
-    bundle = bundle if bundle in rows else f"{bundle}-fp32" if f"{bundle}-fp32" in rows else None
+    bundle = named_bundle(bundle, rows) if bundle else None
     copies = [k for k, r in rows.items() if r.get("source") == end and r["format"] != "onnx-fp32"]
     if copies:
         left_out = {b["variant"] for b in ((report.get("int8") or {}).get("over_budget") or [])}
@@ -126,11 +143,14 @@ def quantize_finding(report: dict) -> str | None:
         src = rows.get(f"{r.get('source')}-fp32")
         if not vs or not src:
             continue
-        kept = f"{vs['agreement_val']:.1f}% of answers kept" if vs.get("agreement_val") is not None else "outputs compared"
+        kept = (
+            f"{vs['agreement_val']:.1f}% of answers kept" if vs.get("agreement_val") is not None else "outputs compared"
+        )
         speed = _ratio(lat(src), lat(r))
         parts.append(f"{name} {_factor(_ratio(src['size_bytes'], r['size_bytes']))} smaller"
                      + (f", {_factor(speed)} faster" if speed else "") + f", {kept}, "
-                     f"net {0.0 - vs['drop_val']:+.2f} (95% {0.0 - vs['drop_val_ci'][1]:+.2f} to {0.0 - vs['drop_val_ci'][0]:+.2f})")
+                     f"net {0.0 - vs['drop_val']:+.2f} (95% {0.0 - vs['drop_val_ci'][1]:+.2f} to "
+                     f"{0.0 - vs['drop_val_ci'][0]:+.2f})")
     if not parts:
         return None
     return ("Quantization, each copy against its fp32 source on validation (change = copy − source): "

@@ -15,8 +15,8 @@ from pathlib import Path
 import numpy as np
 
 from kdpipe.io import atomic_write_bytes, atomic_write_json
-from kdpipe.run.store import MANIFEST
 from kdpipe.progress import say
+from kdpipe.run.store import MANIFEST
 from kdpipe.tasks import task_for
 from kdpipe.units import fmt_size
 
@@ -128,7 +128,8 @@ def render_markdown(cfg, s: dict) -> str:
         closed = "-" if r["gap_closed_pct"] is None else f"{r['gap_closed_pct']:.0f}%"
         lat = "-" if r["latency_ms"] is None else f"{r['latency_ms']:.3f}"
         lines.append(f"| {r['student']} | {r['label_fraction']:.0%} | {r['params']:,} | {fmt_size(r['size_bytes'])} | "
-                     f"{lat} | {r['kd_mean']:.2f} ± {r['kd_sd']:.2f}{u} | {r['no_kd_mean']:.2f} ± {r['no_kd_sd']:.2f}{u} "
+                     f"{lat} | {r['kd_mean']:.2f} ± {r['kd_sd']:.2f}{u} | {r['no_kd_mean']:.2f} ± "
+                     f"{r['no_kd_sd']:.2f}{u} "
                      f"| {r['kd_gain']:+.2f} | {closed} | {r['kd_wins']}/{r['seeds']} |")
     lines += ["", "Gap closed: the share of the no-KD student's distance to the teacher that KD removes.", "",
               "## Findings", ""] + [f"- {f}" for f in findings(s)]

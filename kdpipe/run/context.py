@@ -5,9 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from kdpipe.config.schema import Config
 from kdpipe.errors import RunFolderError
 from kdpipe.run.store import RunStore
-from kdpipe.config.schema import Config
 from kdpipe.variants import VariantRow, bundle_label
 
 
@@ -55,7 +55,8 @@ class StageContext:
         """The recorded outputs of an earlier stage (through the manifest, never its code)."""
         entry = self.store.entry(stage)
         if entry is None:
-            raise RunFolderError(f"stage {self.stage!r} needs the results of {stage!r}, which are not in {self.store.root}")
+            raise RunFolderError(f"stage {self.stage!r} needs the results of {stage!r}, which are not in "
+                                 f"{self.store.root}")
         return entry["outputs"]
 
     def upstream_row(self, stage: str, variant: str) -> VariantRow:

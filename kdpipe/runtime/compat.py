@@ -29,7 +29,18 @@ ENCODER_OPS = _ARRAY_OPS | _TEXT_OPS  # tests/apps/test_runtimes.py runs each
 # ... and in causal LMs (GPT-2 with its KV cache: fp32, fused, int8 dynamic plain and fused, int8
 # static, fp16, int4 weight-only) and masked LMs, generating or filling as Python does
 # (tests/apps/test_lm_runtimes.py runs each)
-LM_OPS = {"And", "FastGelu", "GatherBlockQuantized", "IsNaN", "LessOrEqual", "MatMulNBits", "Pow", "Range", "Split", "Squeeze"}
+LM_OPS = {
+    "And",
+    "FastGelu",
+    "GatherBlockQuantized",
+    "IsNaN",
+    "LessOrEqual",
+    "MatMulNBits",
+    "Pow",
+    "Range",
+    "Split",
+    "Squeeze",
+}
 VERIFIED_OPS: dict[str, set[str]] = {"onnxruntime-node": ENCODER_OPS | LM_OPS, "onnxruntime-web": ENCODER_OPS | LM_OPS}
 
 

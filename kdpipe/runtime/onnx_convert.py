@@ -36,17 +36,7 @@ def export_onnx(model: nn.Module, input_shape, path: Path, opset: int, metadata:
 
 def set_metadata(path: Path, metadata: dict) -> None:
     m = onnx.load(str(path))
-    onnx.helper.set_model_props(m, {**{p.key: p.value for p in m.metadata_props}, **{k: str(v) for k, v in metadata.items()}})
+    onnx.helper.set_model_props(
+        m, {**{p.key: p.value for p in m.metadata_props}, **{k: str(v) for k, v in metadata.items()}}
+    )
     onnx.save(m, str(path))
-
-
-def load_checked(path: Path, where: str) -> onnx.ModelProto:
-    """Load an .onnx file, turning a truncated or foreign file into one clear error."""
-    from kdpipe.errors import ModelError
-
-    try:
-        m = onnx.load(str(path))
-        onnx.checker.check_model(m)
-    except Exception as e:
-        raise ModelError(f"{where}: {path} is not a valid ONNX model ({type(e).__name__}: {' '.join(str(e).split())[:200]})") from None
-    return m

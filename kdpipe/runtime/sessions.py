@@ -27,7 +27,9 @@ def ort():
     try:
         import onnxruntime
     except ImportError:
-        raise KdpipeError("onnxruntime is not installed: pip install 'kdpipe[cpu]' (or 'kdpipe[gpu]' for CUDA)") from None
+        raise KdpipeError(
+            "onnxruntime is not installed: pip install 'kdpipe[cpu]' (or 'kdpipe[gpu]' for CUDA)"
+        ) from None
     return onnxruntime
 
 

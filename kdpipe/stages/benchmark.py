@@ -12,11 +12,11 @@ import copy
 import numpy as np
 import torch
 
+from kdpipe.bundle.generation_timing import onnx_generation, time_generation, torch_generation
 from kdpipe.data.splits import text_lengths, trim_padding
 from kdpipe.io import atomic_write_json
 from kdpipe.progress import progress, say
-from kdpipe.bundle.generation_timing import onnx_generation, time_generation, torch_generation
-from kdpipe.runtime.machine import default_threads, machine_info
+from kdpipe.runtime.machine import machine_info
 from kdpipe.runtime.sessions import input_names, make_session, node_placement, provider_status, timed_call
 from kdpipe.runtime.timing import measure_rounds, torch_call
 
@@ -35,7 +35,7 @@ def run(ctx) -> dict:
     inputs = {b: trim_padding(x) for b, x in padded.items()}
     # One thread count for every runtime, onnxruntime and PyTorch alike: a teacher timed with more
     # (or fewer) threads than the students would make every "x faster" wrong.
-    threads = bc.threads or default_threads()
+    threads = bc.thread_count()
     # Sessions first, timing after: every model is then timed side by side in rounds (timing.py),
     # so a load that comes and goes on the machine falls on all of them alike.
     results, calls, same = [], {}, {}

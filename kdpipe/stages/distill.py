@@ -93,9 +93,15 @@ def run(ctx) -> dict:
         "split_sizes": {"train": len(data.train), "val": len(data.val), "test": len(data.test)},
         "class_counts": class_counts(data),
         "data_sha256": data.sha256,
-        "kd": {"temperature": dc.temperature, "alpha": dc.alpha, "cache_teacher": dc.cache_teacher,
-               **task.kd_settings(dc),
-               **({"intermediate": {"hidden": kd.matcher.hidden, "attention": kd.matcher.attention}} if kd.matcher else {})},
+        "kd": {
+            "temperature": dc.temperature,
+            "alpha": dc.alpha,
+            "cache_teacher": dc.cache_teacher,
+            **task.kd_settings(dc),
+            **(
+                {"intermediate": {"hidden": kd.matcher.hidden, "attention": kd.matcher.attention}} if kd.matcher else {}
+            ),
+        },
     }
 
 

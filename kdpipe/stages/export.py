@@ -7,18 +7,18 @@ import os
 
 import numpy as np
 
-from kdpipe.data.splits import trim_padding
+from kdpipe.bundle.card_facts import Shipped, card_for_run
 from kdpipe.bundle.choice import choose_bundle
+from kdpipe.bundle.model_card import write_model_card
+from kdpipe.data.splits import trim_padding
 from kdpipe.errors import ConfigError
 from kdpipe.evaluation.scoring import logits, onnx_predictor, score, torch_predictor
-from kdpipe.bundle.model_card import write_model_card
-from kdpipe.bundle.card_facts import card_for_run
 from kdpipe.progress import progress, say
+from kdpipe.quantization.plan import planned_variants
 from kdpipe.runtime.onnx_convert import set_metadata
-from kdpipe.runtime.machine import default_threads
 from kdpipe.runtime.sessions import input_names, make_session, timed_call
 from kdpipe.runtime.timing import measure_rounds
-from kdpipe.variants import QUANTIZED_TEACHER, VariantRow, bundle_label, variant_name, variant_row
+from kdpipe.variants import VariantRow, bundle_label, named_bundle, variant_row
 
 NAME = "export"
 REQUIRES = ("distill", "prune", "quantize")
@@ -55,7 +55,7 @@ def run(ctx) -> dict:
 
     quantized = ctx.upstream("quantize")
     candidates = rows + quantized["variants"]
-    threads = cfg.benchmark.threads or default_threads()
+    threads = cfg.benchmark.thread_count()
     latency = batch1_latencies(ctx, candidates, written, threads)
     evidence = {bundle_label(r): r["_samples"] if "_samples" in r else ctx.evidence(r) for r in candidates}
     chosen, choice = choose_bundle(cfg.export, candidates, task.metric, latency, evidence)
@@ -64,8 +64,9 @@ def run(ctx) -> dict:
     source_row = next(r for r in torch_rows if r["variant"] == source)
     info = task.write_bundle(ctx.out / "bundle", written.get(bundle_label(chosen)) or ctx.file(chosen["path"]),
                              bundle_label(chosen), ctx.file(source_row["path"]), splits, chosen["metric"], cfg)
-    card = card_for_run(ctx.cfg, ctx.task, ctx.splits, ctx.upstream("distill"), ctx.upstream("prune") if ctx.has("prune") else None,
-                        ctx.out / "bundle", chosen, info, candidates, latency, choice)
+    card = card_for_run(ctx.cfg, ctx.task, ctx.splits, ctx.upstream("distill"),
+                        ctx.upstream("prune") if ctx.has("prune") else None,
+                        Shipped(ctx.out / "bundle", chosen, info, choice, candidates, latency))
     write_model_card(ctx.out / "bundle", card)
     say(f"[export] bundle: {bundle_label(chosen)} -> {ctx.out.name}/bundle/ "
         f"({', '.join(sorted(os.listdir(ctx.out / 'bundle')))}): {choice['reason']}")
@@ -100,29 +101,12 @@ def check_parity(torch_predict, onnx_predict, x: np.ndarray) -> dict:
 def possible_bundles(cfg) -> list[str]:
     """Every name `export.bundle` could take under this config: what the stages would make."""
     models = ["teacher", "baseline", "student"] + (["pruned"] if cfg.prune.enabled else [])
-    names = [f"{m}-fp32" for m in models]
-    if cfg.quantize.enabled:
-        qc = cfg.quantize
-        sources = {"auto": models[2:], "student": ["student"], "pruned": ["pruned"]}[qc.source]
-        if qc.teacher:
-            names.append(QUANTIZED_TEACHER)
-        for src in sources:
-            names.append(variant_name(src, "fp32-fused"))  # transformers whose graph onnxruntime fuses
-            for v in qc.variants:
-                for kind, calibration in [("static", c) for c in qc.calibration] if v == "static" else [(v, None)]:
-                    names.append(variant_name(src, kind, calibration))
-                    if kind in ("dynamic", "static") and qc.search:  # accuracy-aware int8
-                        names.append(variant_name(src, kind, calibration, mixed=True))
-                if v == "dynamic":
-                    names.append(variant_name(src, "dynamic-fused"))
-        if qc.qad.teacher:
-            names += [variant_name("teacher", v) for v in qc.variants if v.startswith("qad-")]
-    return names
+    return [f"{m}-fp32" for m in models] + planned_variants(cfg)
 
 
 def check(cfg) -> None:
     """Pre-flight: a bundle name that this config can never make is refused before any training."""
     name = cfg.export.bundle
-    if name != "auto" and name not in possible_bundles(cfg) and f"{name}-fp32" not in possible_bundles(cfg):
+    if name != "auto" and named_bundle(name, possible_bundles(cfg)) is None:
         raise ConfigError(f"export.bundle {name!r}: this config makes no such variant; it can be auto or one of: "
                           f"{', '.join(possible_bundles(cfg))}")

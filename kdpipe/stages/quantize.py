@@ -8,14 +8,24 @@ variant's accuracy is measured by running it in onnxruntime on the validation an
 from __future__ import annotations
 
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
-
-from kdpipe.evaluation.scoring import evaluate_samples, onnx_predictor, score, torch_predictor
 from kdpipe.evaluation.evidence import damage, versus
+from kdpipe.evaluation.scoring import evaluate_samples, onnx_predictor, score, torch_predictor
 from kdpipe.progress import progress, say
-from kdpipe.quantization.quantizers import (Int4, Int8, calibration_batches, dynamic_int8, int4_weight_only, op_counts,
-                                         quiet_root_logger, static_int8, to_fp16)
+from kdpipe.quantization import plan
+from kdpipe.quantization.quantizers import (
+    Int4,
+    Int8,
+    calibration_batches,
+    dynamic_int8,
+    int4_weight_only,
+    op_counts,
+    quiet_root_logger,
+    static_int8,
+    to_fp16,
+)
 from kdpipe.runtime.sessions import input_names, make_session, ort
 from kdpipe.variants import QUANTIZED_TEACHER, Format, VariantRow, variant_name, variant_row
 
@@ -30,94 +40,129 @@ def run(ctx) -> dict:
     if not qc.enabled:
         say("[quantize] disabled in the config (quantize.enabled: false)")
         return {"skipped": "quantize.enabled is false", "variants": []}
-    source = _source_name(ctx)
-    task, splits = ctx.task, ctx.splits
-    upstream = ctx.upstream("prune" if source == "pruned" else "distill")
-    src_row = next(r for r in upstream["variants"] if r["variant"] == source)
-    model, _ = task.load(ctx.file(src_row["path"]), f"{source} model")
-    calib = calibration_batches(splits.train.x, qc.calibration_samples, ctx.cfg.seed)
-
+    name = plan.source(qc.source, ctx.has("prune"))
+    upstream = ctx.upstream("prune" if name == "pruned" else "distill")
+    src_row = next(r for r in upstream["variants"] if r["variant"] == name)
     ort()  # clear error if the onnxruntime install is broken
-    from onnxruntime.quantization.shape_inference import quant_pre_process
-
-    jobs = _jobs(qc)
-    rows: list[VariantRow] = []
+    jobs = plan.jobs(qc)
     with tempfile.TemporaryDirectory() as tmp, quiet_root_logger():
-        fp32 = Path(tmp) / "fp32.onnx"
-        task.export_onnx(model, ctx.file(src_row["path"]), fp32, ctx.cfg.export.opset, splits)
-        src_evidence = _evidence_of(task, splits, fp32)  # what every variant of it is compared with
-        fused_path = ctx.out / f"{variant_name(source, 'fp32-fused')}.onnx"
-        fusions = task.fuse(fp32, fused_path, model)  # None where the model type has nothing to fuse
-        if fusions:
-            rows.append(_row(ctx, task, splits, fused_path, fused_path.stem, "onnx-fp32", src_row, source,
-                             {"method": "fusion", "calibration": None, "per_channel": False, "reduce_range": False,
-                              "fusions": fusions, "ops": op_counts(fused_path)}))
-            say(f"[quantize] fused operators: {', '.join(f'{k} {v}' for k, v in fusions.items())}")
-        prepared = Path(tmp) / "prepared.onnx"
-        quant_pre_process(str(fp32), str(prepared), skip_symbolic_shape=True)
-        # Dynamic int8 is made from the plain and, where fusions ran, from the fused graph: which is
-        # faster depends on the model and CPU, so both are measured. Static QDQ starts from the plain
-        # graph only (its calibrators cannot type the fused contrib ops).
-        if fusions:
-            jobs = [j for job in jobs for j in ([job, ("dynamic-fused", None)] if job[0] == "dynamic" else [job])]
-        static_ops = qc.op_types or task.quantize_op_types  # None: every op type the quantizer supports
-        dyn_ops = qc.op_types or (task.quantize_op_types and task.quantize_op_types + task.dynamic_extra_ops)
-        names = input_names(prepared)
-        calib_feeds = [task.feeds(names, b) for b in calib]
-        for kind, calibration in progress(jobs, desc="quantize", quiet=ctx.quiet, unit="variant"):
-            name = variant_name(source, kind, calibration)
-            out = ctx.out / f"{name}.onnx"
-            if kind == "dynamic":
-                rows.append(_dynamic_variant(ctx, prepared, out, name, dyn_ops, src_row, source, {"fused": False},
-                                             src_evidence))
-                continue
-            if kind == "dynamic-fused":
-                # a fused Attention node holds the Q/K/V weights: dynamic int8 can quantize it
-                rows.append(_dynamic_variant(ctx, fused_path, out, name, dyn_ops and dyn_ops + ["Attention"], src_row,
-                                             source, {"fused": True}, src_evidence))
-                continue
-            if kind == "int4":
-                rows += _int4_variant(ctx, fp32, out, name, src_row, source)
-                continue
-            if kind.startswith("qad-"):
-                rows.append(_qad_variant(ctx, kind, src_row, source, src_evidence, Path(tmp), dyn_ops))
-                continue
-            if kind == "static":
-                static_int8(prepared, out, Int8(qc.per_channel is True, qc.reduce_range is not False, static_ops),
-                            calibration, calib_feeds)
-            else:
-                to_fp16(fp32, out)
-            rows.append(_row(ctx, task, splits, out, name, "onnx-fp16" if kind == "fp16" else "onnx-int8", src_row,
-                             source, {"method": kind, "calibration": calibration,
-                                      **({"calibration_samples": sum(map(len, calib))} if kind == "static" else {}),
-                                      "per_channel": qc.per_channel is True,
-                                      "reduce_range": kind == "static" and qc.reduce_range is not False,
-                                      "fused": False,
-                                      "ops": op_counts(out)}))
+        src = _prepare(ctx, name, src_row, Path(tmp))
+        rows = _fused_row(ctx, src) + _copies(ctx, src, jobs)
         for r in rows:
             if "vs_source" not in r:  # (dynamic rows were compared while choosing their way)
-                r["vs_source"] = versus(task.metric, src_evidence, r["_samples"], splits)
+                r["vs_source"] = versus(ctx.task.metric, src.evidence, r["_samples"], ctx.splits)
         search = None
         if qc.search:
-            mixed, search = _accuracy_aware(ctx, rows, src_evidence, src_row, source, prepared, calib_feeds,
-                                            static_ops, dyn_ops)
+            mixed, search = _accuracy_aware(ctx, rows, src)
             rows += [mixed] if mixed else []
-        teacher = None
-        if qc.teacher:
-            teacher = _teacher_fp32(ctx, Path(tmp))
-            rows.append(_quantized_teacher(ctx, teacher, qc, dyn_ops))
-        if qc.qad.teacher:  # the teacher distilled into its own quantized form
-            t_row, _, _, t_evidence = teacher or _teacher_fp32(ctx, Path(tmp))
-            rows += [_qad_variant(ctx, kind, t_row, "teacher", t_evidence, Path(tmp), dyn_ops)
-                     for kind, _ in jobs if kind.startswith("qad-")]
+        rows += _teacher_copies(ctx, src, jobs)
     for r in rows:
-        vs = r["vs_source"]
-        say(f"[quantize] {r['variant']}: {r['size_bytes']} bytes, test {task.metric.name} "
-            f"{r['metric']['test']:.2f}{task.metric.unit}; against its fp32 source on validation: "
-            f"{vs['agreement_val']}% of answers kept, {vs['damage_val']:.2f} broken, net {vs['drop_val']:+.2f} "
-            f"(95% {vs['drop_val_ci'][0]:+.2f} to {vs['drop_val_ci'][1]:+.2f})")
-    return {"source": source, "source_metric": src_row["metric"], "variants": ctx.record_evidence(rows),
+        _say_row(r, ctx.task.metric)
+    return {"source": name, "source_metric": src_row["metric"], "variants": ctx.record_evidence(rows),
             **({"int8_search": search} if search else {})}
+
+
+@dataclass
+class _Source:
+    """The model every copy is made from, exported once, and what the quantizers are given."""
+    name: str  # student or pruned
+    row: VariantRow
+    tmp: Path
+    fp32: Path  # its fp32 ONNX graph
+    prepared: Path  # the same, through onnxruntime's pre-processing (shapes inferred)
+    evidence: dict  # its per-sample evidence on validation and test: what every copy is compared with
+    fused: Path  # onnxruntime's fused graph, where `fusions` ran
+    fusions: dict | None
+    calib_feeds: list  # static calibration inputs, fed by input name
+    calibration_samples: int
+    static_ops: list | None  # op types to quantize (None: every one the quantizer supports)
+    dynamic_ops: list | None
+
+
+def _prepare(ctx, name: str, row: VariantRow, tmp: Path) -> _Source:
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    qc, task, splits = ctx.cfg.quantize, ctx.task, ctx.splits
+    model, _ = task.load(ctx.file(row["path"]), f"{name} model")
+    fp32, prepared = tmp / "fp32.onnx", tmp / "prepared.onnx"
+    task.export_onnx(model, ctx.file(row["path"]), fp32, ctx.cfg.export.opset, splits)
+    fused = ctx.out / f"{variant_name(name, 'fp32-fused')}.onnx"
+    fusions = task.fuse(fp32, fused, model)  # None where the model type has nothing to fuse
+    quant_pre_process(str(fp32), str(prepared), skip_symbolic_shape=True)
+    names = input_names(prepared)
+    calib = calibration_batches(splits.train.x, qc.calibration_samples, ctx.cfg.seed)
+    return _Source(name, row, tmp, fp32, prepared, _evidence_of(task, splits, fp32), fused, fusions,
+                   [task.feeds(names, b) for b in calib], sum(map(len, calib)), qc.op_types or task.quantize_op_types,
+                   qc.op_types or (task.quantize_op_types and task.quantize_op_types + task.dynamic_extra_ops))
+
+
+def _fused_row(ctx, src: _Source) -> list[VariantRow]:
+    """The fp32 graph with onnxruntime's fusions, where it has some for this model."""
+    if not src.fusions:
+        return []
+    say(f"[quantize] fused operators: {', '.join(f'{k} {v}' for k, v in src.fusions.items())}")
+    return [_row(ctx, ctx.task, ctx.splits, src.fused, src.fused.stem, "onnx-fp32", src.row, src.name,
+                 {"method": "fusion", "calibration": None, "per_channel": False, "reduce_range": False,
+                  "fusions": src.fusions, "ops": op_counts(src.fused)})]
+
+
+def _copies(ctx, src: _Source, jobs: list[tuple[str, str | None]]) -> list[VariantRow]:
+    """One copy of the source per job. Dynamic int8 is made from the plain and, where fusions ran, from
+    the fused graph: which is faster depends on the model and CPU, so both are measured. Static QDQ
+    starts from the plain graph only (its calibrators cannot type the fused contrib ops)."""
+    qc, task, splits = ctx.cfg.quantize, ctx.task, ctx.splits
+    if src.fusions:
+        jobs = [j for job in jobs for j in ([job, ("dynamic-fused", None)] if job[0] == "dynamic" else [job])]
+    rows: list[VariantRow] = []
+    for kind, calibration in progress(jobs, desc="quantize", quiet=ctx.quiet, unit="variant"):
+        name = variant_name(src.name, kind, calibration)
+        out = ctx.out / f"{name}.onnx"
+        if kind == "dynamic":
+            rows.append(_dynamic_variant(ctx, src.prepared, out, name, src.dynamic_ops, src.row, src.name,
+                                         {"fused": False}, src.evidence))
+        elif kind == "dynamic-fused":  # a fused Attention node holds the Q/K/V weights: dynamic int8 can quantize it
+            rows.append(_dynamic_variant(ctx, src.fused, out, name, src.dynamic_ops and src.dynamic_ops + ["Attention"],
+                                         src.row, src.name, {"fused": True}, src.evidence))
+        elif kind == "int4":
+            rows += _int4_variant(ctx, src.fp32, out, name, src.row, src.name)
+        elif kind.startswith("qad-"):
+            rows.append(_qad_variant(ctx, kind, src.row, src.name, src.evidence, src.tmp, src.dynamic_ops))
+        else:
+            if kind == "static":
+                static_int8(src.prepared, out, Int8(qc.per_channel is True, qc.reduce_range is not False,
+                                                    src.static_ops), calibration, src.calib_feeds)
+            else:
+                to_fp16(src.fp32, out)
+            rows.append(_row(ctx, task, splits, out, name, "onnx-fp16" if kind == "fp16" else "onnx-int8", src.row,
+                             src.name, {"method": kind, "calibration": calibration,
+                                        **({"calibration_samples": src.calibration_samples}
+                                           if kind == "static" else {}),
+                                        "per_channel": qc.per_channel is True,
+                                        "reduce_range": kind == "static" and qc.reduce_range is not False,
+                                        "fused": False, "ops": op_counts(out)}))
+    return rows
+
+
+def _teacher_copies(ctx, src: _Source, jobs) -> list[VariantRow]:
+    """The teacher quantized without distillation (the bar every report shows) and, with
+    quantize.qad.teacher, the teacher distilled into its own quantized form."""
+    qc, rows, teacher = ctx.cfg.quantize, [], None
+    if qc.teacher:
+        teacher = _teacher_fp32(ctx, src.tmp)
+        rows.append(_quantized_teacher(ctx, teacher, qc, src.dynamic_ops))
+    if qc.qad.teacher:
+        t_row, _, _, t_evidence = teacher or _teacher_fp32(ctx, src.tmp)
+        rows += [_qad_variant(ctx, kind, t_row, "teacher", t_evidence, src.tmp, src.dynamic_ops)
+                 for kind, _ in jobs if kind.startswith("qad-")]
+    return rows
+
+
+def _say_row(r: VariantRow, metric) -> None:
+    vs = r["vs_source"]
+    say(f"[quantize] {r['variant']}: {r['size_bytes']} bytes, test {metric.name} "
+        f"{r['metric']['test']:.2f}{metric.unit}; against its fp32 source on validation: "
+        f"{vs['agreement_val']}% of answers kept, {vs['damage_val']:.2f} broken, net {vs['drop_val']:+.2f} "
+        f"(95% {vs['drop_val_ci'][0]:+.2f} to {vs['drop_val_ci'][1]:+.2f})")
 
 
 def _evidence_of(task, splits, onnx_path: Path) -> dict:
@@ -128,11 +173,13 @@ def _evidence_of(task, splits, onnx_path: Path) -> dict:
                                                                                         ("test", splits.test))}
 
 
-def _accuracy_aware(ctx, rows, src_evidence, src_row, source, prepared, calib_feeds, static_ops, dyn_ops):
+def _accuracy_aware(ctx, rows, src: _Source):
     """When the least damaged int8 variant still breaks more than export.max_drop against its fp32 source
     on validation (evidence.versus: answers it broke count even where others it fixed cancel them in
     its accuracy), keep its most sensitive nodes in float until it does not (runtime.int8_search).
     Returns (the mixed variant or None, the search's record or None when no search was needed)."""
+    src_evidence, src_row, source, prepared = src.evidence, src.row, src.name, src.prepared
+    calib_feeds, static_ops, dyn_ops = src.calib_feeds, src.static_ops, src.dynamic_ops
     from kdpipe.quantization.int8_search import exclusion_names, quantizable_nodes, search
 
     task, splits, metric = ctx.task, ctx.splits, ctx.task.metric
@@ -174,7 +221,9 @@ def _accuracy_aware(ctx, rows, src_evidence, src_row, source, prepared, calib_fe
               "found": res.val is not None, "seconds": res.seconds, "out_of_time": res.out_of_time,
               "ranking": res.ranking}
     if res.val is None:
-        spent = f" in the {ctx.cfg.quantize.search_minutes:g} minutes of quantize.search_minutes" if res.out_of_time else ""
+        spent = (
+            f" in the {ctx.cfg.quantize.search_minutes:g} minutes of quantize.search_minutes" if res.out_of_time else ""
+        )
         say(f"[quantize] no mix of int8 and float nodes is within {budget:g} of {source}{spent}: nothing added")
         return None, record
     name = variant_name(source, qi["method"], qi["calibration"], mixed=True)
@@ -384,22 +433,3 @@ def _row(ctx, task, splits, path: Path, name: str, fmt: Format, src_row: Variant
                        quantization=info)
 
 
-def _source_name(ctx) -> str:
-    wanted = ctx.cfg.quantize.source
-    if wanted == "pruned" and not ctx.has("prune"):
-        from kdpipe.errors import ConfigError
-
-        raise ConfigError("quantize.source: pruned, but the prune stage is disabled (prune.enabled: false)")
-    if wanted == "auto":
-        return "pruned" if ctx.has("prune") else "student"
-    return wanted
-
-
-def _jobs(qc) -> list[tuple[str, str | None]]:
-    jobs: list[tuple[str, str | None]] = []
-    for v in qc.variants:
-        if v == "static":
-            jobs += [("static", c) for c in qc.calibration]
-        else:
-            jobs.append((v, None))
-    return jobs

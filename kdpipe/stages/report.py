@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from kdpipe.io import atomic_write_bytes, atomic_write_json
-from kdpipe.report.plots import make_plots
 from kdpipe.report.build import build_report
+from kdpipe.report.plots import make_plots
 from kdpipe.report.render import render_html, render_markdown
 
 NAME = "report"

@@ -9,11 +9,11 @@ import numpy as np
 import torch
 
 from kdpipe.errors import ConfigError, KdpipeError
-from kdpipe.models.checks import check_trainable
+from kdpipe.metrics import ACCURACY
 from kdpipe.models.checkpoint import load_model, load_weights_into, read_state_dict, save_model
+from kdpipe.models.checks import check_trainable
 from kdpipe.models.factory import build_model
 from kdpipe.models.prune import prune_structured
-from kdpipe.metrics import ACCURACY
 from kdpipe.tasks.base import Task
 from kdpipe.training.kd_loss import hard_loss, kd_loss_fn
 
@@ -39,8 +39,10 @@ class Classification(Task):
                 with torch.inference_mode():
                     out = model.eval()(sample)
             except Exception as e:  # the model cannot take this data's inputs
-                raise KdpipeError(f"{role}.model {section.model!r}: fails on inputs of shape "
-                                  f"{tuple(sample.shape)}: {type(e).__name__}: {' '.join(str(e).split())[:200]}") from None
+                raise KdpipeError(
+                    f"{role}.model {section.model!r}: fails on inputs of shape "
+                    f"{tuple(sample.shape)}: {type(e).__name__}: {' '.join(str(e).split())[:200]}"
+                ) from None
             if not isinstance(out, torch.Tensor) or tuple(out.shape) != (2, data.num_classes):
                 shape = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
                 raise KdpipeError(f"{role}.model {section.model!r}: outputs {shape} for 2 samples, but the data has "

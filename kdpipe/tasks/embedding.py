@@ -45,8 +45,15 @@ def neighbour_overlap(out: np.ndarray, target: np.ndarray, k: int = 10) -> float
     return float(np.mean([len(set(r) & set(s)) / k for r, s in zip(a, b)]) * 100.0)
 
 
-COSINE = Metric("cosine similarity to teacher", "%", True, _cosine_partial, lambda num, den: num / max(den, 1.0),
-                collect=lambda out: out, extras=lambda out, y: {"top10_neighbour_overlap": round(neighbour_overlap(out, y), 2)})
+COSINE = Metric(
+    "cosine similarity to teacher",
+    "%",
+    True,
+    _cosine_partial,
+    lambda num, den: num / max(den, 1.0),
+    collect=lambda out: out,
+    extras=lambda out, y: {"top10_neighbour_overlap": round(neighbour_overlap(out, y), 2)},
+)
 
 
 class Embedding(HFTask):

@@ -86,11 +86,14 @@ def _export_with_past(model, data, out, opset) -> None:
     past = [torch.zeros(2, heads, 3, c.hidden_size // heads) for _ in range(2 * layers)]
     names_in = [PAST.format(i, k) for i in range(layers) for k in ("key", "value")]
     names_out = [PRESENT.format(i, k) for i in range(layers) for k in ("key", "value")]
-    axes = {"input_ids": {0: "batch_size", 1: "sequence_length"}, "position_ids": {0: "batch_size", 1: "sequence_length"},
-            "attention_mask": {0: "batch_size", 1: "total_sequence_length"},
-            "logits": {0: "batch_size", 1: "sequence_length"},
-            **{n: {0: "batch_size", 2: "past_sequence_length"} for n in names_in},
-            **{n: {0: "batch_size", 2: "total_sequence_length"} for n in names_out}}
+    axes = {
+        "input_ids": {0: "batch_size", 1: "sequence_length"},
+        "position_ids": {0: "batch_size", 1: "sequence_length"},
+        "attention_mask": {0: "batch_size", 1: "total_sequence_length"},
+        "logits": {0: "batch_size", 1: "sequence_length"},
+        **{n: {0: "batch_size", 2: "past_sequence_length"} for n in names_in},
+        **{n: {0: "batch_size", 2: "total_sequence_length"} for n in names_out},
+    }
     # eval() on the wrapper too: the exporter puts every module back in the wrapper's mode afterwards
     torch.onnx.export(_WithPast(hf, layers).eval(), (ids, torch.ones(2, 7, dtype=torch.long),
                                                      torch.arange(3, 7).repeat(2, 1), *past), str(out),
@@ -160,17 +163,45 @@ def genai_config(config: dict, names: list, eos: int, bos: int | None = None, pa
         inputs["position_ids"] = "position_ids"
     return {
         "model": {
-            "type": "decoder", "context_length": context, "vocab_size": config["vocab_size"],
-            "bos_token_id": eos if bos is None else bos, "eos_token_id": eos, "pad_token_id": eos if pad is None else pad,
-            "decoder": {"filename": "model.onnx", "session_options": {"log_id": "kdpipe", "provider_options": []},
-                        "head_size": head_size, "hidden_size": heads * head_size, "num_attention_heads": heads,
-                        "num_key_value_heads": heads, "num_hidden_layers": len(past) // 2, "inputs": inputs,
-                        "outputs": {"logits": "logits", "present_key_names": "present.%d.key",
-                                    "present_value_names": "present.%d.value"}}},
-        "search": {"do_sample": False, "num_beams": 1, "num_return_sequences": 1, "max_length": context,
-                   "min_length": 0, "temperature": 1.0, "top_k": 1, "top_p": 1.0, "repetition_penalty": 1.0,
-                   "past_present_share_buffer": False, "early_stopping": True, "length_penalty": 1.0,
-                   "diversity_penalty": 0.0, "no_repeat_ngram_size": 0}}
+            "type": "decoder",
+            "context_length": context,
+            "vocab_size": config["vocab_size"],
+            "bos_token_id": eos if bos is None else bos,
+            "eos_token_id": eos,
+            "pad_token_id": eos if pad is None else pad,
+            "decoder": {
+                "filename": "model.onnx",
+                "session_options": {"log_id": "kdpipe", "provider_options": []},
+                "head_size": head_size,
+                "hidden_size": heads * head_size,
+                "num_attention_heads": heads,
+                "num_key_value_heads": heads,
+                "num_hidden_layers": len(past) // 2,
+                "inputs": inputs,
+                "outputs": {
+                    "logits": "logits",
+                    "present_key_names": "present.%d.key",
+                    "present_value_names": "present.%d.value",
+                },
+            },
+        },
+        "search": {
+            "do_sample": False,
+            "num_beams": 1,
+            "num_return_sequences": 1,
+            "max_length": context,
+            "min_length": 0,
+            "temperature": 1.0,
+            "top_k": 1,
+            "top_p": 1.0,
+            "repetition_penalty": 1.0,
+            "past_present_share_buffer": False,
+            "early_stopping": True,
+            "length_penalty": 1.0,
+            "diversity_penalty": 0.0,
+            "no_repeat_ngram_size": 0,
+        },
+    }
 
 
 def write_bundle(folder: Path, onnx_model: Path, variant: str, saved_source: Path, data, metric: dict, task) -> dict:

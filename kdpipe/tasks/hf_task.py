@@ -21,6 +21,7 @@ from kdpipe.models.hf import HFModule
 from kdpipe.models.hf_prune import prune_widths
 from kdpipe.tasks import hf_export
 from kdpipe.tasks.base import Task
+
 DERIVE_PARAMS = {"layers", "hidden_size", "num_attention_heads", "intermediate_size", "init"}
 
 

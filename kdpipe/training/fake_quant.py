@@ -168,8 +168,9 @@ def _int8_forwards(model: nn.Module, s: Int8Scheme) -> dict:
         for m in model.modules():
             if isinstance(m, (nn.Conv1d, nn.Conv2d)):
                 # ConvInteger takes one weight zero point: onnxruntime quantizes conv weights per tensor
-                out[m] = lambda x, m=m: m._conv_forward(uint8_dynamic(x), int8_symmetric(m.weight, False, s.reduce_range),
-                                                       m.bias)
+                out[m] = lambda x, m=m: m._conv_forward(
+                    uint8_dynamic(x), int8_symmetric(m.weight, False, s.reduce_range), m.bias
+                )
     if s.embedding:
         for m in model.modules():
             if isinstance(m, nn.Embedding):

@@ -72,6 +72,3 @@ def lm_kd_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, label
                            ignore_index=IGNORE, reduction="sum") / n
     return alpha * soft + (1 - alpha) * hard
 
-
-def perplexity(nll_sum: float, tokens: int) -> float:
-    return float(math.exp(nll_sum / max(tokens, 1)))

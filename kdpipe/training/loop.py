@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import time
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -23,7 +24,6 @@ from kdpipe.errors import KdpipeError
 from kdpipe.metrics import ACCURACY, Metric
 from kdpipe.progress import progress, say
 from kdpipe.training.resume import TrainCheckpoint
-
 
 # Bytes of cached teacher outputs; beyond that the teacher runs live. The text-classification
 # example's hidden states (1.3 GB) save a third of every KD step.
@@ -45,8 +45,13 @@ def resolve_device(setting: str, precision: str = "fp32") -> str:
 
     device = ("cuda" if torch.cuda.is_available() else "cpu") if setting == "auto" else setting
     if device == "cuda" and not torch.cuda.is_available():
-        build = "this torch is a CPU build" if torch.version.cuda is None else "no GPU is visible (CUDA_VISIBLE_DEVICES? driver?)"
-        raise ConfigError(f"device: cuda was asked for, but torch sees no CUDA device ({build}); use device: auto or cpu")
+        build = (
+            "this torch is a CPU build"
+            if torch.version.cuda is None
+            else "no GPU is visible (CUDA_VISIBLE_DEVICES? driver?)"
+        )
+        raise ConfigError(f"device: cuda was asked for, but torch sees no CUDA device ({build}); use device: auto or "
+                          "cpu")
     if precision == "bf16" and device == "cuda" and not torch.cuda.is_bf16_supported():
         raise ConfigError(f"precision: bf16 is not supported by {torch.cuda.get_device_name(0)}; use fp32")
     return device
@@ -172,137 +177,39 @@ def fit(
     schedule.patience (epochs: auto), training stops early on the validation loss of `monitor_loss`
     (default loss_fn; the teacher runs live on validation) and keeps the best epoch (early_stop).
     """
-    import time
-
     sc = schedule
-    device, batch_size = sc.device, sc.batch_size
     gen = torch.Generator().manual_seed(sc.seed)  # the same on every process: one global batch order
-    model.to(device)
-    x = torch.from_numpy(train.x).to(device)
-    y = torch.from_numpy(train.y).to(device)
-    xv, yv = torch.from_numpy(val.x).to(device), torch.from_numpy(val.y).to(device)
-    lengths = text_lengths(train.x)
-
-    cached = None
-    cache_info: dict = {}
-    t_model = teacher.model if teacher is not None else None
-    if t_model is not None:
-        t_model.to(device).eval()
-        for p in t_model.parameters():
-            p.requires_grad_(False)
-        if teacher.cache:  # inputs never change between epochs: run the teacher once
-            from kdpipe.training import teacher_cache
-
-            fmt, k, hidden = teacher.cache_format, teacher.cache_k, teacher.hidden
-            per_sample = teacher_cache.bytes_per_item(t_model, x, fmt, k, hidden)
-            if len(x) * per_sample <= CACHE_BUDGET:
-                t0 = time.perf_counter()
-                cached, loaded = teacher_cache.load_or_build(checkpoint, t_model, x, fmt, k, teacher.temperature,
-                                                             sc.seed, hidden)
-                cache_info = {"format": fmt, "bytes": len(x) * per_sample, "reused": loaded,
-                              "seconds": round(time.perf_counter() - t0, 3),
-                              **({"hidden_layers": list(hidden)} if hidden else {})}
-            else:
-                what = "teacher outputs and hidden states" if hidden else "teacher outputs"
-                say(f"[{desc}] {what} for the training split need {len(x) * per_sample / 2**30:.1f} GiB "
-                    f"as {fmt}: running the teacher live instead of caching")
-
-    # bf16 mixed precision: forward and loss under autocast, weights and optimiser state in fp32.
-    autocast = torch.autocast(device_type=torch.device(device).type, dtype=torch.bfloat16, enabled=sc.precision == "bf16")
-    ddp = distributed.wrap(model, device)
-    opt = _adam(model, sc)
-    steps_per_epoch = max(1, math.ceil(len(y) / batch_size))
-    epochs = sc.epochs
-    total_steps = max(1, epochs * steps_per_epoch)
-    warm = int(sc.warmup * total_steps)
-
+    model.to(sc.device)
+    x, y = torch.from_numpy(train.x).to(sc.device), torch.from_numpy(train.y).to(sc.device)
+    xv, yv = torch.from_numpy(val.x).to(sc.device), torch.from_numpy(val.y).to(sc.device)
+    lengths = text_lengths(train.x)  # texts of similar length batched together (batch_order)
+    t_model = _frozen(teacher.model, sc.device) if teacher is not None else None
+    cached, cache_info = (_cache_teacher(teacher, t_model, x, checkpoint, sc, desc)
+                          if t_model is not None and teacher.cache else (None, {}))
+    steps = _Steps(model, sc, loss_fn, x, y, cached, t_model, checkpoint, desc)
     stop = None
     if sc.patience:  # epochs: auto (early_stop): the rate is held, and divided when the validation loss stalls
         from kdpipe.training.early_stop import EarlyStop, validation_loss
 
         stop = EarlyStop(sc.patience, sc.max_seconds, validation_loss(monitor_loss or loss_fn, t_model, xv, yv))
-        warm = int(sc.warmup * steps_per_epoch * min(epochs, 10))  # the cap is no run's length: warm as a short run
-
-    def lr_factor(step: int) -> float:  # linear warm-up (transformers need it with Adam), then cosine decay
-        if step < warm:
-            return (step + 1) / warm
-        if stop is not None:
-            return stop.lr_scale
-        return 0.5 * (1 + math.cos(math.pi * min(1.0, (step - warm) / max(1, total_steps - warm))))
-
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_factor)
-
-    def teacher_out(idx):
-        if cached is not None:
-            return cached[idx]
-        if t_model is None:
-            return None
-        with torch.inference_mode():
-            out = t_model(x[idx]).float()
-        return out.clone()
-
+    sched = torch.optim.lr_scheduler.LambdaLR(steps.opt, _lr_factor(sc, math.ceil(len(y) / sc.batch_size), stop))
     result = FitResult(final_val=_val_score(model, xv, yv, metric))
-    start = 1
-    state = checkpoint.load() if checkpoint else None
-    if state is not None:
-        if stop is not None and state.get("early_stop"):
-            stop.load(state["early_stop"])
-        model.load_state_dict(state["model"])
-        opt.load_state_dict(state["optimizer"])
-        sched.load_state_dict(state["scheduler"])
-        gen.set_state(state["batch_rng"])
-        torch.set_rng_state(state["torch_rng"])
-        result.history, result.final_val = state["history"], state["final_val"]
-        start = state["epoch"] + 1
-        say(f"[resume] {desc}: continuing after epoch {state['epoch']} of {epochs}")
-    step_time, steps = 0.0, 0
-    world = distributed.world()
-    bar = progress(range(start, epochs + 1), desc=desc, quiet=quiet or not distributed.is_main(), unit="epoch")
+    start = _resume(checkpoint, model, steps.opt, sched, gen, stop, result, desc, sc.epochs)
+    bar = progress(range(start, sc.epochs + 1), desc=desc, quiet=quiet or not distributed.is_main(), unit="epoch")
     for epoch in bar:
         if stop is not None and stop.reason:  # resumed after the epoch that decided to stop
             break
         epoch_start = time.perf_counter()
-        model.train()
-        batches = batch_order(len(y), batch_size, gen, lengths)
-        total = 0.0
-        for step, batch in enumerate(batches, 1):
-            t0 = time.perf_counter()
-            batch = batch.to(device)
-            mine = batch[distributed.shard(len(batch))]
-            chunks = list(mine.split(sc.micro_batch_size or max(1, len(mine)))) or [batch[:1]]
-            opt.zero_grad(set_to_none=True)
-            for c, idx in enumerate(chunks):
-                # Weight each chunk by its share of the global batch: DDP averages over processes,
-                # so sum over chunks and processes gives the mean over the whole batch.
-                weight = len(idx) * world / len(batch) if len(mine) else 0.0
-                sync = contextlib.nullcontext() if c == len(chunks) - 1 or ddp is model else ddp.no_sync()
-                with sync:
-                    with autocast:
-                        loss = loss_fn(ddp(x[idx]), teacher_out(idx), y[idx])
-                    if not torch.isfinite(loss):
-                        kept = f"; the last good checkpoint (epoch {epoch - 1}) is kept" if checkpoint and epoch > 1 else ""
-                        raise KdpipeError(
-                            f"{desc}: loss became {loss.item()} at epoch {epoch}, step {step}; "
-                            "the learning rate is likely too high for this model (or the data holds extreme values)"
-                            f"{kept}"
-                        )
-                    (loss * weight).backward()
-                if len(mine):
-                    total += loss.item() * len(idx)
-            opt.step()
-            sched.step()
-            step_time += time.perf_counter() - t0
-            steps += 1
-        total = distributed.all_sum([total], device)[0]
+        total = steps.epoch(epoch, batch_order(len(y), sc.batch_size, gen, lengths), sched)
         val = _val_score(model, xv, yv, metric)
         result.history.append({"epoch": epoch, "loss": total / len(y), f"val_{metric.name}": val})
         result.final_val = val
         if hasattr(bar, "set_postfix"):
             bar.set_postfix(loss=f"{total / len(y):.4f}", val=f"{val:.2f}{metric.unit}")
         stopping = stop is not None and stop.update(epoch, model, time.perf_counter() - epoch_start)
-        if checkpoint and (checkpoint.due(epoch, epochs) or stopping) and distributed.is_main():
+        if checkpoint and (checkpoint.due(epoch, sc.epochs) or stopping) and distributed.is_main():
             checkpoint.save({
-                "model": model.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
+                "model": model.state_dict(), "optimizer": steps.opt.state_dict(), "scheduler": sched.state_dict(),
                 "batch_rng": gen.get_state(), "torch_rng": torch.get_rng_state(), "epoch": epoch,
                 "history": result.history, "final_val": result.final_val,
                 **({"early_stop": stop.state()} if stop is not None else {}),
@@ -310,16 +217,141 @@ def fit(
         if stopping:
             break
     if stop is not None:
-        result.stopping = stop.finish(model, len(result.history), epochs)
+        result.stopping = stop.finish(model, len(result.history), sc.epochs)
         best = stop.best_epoch
         if best:
             result.final_val = result.history[best - 1][f"val_{metric.name}"]
         say(f"[{desc}] kept epoch {best} of {len(result.history)}: {result.stopping['stopped']}")
     model.eval()
-    result.seconds_per_step = step_time / max(1, steps)
+    result.seconds_per_step = steps.seconds / max(1, steps.count)
     result.precision = sc.precision
     result.teacher_cache = cache_info
     return result
+
+
+def _frozen(t_model: nn.Module, device: str) -> nn.Module:
+    t_model.to(device).eval()
+    for p in t_model.parameters():
+        p.requires_grad_(False)
+    return t_model
+
+
+def _cache_teacher(teacher: TeacherSignal, t_model: nn.Module, x: torch.Tensor, checkpoint, sc: Schedule,
+                   desc: str) -> tuple[torch.Tensor | None, dict]:
+    """The teacher's outputs on the training inputs, computed once (inputs never change between
+    epochs), where they fit CACHE_BUDGET; (None, {}) where the teacher must run live."""
+    from kdpipe.training import teacher_cache
+
+    fmt, k, hidden = teacher.cache_format, teacher.cache_k, teacher.hidden
+    per_sample = teacher_cache.bytes_per_item(t_model, x, fmt, k, hidden)
+    if len(x) * per_sample > CACHE_BUDGET:
+        what = "teacher outputs and hidden states" if hidden else "teacher outputs"
+        say(f"[{desc}] {what} for the training split need {len(x) * per_sample / 2**30:.1f} GiB "
+            f"as {fmt}: running the teacher live instead of caching")
+        return None, {}
+    t0 = time.perf_counter()
+    cached, loaded = teacher_cache.load_or_build(checkpoint, t_model, x, fmt, k, teacher.temperature, sc.seed, hidden)
+    return cached, {
+        "format": fmt,
+        "bytes": len(x) * per_sample,
+        "reused": loaded,
+        "seconds": round(time.perf_counter() - t0, 3),
+        **({"hidden_layers": list(hidden)} if hidden else {}),
+    }
+
+
+def _lr_factor(sc: Schedule, steps_per_epoch: int, stop) -> Callable[[int], float]:
+    """Linear warm-up (transformers need it with Adam), then cosine decay; with early stopping, the
+    rate early_stop holds and divides instead of the decay."""
+    steps_per_epoch = max(1, steps_per_epoch)
+    total_steps = max(1, sc.epochs * steps_per_epoch)
+    warm = int(sc.warmup * total_steps)
+    if stop is not None:
+        warm = int(sc.warmup * steps_per_epoch * min(sc.epochs, 10))  # the cap is no run's length: warm as a short run
+
+    def factor(step: int) -> float:
+        if step < warm:
+            return (step + 1) / warm
+        if stop is not None:
+            return stop.lr_scale
+        return 0.5 * (1 + math.cos(math.pi * min(1.0, (step - warm) / max(1, total_steps - warm))))
+
+    return factor
+
+
+def _resume(checkpoint, model, opt, sched, gen, stop, result: FitResult, desc: str, epochs: int) -> int:
+    """Restores the last saved epoch's state (RNG states included) where there is one; the first epoch to run."""
+    state = checkpoint.load() if checkpoint else None
+    if state is None:
+        return 1
+    if stop is not None and state.get("early_stop"):
+        stop.load(state["early_stop"])
+    model.load_state_dict(state["model"])
+    opt.load_state_dict(state["optimizer"])
+    sched.load_state_dict(state["scheduler"])
+    gen.set_state(state["batch_rng"])
+    torch.set_rng_state(state["torch_rng"])
+    result.history, result.final_val = state["history"], state["final_val"]
+    say(f"[resume] {desc}: continuing after epoch {state['epoch']} of {epochs}")
+    return state["epoch"] + 1
+
+
+class _Steps:
+    """The optimiser steps of one epoch: each process's share of every batch, split into micro-batches
+    with their gradients accumulated, under bf16 autocast where the schedule says so."""
+
+    def __init__(self, model, sc: Schedule, loss_fn, x, y, cached, t_model, checkpoint, desc: str):
+        self.model, self.sc, self.loss_fn, self.x, self.y = model, sc, loss_fn, x, y
+        self.cached, self.t_model, self.checkpoint, self.desc = cached, t_model, checkpoint, desc
+        # bf16 mixed precision: forward and loss under autocast, weights and optimiser state in fp32.
+        self.autocast = torch.autocast(device_type=torch.device(sc.device).type, dtype=torch.bfloat16,
+                                       enabled=sc.precision == "bf16")
+        self.ddp = distributed.wrap(model, sc.device)
+        self.opt = _adam(model, sc)
+        self.seconds, self.count = 0.0, 0
+
+    def teacher_out(self, idx):
+        if self.cached is not None:
+            return self.cached[idx]
+        if self.t_model is None:
+            return None
+        with torch.inference_mode():
+            out = self.t_model(self.x[idx]).float()
+        return out.clone()
+
+    def epoch(self, epoch: int, batches: list[torch.Tensor], sched) -> float:
+        """Trains on `batches`; the summed loss over the epoch's samples (all processes)."""
+        model, world, total = self.model, distributed.world(), 0.0
+        model.train()
+        for step, batch in enumerate(batches, 1):
+            t0 = time.perf_counter()
+            batch = batch.to(self.sc.device)
+            mine = batch[distributed.shard(len(batch))]
+            chunks = list(mine.split(self.sc.micro_batch_size or max(1, len(mine)))) or [batch[:1]]
+            self.opt.zero_grad(set_to_none=True)
+            for c, idx in enumerate(chunks):
+                # Weight each chunk by its share of the global batch: DDP averages over processes,
+                # so sum over chunks and processes gives the mean over the whole batch.
+                weight = len(idx) * world / len(batch) if len(mine) else 0.0
+                sync = contextlib.nullcontext() if c == len(chunks) - 1 or self.ddp is model else self.ddp.no_sync()
+                with sync:
+                    with self.autocast:
+                        loss = self.loss_fn(self.ddp(self.x[idx]), self.teacher_out(idx), self.y[idx])
+                    if not torch.isfinite(loss):
+                        self._diverged(loss, epoch, step)
+                    (loss * weight).backward()
+                if len(mine):
+                    total += loss.item() * len(idx)
+            self.opt.step()
+            sched.step()
+            self.seconds += time.perf_counter() - t0
+            self.count += 1
+        return distributed.all_sum([total], self.sc.device)[0]
+
+    def _diverged(self, loss, epoch: int, step: int):
+        kept = f"; the last good checkpoint (epoch {epoch - 1}) is kept" if self.checkpoint and epoch > 1 else ""
+        raise KdpipeError(f"{self.desc}: loss became {loss.item()} at epoch {epoch}, step {step}; the learning rate "
+                          f"is likely too high for this model (or the data holds extreme values){kept}")
 
 
 GROUP = 64  # batches a length group spans: shuffled enough, and similar lengths within a batch

@@ -30,7 +30,6 @@ from torch import nn
 from kdpipe.data.splits import length_order
 from kdpipe.errors import ModelError
 
-FORMATS = ("dense", "topk", "sampled")
 STORE_LIMIT = 256 << 20  # bytes: caches up to this size are also kept in the run folder for a resume
 
 

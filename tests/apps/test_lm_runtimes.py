@@ -13,8 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.apps.test_runtimes import (APPS, HAVE_MODULES, NODE, _browser, _site, _variants, needs_chromium,
-                                      needs_node)
+from tests.apps.test_runtimes import APPS, HAVE_MODULES, NODE, _browser, _site, _variants, needs_chromium, needs_node
 
 PROMPTS = ["The for statement", "A class defines", "print"]
 NEW = 8
@@ -141,7 +140,9 @@ def test_a_person_generates_text_on_the_page(lm_runs, tmp_path):
     shot = tmp_path / "page.png"
     inputs = tmp_path / "in.json"
     inputs.write_text(json.dumps({"texts": ["The for statement"]}))
-    page = _browser(root, "--bundle", "/bundle", "--inputs", str(inputs), "--new-tokens", "12", "--screenshot", str(shot))[0]
+    page = _browser(
+        root, "--bundle", "/bundle", "--inputs", str(inputs), "--new-tokens", "12", "--screenshot", str(shot)
+    )[0]
     assert not page["errors"] and len(page["generated"][0]["ids"]) >= 1
     assert page["shown"]["text"].startswith("The for statement") and "tokens" in page["shown"]["timing"]
     assert "KV cache: yes" in page["shown"]["timing"]

@@ -53,7 +53,9 @@ def runs(tmp_path_factory):
     out["image"] = folder / "run"
     for task in ("classification", "embedding"):
         folder = tmp_path_factory.mktemp(task)
-        assert run_cli("all", str(text_config(folder, task, **every, **{"benchmark.sequence_lengths": None})), "-q") == 0
+        assert (
+            run_cli("all", str(text_config(folder, task, **every, **{"benchmark.sequence_lengths": None})), "-q") == 0
+        )
         out[task] = folder / "run"
     return out
 
@@ -213,7 +215,9 @@ def test_every_bundle_has_a_model_card_and_says_where_it_runs(tiny_run):
 
     meta = yaml.safe_load(front)
     assert meta["library_name"] == "onnx" and "kdpipe" in meta["tags"]
-    assert meta["model-index"][0]["results"][0]["metrics"][0]["value"] == pytest.approx(info["metric"]["test"], abs=1e-3)
+    assert meta["model-index"][0]["results"][0]["metrics"][0]["value"] == pytest.approx(
+        info["metric"]["test"], abs=1e-3
+    )
     # beside the bundle: the quantized teacher, unless the bundle is the quantized teacher itself
     versus = ("This bundle is the teacher itself, quantized" if info["variant"] == "teacher-int8-dynamic"
               else "teacher quantized (dynamic int8, no distillation)")

@@ -7,11 +7,13 @@ variant as named."""
 import numpy as np
 import pytest
 
+from kdpipe.bundle.choice import choose_bundle
+from kdpipe.config.schema import ExportConfig
 from kdpipe.errors import ConfigError
 from kdpipe.evaluation.evidence import Samples, versus
-from kdpipe.config.schema import ExportConfig
-from kdpipe.bundle.choice import choose_bundle
 from kdpipe.metrics import ACCURACY, PERPLEXITY
+
+pytestmark = pytest.mark.fast  # runs no pipeline
 
 N = 300
 TRUTH = np.arange(N) % 5
@@ -110,7 +112,9 @@ def test_a_damaging_int8_variant_whose_accuracy_did_not_move_is_caught():
     lo, hi = int8["vs_source"]["drop_val_ci"]
     assert int8["metric"]["val"] == next(r for r in rows if r["variant"] == "student")["metric"]["val"]
     assert lo < -1.0 and hi > 1.0  # 16 changed answers of 300: +-2.6 points either way
-    assert int8["vs_source"]["drop_val"] == 0.0 and int8["vs_source"]["damage_val"] == pytest.approx(800 / 300, abs=1e-3)
+    assert int8["vs_source"]["drop_val"] == 0.0 and int8["vs_source"]["damage_val"] == pytest.approx(
+        800 / 300, abs=1e-3
+    )
     # the same copy with only 2 answers changed (1 each way) keeps its place
     mild = answers((set(range(50)) | set(range(100, 114)) | {200}) - {100})
     mild_row = with_source(row("student-int8-dynamic", "onnx-int8", mild, 30, "student"), STUDENT, mild)

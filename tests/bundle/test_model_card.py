@@ -18,7 +18,9 @@ def test_the_cards_step_table_is_the_line_of_models_the_bundle_came_from(tiny_ru
             for r in report["rows"] if r["format"] != "torch"}
     assert "## What each step bought" in card
     table = card.split("## What each step bought")[1].split("## Results")[0]
-    first = table.splitlines()[table.splitlines().index(next(x for x in table.splitlines() if x.startswith("|---"))) + 1]
+    first = table.splitlines()[
+        table.splitlines().index(next(x for x in table.splitlines() if x.startswith("|---"))) + 1
+    ]
     assert first.startswith("| teacher-fp32 → ")
     step_to = first.split("→")[1].split("|")[0].strip()
     a, b = rows["teacher-fp32"], rows[step_to]
@@ -34,8 +36,9 @@ def test_the_cards_snippet_runs_as_written_and_gives_predicts_answers(tiny_run, 
     monkeypatch.chdir(bundle)
     scope = {}
     exec(code, scope)  # noqa: S102 - our own generated snippet
-    from kdpipe.bundle.folder import load_bundle, predict
     from sklearn.datasets import load_digits
+
+    from kdpipe.bundle.folder import load_bundle, predict
 
     raw = load_digits().images[:20].reshape(20, 1, 8, 8).astype(np.float32)
     got = scope["predict"](raw)
@@ -67,6 +70,7 @@ def test_the_licence_is_in_the_front_matter_when_set_and_said_missing_when_not(t
 
     base = dict(title="t", task="classification", variant="student-fp32", precision="fp32", metric_name="accuracy",
                 metric_unit="%", higher_is_better=True, made=[], rows=[Row("this", 90.0, 1000, 0.1)], test_samples=10,
-                data_source="csv:x.csv", machine={}, runtimes={}, files=["model.onnx"], sources="the teacher and the data")
+                data_source="csv:x.csv", machine={}, runtimes={}, files=["model.onnx"], sources="the teacher and the "
+                                                                                                "data")
     assert render(ModelCard(**base, license="apache-2.0")).startswith("---\nlicense: apache-2.0\n")
     assert os.path.isfile(os.path.join(os.path.dirname(__file__), "..", "..", "LICENSE"))

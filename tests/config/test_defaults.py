@@ -5,10 +5,9 @@ import sys
 
 import yaml
 
-from kdpipe.config.load import load_config, read_raw
-
-from kdpipe.config.schema import Config
 from kdpipe.config.defaults import family_of, show
+from kdpipe.config.load import load_config, read_raw
+from kdpipe.config.schema import Config
 from tests.conftest import write_config
 
 
@@ -37,8 +36,12 @@ def test_a_config_naming_teacher_data_and_task_gets_its_familys_settings(tmp_pat
     _, arrays, _ = _cfg(tmp_path, "data: {source: 'builtin:digits'}\n")
     assert arrays.distill == Config().distill and arrays.prune.enabled is True
     # what the config says wins, and a student it names is not given the family's params
-    _, mine, _ = _cfg(tmp_path, "teacher: {model: 'hf:x'}\nstudent: {model: 'hf-config:bert', params: {hidden_size: 32}}\n"
-                                "distill: {lr: 0.003}\n", ["distill.epochs=2"])
+    _, mine, _ = _cfg(
+        tmp_path,
+        "teacher: {model: 'hf:x'}\nstudent: {model: 'hf-config:bert', params: {hidden_size: 32}}\n"
+        "distill: {lr: 0.003}\n",
+        ["distill.epochs=2"],
+    )
     assert mine.student.params == {"hidden_size": 32} and (mine.distill.lr, mine.distill.epochs) == (0.003, 2)
     assert mine.distill.warmup == 0.1
     # a given teacher that is not fine-tuned keeps kdpipe's teacher.train (it is not read)

@@ -1,4 +1,8 @@
+import pytest
+
 from kdpipe.data.overlap import drop_overlapping, words
+
+pytestmark = pytest.mark.fast  # runs no pipeline
 
 
 def test_words_ignore_case_and_punctuation_but_keep_contractions():

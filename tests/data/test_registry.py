@@ -3,9 +3,9 @@
 import numpy as np
 import pytest
 
+from kdpipe.config.load import load_config
 from kdpipe.data.registry import SCHEMES, load_arrays, load_texts, local_path, parse
 from kdpipe.errors import ConfigError, DataError
-from kdpipe.config.load import load_config
 from kdpipe.pipeline.runner import input_digests
 
 
@@ -16,7 +16,8 @@ def _config(tmp_path, body):
 
 
 @pytest.mark.parametrize("body, expected", [
-    ("data: {source: 'parquet:x.pq'}", "data.source 'parquet:x.pq': expected builtin:NAME, npz:PATH, csv:PATH, folder:PATH"),
+    ("data: {source: 'parquet:x.pq'}", "data.source 'parquet:x.pq': expected builtin:NAME, npz:PATH, csv:PATH, "
+                                       "folder:PATH"),
     ("task: causal-lm\ndata: {source: 'folder:imgs'}", "data.source 'folder:imgs': expected builtin:NAME, csv:PATH, "
      "text:PATH, jsonl:PATH, hf-disk:PATH, hf-hub:NAME (the sources of text data)"),
     ("task: classification\ndata: {source: 'jsonl:a.jsonl'}", "(the sources of array data)"),

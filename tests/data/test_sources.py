@@ -2,10 +2,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from kdpipe.config.schema import DataConfig
 from kdpipe.data.registry import load_arrays as load_source
 from kdpipe.data.splits import apply_preprocessing, make_splits, split_indices
 from kdpipe.errors import DataError
-from kdpipe.config.schema import DataConfig
+
+pytestmark = pytest.mark.fast  # runs no pipeline
 
 
 def _cfg(source, **kw):
@@ -53,7 +55,9 @@ def test_npz_csv_and_folder_sources(tmp_path):
     d = load_source(_cfg(f"npz:{tmp_path / 'd.npz'}"))
     assert d.x.shape == (30, 5) and d.labels == ["0", "1", "2"]
 
-    (tmp_path / "d.csv").write_text("a,b,label\n" + "".join(f"{i},{i * 2},{'cat' if i % 2 else 'dog'}\n" for i in range(20)))
+    (tmp_path / "d.csv").write_text(
+        "a,b,label\n" + "".join(f"{i},{i * 2},{'cat' if i % 2 else 'dog'}\n" for i in range(20))
+    )
     c = load_source(_cfg(f"csv:{tmp_path / 'd.csv'}"))
     assert c.x.shape == (20, 2) and c.labels == ["cat", "dog"] and c.y[1] == 0
 

@@ -6,6 +6,8 @@ import pytest
 from kdpipe.evaluation.evidence import Samples, agreement, interval, paired_drop, samples_needed
 from kdpipe.metrics import ACCURACY, PERPLEXITY
 
+pytestmark = pytest.mark.fast  # runs no pipeline
+
 
 def accuracy_samples(right: np.ndarray) -> Samples:
     return Samples(np.where(right, 100.0, 0.0), np.ones(len(right)), right.astype(np.int64))

@@ -1,9 +1,12 @@
 """kdpipe.evaluation.scoring: batched predictions come back in the input's order, padded texts or not."""
 
 import numpy as np
+import pytest
 
 from kdpipe.data.splits import text_lengths
 from kdpipe.evaluation.scoring import logits
+
+pytestmark = pytest.mark.fast  # runs no pipeline
 
 
 def test_padded_texts_run_shortest_first_and_come_back_in_order():

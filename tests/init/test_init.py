@@ -73,7 +73,10 @@ def test_a_numeric_table_gives_tabular_classification_with_an_estimate(tmp_path)
     raw = yaml.safe_load(made.read_text())
     assert raw["task"] == "classification" and raw["data"]["label_column"] == "target"
     assert raw["student"] == {"model": "builtin:mlp", "params": {"hidden": [64]}}
-    assert "Estimated wall time of `kdpipe all` on this machine: about " in r.stdout and "timing (bundle choice" in r.stdout
+    assert (
+        "Estimated wall time of `kdpipe all` on this machine: about " in r.stdout
+        and "timing (bundle choice" in r.stdout
+    )
     _all(made, tmp_path, ["teacher.params={hidden: [128]}"])  # arrays: seconds; the README test runs a text one
 
 

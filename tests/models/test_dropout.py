@@ -6,8 +6,9 @@ import torch
 from kdpipe.models.builtin import BUILTIN
 from kdpipe.models.dropout import set_dropout
 from kdpipe.models.hf import build_hf
-
 from tests.models.test_hf import TINY
+
+pytestmark = pytest.mark.fast  # runs no pipeline
 
 
 @pytest.mark.parametrize("task", sorted(TINY))

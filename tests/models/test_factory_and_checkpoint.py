@@ -11,6 +11,8 @@ from kdpipe.models.checkpoint import count_params, load_model, read_state_dict, 
 from kdpipe.models.factory import build_model
 from kdpipe.models.prune import prune_structured
 
+pytestmark = pytest.mark.fast  # runs no pipeline
+
 
 @pytest.mark.parametrize("name", sorted(BUILTIN))
 def test_every_builtin_model_builds_and_runs(name):
@@ -20,7 +22,9 @@ def test_every_builtin_model_builds_and_runs(name):
 
 def test_python_factory_gets_shape_and_classes(tmp_path, monkeypatch):
     mod = types.ModuleType("my_models")
-    mod.tiny = lambda num_classes, width=4: nn.Sequential(nn.Flatten(), nn.Linear(64, width), nn.Linear(width, num_classes))
+    mod.tiny = lambda num_classes, width=4: nn.Sequential(
+        nn.Flatten(), nn.Linear(64, width), nn.Linear(width, num_classes)
+    )
     monkeypatch.setitem(sys.modules, "my_models", mod)
     m = build_model("python:my_models:tiny", {"width": 6}, (1, 8, 8), 3, "teacher.model")
     assert m(torch.zeros(2, 1, 8, 8)).shape == (2, 3)

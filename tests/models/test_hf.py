@@ -7,6 +7,8 @@ from kdpipe.errors import ModelError
 from kdpipe.models.hf import build_hf, layer_list
 from kdpipe.models.hf_derive import derive_student
 
+pytestmark = pytest.mark.fast  # runs no pipeline
+
 TINY = {
     "causal-lm": ("gpt2", {"n_layer": 4, "n_embd": 32, "n_head": 2, "vocab_size": 100, "n_positions": 64}),
     "masked-lm": ("bert", {"num_hidden_layers": 4, "hidden_size": 32, "num_attention_heads": 2,

@@ -10,13 +10,21 @@ from kdpipe.models.hf import HFModule, build_hf
 from kdpipe.models.hf_derive import derive_student
 from kdpipe.models.hf_prune import apply_plan, leading, make_plan, measure_importance, prune_model, rank_blocks
 
+pytestmark = pytest.mark.fast  # runs no pipeline
+
 CLASSES = [BertModel, BertForMaskedLM, BertForSequenceClassification]
 
 
 def tiny(cls, seed=0, layers=3):
     torch.manual_seed(seed)
-    c = BertConfig(vocab_size=100, hidden_size=32, num_attention_heads=4, intermediate_size=64, num_hidden_layers=layers,
-                   max_position_embeddings=32)
+    c = BertConfig(
+        vocab_size=100,
+        hidden_size=32,
+        num_attention_heads=4,
+        intermediate_size=64,
+        num_hidden_layers=layers,
+        max_position_embeddings=32,
+    )
     return cls(c).eval()
 
 
@@ -145,7 +153,9 @@ def test_derived_student_init_prune_starts_from_the_teachers_most_important_chan
     student, chosen, channels = derive_student(teacher, 2, {"hidden_size": 16, "num_attention_heads": 2,
                                                             "intermediate_size": 32}, "prune", x)
     assert len(chosen) == 2 and student.config.hidden_size == 16 and len(channels) == 16
-    assert torch.equal(student.embeddings.word_embeddings.weight, teacher.embeddings.word_embeddings.weight[:, channels])
+    assert torch.equal(
+        student.embeddings.word_embeddings.weight, teacher.embeddings.word_embeddings.weight[:, channels]
+    )
     with pytest.raises(ModelError, match="4 attention heads per block; hidden size 16 holds 1..2"):
         derive_student(teacher, "every_other", {"hidden_size": 16, "num_attention_heads": 4}, "prune", x)
     # the projection onto the teacher's width starts by putting each channel back where it came from

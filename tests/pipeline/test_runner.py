@@ -4,9 +4,9 @@ import json
 
 import pytest
 
+from kdpipe.config.load import load_config
 from kdpipe.errors import RunFolderError
 from kdpipe.pipeline import runner
-from kdpipe.config.load import load_config
 from kdpipe.stages import ORDER
 from tests.conftest import run_cli, write_config
 

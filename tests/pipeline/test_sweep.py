@@ -49,8 +49,8 @@ def test_the_smallest_student_within_must_be_shown_within_on_the_pooled_test_sam
     differing each seed that is not shown within 1 point; b answers as the teacher does."""
     import numpy as np
 
-    from kdpipe.evaluation.evidence import Samples, save
     from kdpipe.config.schema import Config
+    from kdpipe.evaluation.evidence import Samples, save
     from kdpipe.report.sweep import summarise
 
     n = 200

@@ -4,11 +4,14 @@ from pathlib import Path
 
 import numpy as np
 import onnx
+import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from kdpipe.evaluation.scoring import onnx_predictor
 from kdpipe.quantization.int8_search import quantizable_nodes, search
 from kdpipe.runtime.sessions import make_session
+
+pytestmark = pytest.mark.fast  # runs no pipeline
 
 
 def three_matmuls(path: Path) -> Path:

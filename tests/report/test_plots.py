@@ -1,6 +1,10 @@
 """kdpipe.report.plots: a variant looks the same in every chart (colour = its model, marker = format)."""
 
+import pytest
+
 from kdpipe.report.plots import COLOURS, style
+
+pytestmark = pytest.mark.fast  # runs no pipeline
 
 
 def row(variant, fmt, source=None):

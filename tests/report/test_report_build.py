@@ -2,7 +2,16 @@
 
 import json
 
-REQUIRED_ROW_KEYS = {"variant", "format", "params", "size_bytes", "size_reduction", "metric", "metric_drop_points", "latency"}
+REQUIRED_ROW_KEYS = {
+    "variant",
+    "format",
+    "params",
+    "size_bytes",
+    "size_reduction",
+    "metric",
+    "metric_drop_points",
+    "latency",
+}
 
 
 def test_report_json_schema(tiny_run):
@@ -27,8 +36,13 @@ def test_report_json_schema(tiny_run):
     assert "tokens at batch" not in (tiny_run / "report" / "report.md").read_text()
     assert report["kd"]["precision"] == "fp32"  # the default; precision: auto/bf16 say bf16
     # every model timed side by side, in rounds (benchmark.rounds, 5 by default)
-    assert report["benchmark_rounds"] == 5 and "timed side by side in 5 rounds" in (tiny_run / "report" / "report.md").read_text()
-    timed = [r for r in json.loads((tiny_run / "benchmark" / "latency.json").read_text())["results"] if r.get("batches")]
+    assert (
+        report["benchmark_rounds"] == 5
+        and "timed side by side in 5 rounds" in (tiny_run / "report" / "report.md").read_text()
+    )
+    timed = [
+        r for r in json.loads((tiny_run / "benchmark" / "latency.json").read_text())["results"] if r.get("batches")
+    ]
     assert timed and all(m["rounds"] == 5 for r in timed for m in r["batches"].values())
 
 
@@ -49,8 +63,9 @@ def test_the_report_opens_with_the_stage_by_stage_table_and_its_figures_are_the_
     chain = [(n, steps[n]["step"]["from"], steps[n]["step"]["to"]) for n in ("distill", "prune", "quantize", "export")]
     assert chain[:2] == [("distill", "teacher-fp32", "student-fp32"), ("prune", "student-fp32", "pruned-fp32")]
     assert chain[2][1] == "pruned-fp32" and rows[chain[2][2]]["source"] == "pruned"  # a quantized copy of the pruned
-    assert chain[3][1] == chain[2][2] and chain[3][2] == (report["bundle"]["variant"] if report["bundle"]["variant"] in rows
-                                                           else report["bundle"]["variant"] + "-fp32")
+    assert chain[3][1] == chain[2][2] and chain[3][2] == (
+        report["bundle"]["variant"] if report["bundle"]["variant"] in rows else report["bundle"]["variant"] + "-fp32"
+    )
     for name, before, after in chain:
         st, a, b = steps[name]["step"], rows[before], rows[after]
         assert st["size_bytes"] == [a["size_bytes"], b["size_bytes"]]
@@ -75,8 +90,8 @@ def test_the_report_opens_with_the_stage_by_stage_table_and_its_figures_are_the_
 
 
 def test_kd_verdict_says_when_the_baseline_already_matches_the_teacher():
-    from kdpipe.report.build import _kd_summary
     from kdpipe.metrics import ACCURACY
+    from kdpipe.report.build import _kd_summary
 
     def rows(teacher, baseline, student):
         return [{"variant": v, "format": "torch", "metric": {"test": m}}
@@ -88,8 +103,8 @@ def test_kd_verdict_says_when_the_baseline_already_matches_the_teacher():
 
 
 def test_report_says_when_the_student_trained_in_bf16():
-    from kdpipe.report.build import _kd_summary, notes
     from kdpipe.metrics import ACCURACY
+    from kdpipe.report.build import _kd_summary, notes
 
     rows = [{"variant": v, "format": "torch", "metric": {"test": m}} for v, m in (("teacher", 97.0), ("student", 95.0))]
     for precision, said in (("bf16", True), ("fp32", False), (None, False)):

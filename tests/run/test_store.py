@@ -7,6 +7,8 @@ from kdpipe.errors import RunFolderError
 from kdpipe.io import atomic_write_json
 from kdpipe.run.store import RunLock, RunStore
 
+pytestmark = pytest.mark.fast  # runs no pipeline
+
 
 def test_commit_records_checksums_and_detects_changes(tmp_path):
     store = RunStore(tmp_path)

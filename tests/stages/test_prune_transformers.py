@@ -70,11 +70,18 @@ def test_int8_over_budget_starts_the_sensitivity_search_and_the_report_says_what
     # the search starts from the student's int8 variant of the plain graph (the fused one it cannot search)
     # that damaged its fp32 source least on validation: when that is within export.max_drop (0 here) on
     # this tiny model, no search is needed
-    best = min(v["vs_source"]["damage_val"] for v in q["variants"] if v["format"] == "onnx-int8"
-               and v["source"] == "pruned" and not v["quantization"].get("fused") and not v["variant"].endswith("-mixed"))
-    if best <= 0.0:
-        assert "int8_search" not in q
+    best = min(
+        v["vs_source"]["damage_val"]
+        for v in q["variants"]
+        if v["format"] == "onnx-int8"
+        and v["source"] == "pruned"
+        and not v["quantization"].get("fused")
+        and not v["variant"].endswith("-mixed")
+    )
+    if task == "classification":  # no int8 copy changed an answer of this tiny classifier: nothing to search
+        assert best == 0.0 and "int8_search" not in q
         return
+    assert best > 0.0  # the embedder's int8 copies move its cosines past max_drop 0: the search runs
     assert any(b["variant"] == "pruned-int8-dynamic" for b in report["int8"]["over_budget"])
     s = q["int8_search"]
     assert s["from"] == "pruned-int8-dynamic" and s["nodes"] > 0 and s["tried"] and s["most_sensitive"]

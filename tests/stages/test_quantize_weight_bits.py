@@ -3,14 +3,13 @@ auto, plain and per-channel) and keeps the least damaged against its fp32 source
 default ships 7-bit weights. The choice itself, in miniature: a copy that changes many answers with a
 net of zero loses to one that changes few."""
 
+import json
+import shutil
+
 import numpy as np
 
 from kdpipe.evaluation.evidence import Samples, versus
 from kdpipe.stages.quantize import least_damaged
-
-import json
-import shutil
-
 from tests.conftest import int8_weight_max, run_cli
 
 

@@ -7,7 +7,7 @@ import dataclasses
 import pytest
 from pydantic import BaseModel
 
-from kdpipe.stages import ORDER, STAGES, READ_BY_ANY
+from kdpipe.stages import ORDER, READ_BY_ANY, STAGES
 from tests.conftest import run_cli, write_config
 
 

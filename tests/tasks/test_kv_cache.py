@@ -26,8 +26,18 @@ def _gpt2():
 def _bert_decoder():
     from transformers import BertConfig, BertLMHeadModel
 
-    return BertLMHeadModel(BertConfig(num_hidden_layers=2, hidden_size=64, num_attention_heads=4, intermediate_size=128,
-                                      vocab_size=VOCAB, is_decoder=True, max_position_embeddings=64, initializer_range=0.3))
+    return BertLMHeadModel(
+        BertConfig(
+            num_hidden_layers=2,
+            hidden_size=64,
+            num_attention_heads=4,
+            intermediate_size=128,
+            vocab_size=VOCAB,
+            is_decoder=True,
+            max_position_embeddings=64,
+            initializer_range=0.3,
+        )
+    )
 
 
 @pytest.fixture(scope="module", params=["gpt2", "bert-decoder"])
@@ -47,7 +57,9 @@ def test_one_graph_takes_a_past_and_returns_the_present(exported):
     _, _, folder, _ = exported
     sess, _ = make_session(folder / "model.onnx", "cpu")
     names = input_names(sess)
-    assert {"input_ids", "attention_mask", "position_ids", "past_key_values.0.key", "past_key_values.1.value"} <= set(names)
+    assert {"input_ids", "attention_mask", "position_ids", "past_key_values.0.key", "past_key_values.1.value"} <= set(
+        names
+    )
     assert names[[str(n) for n in names].index("past_key_values.0.key")].shape[1:4:2] == (4, 16)
     assert {"present.0.key", "present.1.value"} <= {o.name for o in sess.get_outputs()}
 
@@ -144,6 +156,15 @@ def test_int4_quantizes_every_weight_matrix_and_embedding_of_the_cached_graph(ex
     assert n == ops.count("MatMulNBits") + ops.count("GatherBlockQuantized") >= 9
     assert "MatMul" not in {node.op_type for node in graph.node if any(i.endswith("weight") for i in node.input)}
     assert out.stat().st_size < 0.35 * (folder / "model.onnx").stat().st_size  # 4 bits and a scale a block of 32
-    sess, _ = make_session(out, "cpu")
-    logits = sess.run(None, TASKS["causal-lm"].feeds(input_names(sess), x))[0]
+    logits, fp32 = (_logits(path, x) for path in (out, folder / "model.onnx"))
     assert np.isfinite(logits).all() and logits.shape == (6, 24, VOCAB)
+    # Within a bound of the fp32 graph. Random weights of a tiny model are int4's worst case (measured
+    # 2026-12-08: 41% / 51% relative error, 56% / 45% of the next-token answers kept, gpt2 / bert); a
+    # broken int4 (a scale's sign, a block's offset, weights read transposed) keeps about 1 in 300
+    assert np.linalg.norm(logits - fp32) / np.linalg.norm(fp32) < 0.7
+    assert (logits.argmax(-1) == fp32.argmax(-1)).mean() > 0.3
+
+
+def _logits(path, x) -> np.ndarray:
+    sess, _ = make_session(path, "cpu")
+    return sess.run(None, TASKS["causal-lm"].feeds(input_names(sess), x))[0]

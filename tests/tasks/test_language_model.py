@@ -94,14 +94,18 @@ def test_bundle_has_model_tokenizer_and_config_and_runs(lm_run):
     task, run = lm_run
     bundle = run / "export" / "bundle"
     info = json.loads((bundle / "kdpipe.json").read_text())
-    assert info["task"] == task and {"model.onnx", "tokenizer.json", "config.json"} <= {p.name for p in bundle.iterdir()}
+    assert info["task"] == task and {"model.onnx", "tokenizer.json", "config.json"} <= {
+        p.name for p in bundle.iterdir()
+    }
     tok = AutoTokenizer.from_pretrained(bundle)
     ids = np.asarray([tok("def f(x): return x", add_special_tokens=False)["input_ids"]], dtype=np.int64)
     sess = ort.InferenceSession(str(bundle / "model.onnx"), providers=["CPUExecutionProvider"])
     assert Generator(sess).run(ids)[0].shape == (1, ids.shape[1], len(tok))
     if task == "causal-lm":  # one graph with a KV cache, described for apps in kdpipe.json
         kv = info["kv_cache"]
-        assert kv["layers"] == 1 and "past_key_values.0.key" in info["inputs"] and kv["eos_token_id"] == tok.eos_token_id
+        assert (
+            kv["layers"] == 1 and "past_key_values.0.key" in info["inputs"] and kv["eos_token_id"] == tok.eos_token_id
+        )
 
 
 def test_causal_bundle_loads_with_optimum(lm_run):
@@ -202,7 +206,10 @@ def test_an_encoder_architecture_student_learns_next_tokens_through_every_stage(
     assert all(p["max_abs_diff"] < 1e-4 and p["agreement"] == 100.0 and p["cached_max_abs_diff"] < 1e-4
                for p in out["export"]["outputs"]["parity"].values())  # with its KV cache, token by token
     rows = {r["variant"]: r for r in out["quantize"]["outputs"]["variants"]}
-    assert rows["student-int8-dynamic"]["metric"]["test"] > 1 and "student-fp32-fused" not in rows  # no BERT fusions
+    assert "student-fp32-fused" not in rows  # no BERT fusions
+    student = next(r for r in out["export"]["outputs"]["variants"] if r["variant"] == "student")
+    # int8 keeps the student's perplexity (122.60 against 122.60 when measured)
+    assert rows["student-int8-dynamic"]["metric"]["test"] == pytest.approx(student["metric"]["test"], rel=0.02)
     bundle = tmp_path / "run" / "export" / "bundle"
     assert json.loads((bundle / "config.json").read_text())["is_decoder"] is True
     assert (bundle / "model.onnx").is_file() and (bundle / "README.md").is_file()
@@ -239,7 +246,10 @@ def test_predict_generates_with_the_cache_and_its_options(lm_run, capsys):
     sampled = [gen("--temperature", "1.5", "--top-k", "50", "--top-p", "0.95", "--seed", "3")["continuation"]
                for _ in range(2)]
     assert sampled[0] == sampled[1]  # the same seed, the same text
-    assert gen("--max-new-tokens", "8", "--temperature", "0")["continuation"] == gen("--max-new-tokens", "8")["continuation"]
+    assert (
+        gen("--max-new-tokens", "8", "--temperature", "0")["continuation"]
+        == gen("--max-new-tokens", "8")["continuation"]
+    )
 
 
 def test_the_causal_cards_snippet_generates_with_the_cache_as_predict_does(lm_run, monkeypatch, capsys):

@@ -8,6 +8,8 @@ import torch
 from kdpipe.tasks.teacher_outputs import cache_dir, cached, model_digest
 from tests.tasks.test_text_tasks import text_config
 
+pytestmark = pytest.mark.fast  # runs no pipeline
+
 
 @pytest.fixture
 def cache(tmp_path, monkeypatch):

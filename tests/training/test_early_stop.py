@@ -13,6 +13,8 @@ from kdpipe.training.kd_loss import hard_loss
 from kdpipe.training.loop import Schedule, fit
 from kdpipe.training.resume import TrainCheckpoint
 
+pytestmark = pytest.mark.fast  # runs no pipeline
+
 
 def _data(n, seed, noise=0.0):
     rng = np.random.default_rng(seed)

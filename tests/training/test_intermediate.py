@@ -5,11 +5,13 @@ import copy
 import pytest
 import torch
 
+from kdpipe.config.schema import IntermediateConfig
 from kdpipe.errors import ConfigError
 from kdpipe.models.hf import HFModule, build_hf
 from kdpipe.models.hf_derive import derive_student
-from kdpipe.config.schema import IntermediateConfig
 from kdpipe.training.intermediate import Matcher, check_mapping, resolve, with_matching
+
+pytestmark = pytest.mark.fast  # runs no pipeline
 
 BERT = {"num_hidden_layers": 4, "hidden_size": 32, "num_attention_heads": 2, "intermediate_size": 64,
         "vocab_size": 100, "max_position_embeddings": 64}

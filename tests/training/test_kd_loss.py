@@ -5,6 +5,8 @@ import torch
 
 from kdpipe.training.kd_loss import kd_loss, kd_loss_fn
 
+pytestmark = pytest.mark.fast  # runs no pipeline
+
 
 def _softmax(xs, t):
     e = [math.exp(x / t) for x in xs]

@@ -5,6 +5,8 @@ import torch
 
 from kdpipe.training.lm_losses import lm_kd_loss, token_divergence
 
+pytestmark = pytest.mark.fast  # runs no pipeline
+
 
 def _probs(logits, t=1.0):
     e = [math.exp(v / t) for v in logits]

@@ -8,6 +8,8 @@ from kdpipe.models.builtin import MLP
 from kdpipe.training.kd_loss import hard_loss
 from kdpipe.training.loop import Schedule, fit, resolve_device, resolve_precision
 
+pytestmark = pytest.mark.fast  # runs no pipeline
+
 
 def _data(n=300, seed=0):
     rng = np.random.default_rng(seed)

@@ -8,8 +8,8 @@ import types
 import numpy as np
 import torch
 
-from kdpipe.metrics import ACCURACY
 from kdpipe.config.load import load_config
+from kdpipe.metrics import ACCURACY
 from kdpipe.quantization.quantizers import Int4, int4_weight_only
 from kdpipe.training import qad
 from kdpipe.training.fake_quant import Int4Scheme

@@ -5,7 +5,6 @@ from __future__ import annotations
 import pytest
 
 from kdpipe.config.load import load_config
-
 from kdpipe.config.recorded import section_dict
 from kdpipe.tasks import load_data, task_for
 from kdpipe.training.teacher import prepare_teacher, steps_scale

@@ -6,13 +6,17 @@ import torch
 from kdpipe.training.lm_losses import lm_kd_loss, sparse_forward_kl, token_divergence
 from kdpipe.training.teacher_cache import build, bytes_per_item, sparsify
 
+pytestmark = pytest.mark.fast  # runs no pipeline
+
 
 def test_topk_keeps_the_largest_probabilities_renormalised():
     logits = torch.tensor([[0.0, 3.0, 1.0, 2.0]])
     t = sparsify(logits, "topk", 2, 1.0, torch.Generator())
     assert t.ids.tolist() == [[1, 3]]
     p = torch.softmax(logits, -1)[0]
-    assert t.probs.float()[0].tolist() == pytest.approx([float(p[1] / (p[1] + p[3])), float(p[3] / (p[1] + p[3]))], abs=1e-3)
+    assert t.probs.float()[0].tolist() == pytest.approx(
+        [float(p[1] / (p[1] + p[3])), float(p[3] / (p[1] + p[3]))], abs=1e-3
+    )
 
 
 def test_sampled_targets_are_an_unbiased_estimate_of_the_distribution():
