@@ -137,6 +137,10 @@ def sweep_cmd(config, overrides, shard, quiet):
 @click.option("--task", type=click.Choice(["classification", "embedding", "causal-lm", "masked-lm"]),
               help="Default: inferred from the data and the teacher.")
 @click.option("--student", help="Default: derived from the teacher (a layer subset of a transformer, a narrower CNN).")
+@click.option("--teacher-weights", type=click.Path(dir_okay=False), help="A trained teacher's checkpoint "
+                                                                         "(.safetensors, or .pt/.pth of a state dict) "
+                                                                         "for a builtin:, python: or torchvision: "
+                                                                         "teacher: it is then not trained here.")
 @click.option("--name", help="The run's name (default: the data file's name).")
 @click.option("--label-column", help="Default: a column named label, class, category, target or y.")
 @click.option("--text-column", help="Default: a column named text (or the longest text column).")
@@ -144,7 +148,8 @@ def sweep_cmd(config, overrides, shard, quiet):
                                                                                       "(default: NAME.yaml here).")
 @click.option("--force", is_flag=True, help="Replace the file if it exists.")
 @click.option("--no-estimate", is_flag=True, help="Skip timing a few training steps for the wall-time estimate.")
-def init_cmd(teacher, data_source, task, student, name, label_column, text_column, output, force, no_estimate):
+def init_cmd(teacher, data_source, task, student, teacher_weights, name, label_column, text_column, output, force,
+             no_estimate):
     """Write a commented config for your own teacher and data: the task, a student and settings that
     suit them, inferred and explained; then the wall time `kdpipe all` will take here, estimated from a
     few timed training steps. Asks for --teacher and --data only at a terminal."""
@@ -161,7 +166,7 @@ def init_cmd(teacher, data_source, task, student, name, label_column, text_colum
             raise ConfigError(f"kdpipe init: {flag} is needed (see kdpipe init --help)")
     teacher = teacher or click.prompt("Teacher (hf:FOLDER, hf-config:TYPE, builtin:NAME, python:module:factory)")
     data_source = data_source or click.prompt("Data (csv:PATH, jsonl:PATH, text:PATH, folder:PATH, npz:PATH, ...)")
-    raw, facts = build(teacher, data_source, task, student, name, label_column, text_column)
+    raw, facts = build(teacher, data_source, task, student, name, label_column, text_column, teacher_weights)
     from pydantic import ValidationError
 
     try:
@@ -244,11 +249,14 @@ def show_config(config, overrides):
                                                         "top (the k most likely) and logits, as the Node app prints.")
 @click.option("--strict", is_flag=True, help="Refuse images of another size or colour mode than the model's, "
                                              "instead of converting them with a note.")
-def predict_cmd(bundle, inputs, texts, top_k, max_new_tokens, temperature, top_p, seed, as_json, strict):
+@click.option("--text-column", default=None, help="Text bundles, .csv/.tsv/.jsonl inputs: the column holding the texts "
+                                                    "(default: the one the bundle was trained with).")
+def predict_cmd(bundle, inputs, texts, top_k, max_new_tokens, temperature, top_p, seed, as_json, strict, text_column):
     """Run a bundle on inputs: files, `-` for stdin, or --text. Classifiers of arrays: .npz (array x,
     shaped like the model's input or as flat rows), CSV (feature columns; a header is optional), JSON
-    ({"inputs": [...]}) or image files; text bundles: .txt (one text a line), .jsonl ("text" field) or
-    JSON ({"texts": [...]}). Prints the label and its probability (classifiers), the embedding
+    ({"inputs": [...]}) or image files; text bundles: .txt (one text a line), .csv / .tsv (the text
+    column the bundle was trained with, or --text-column; a label column is ignored), .jsonl ("text"
+    field) or JSON ({"texts": [...]}). Prints the label and its probability (classifiers), the embedding
     (embedders), the perplexity and a continuation generated with the KV cache (causal-lm: greedy,
     or sampled with --temperature, --top-k, --top-p, --seed) or the text with its masks filled
     (masked-lm). Needs onnxruntime (and tokenizers for text), not torch."""
@@ -272,7 +280,8 @@ def predict_cmd(bundle, inputs, texts, top_k, max_new_tokens, temperature, top_p
             sources.append(("stdin", read_texts(path, stdin.decode("utf-8", "replace")) if is_text
                             else read_inputs(Path("stdin"), info, strict, told, data=stdin)))
         else:
-            sources.append((str(path), read_texts(path) if is_text else read_inputs(path, info, strict, told)))
+            sources.append((str(path), read_texts(path, None, info, text_column) if is_text
+                            else read_inputs(path, info, strict, told)))
     causal = info.get("task") == "causal-lm"
     sampling = Sampling(max_new_tokens, temperature, (top_k or 0) if causal else 0, top_p, seed)
     for name, data in sources:

@@ -6,6 +6,7 @@ import each other in a circle (which only an import inside a function lets run).
 lists the same layers."""
 
 import ast
+import re
 from pathlib import Path
 
 import pytest
@@ -107,3 +108,32 @@ def test_a_circle_is_caught():
     mods = modules()
     mods["kdpipe.labels"] = "from kdpipe.metrics import Metric\n"  # metrics imports labels
     assert ["kdpipe.labels", "kdpipe.metrics"] in cycles(mods)
+
+
+def documented_layers(text: str) -> dict[str, int]:
+    """The layers docs/how-it-works.md lists, numbered top to bottom, as LAYERS numbers them (bottom 0):
+    the bold names of each item, and for the blocks the packages it lists after the colon."""
+    items = re.findall(r"^(\d+)\. (.+?)(?=^\d+\. |^\s*$)", text[text.index("## Layout"):], re.M | re.S)
+    out = {}
+    for number, body in items:
+        level = len(items) - int(number)
+        names = re.findall(r"\*\*(\w+)\*\*", body)
+        if names == ["blocks"]:
+            names = [n.strip() for n in body.split(":", 1)[1].replace("\n", " ").rstrip(" ;.").split(",")]
+        for name in names:
+            out[name] = level
+    if "cli" in out:
+        out["__main__"] = out["cli"]
+    out.pop("base", None)
+    return out
+
+
+def test_the_docs_list_the_same_layers():
+    docs = (PACKAGE.parent / "docs" / "how-it-works.md").read_text()
+    assert documented_layers(docs) == LAYERS
+
+
+def test_a_layer_the_docs_misplace_is_caught():
+    docs = (PACKAGE.parent / "docs" / "how-it-works.md").read_text()
+    swapped = docs.replace("4. **report**", "4. **run**", 1).replace("5. **run**", "5. **report**", 1)
+    assert documented_layers(swapped) != LAYERS

@@ -11,6 +11,7 @@ import io
 import json
 import shutil
 import sys
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -192,7 +193,9 @@ def read_inputs(path: Path, info: dict, strict: bool = False, told: set | None =
         bad = [str(c) for c in df.columns if not pd.api.types.is_numeric_dtype(df[c])]
         if bad:
             raise DataError(f"{path}: feature columns must be numeric; not numeric: {', '.join(bad[:5])}")
-        x = df.to_numpy(dtype=np.float32)
+        with warnings.catch_warnings():  # values beyond float32 become inf: told below in one line, not warned
+            warnings.simplefilter("ignore", RuntimeWarning)
+            x = df.to_numpy(dtype=np.float32)
     elif suffix in IMAGE_SUFFIXES:
         if len(shape) != 3:
             raise DataError(f"{path}: an image, but the model takes feature vectors of shape {shape}: give .npz or "
@@ -298,17 +301,25 @@ def top_classes(scores: np.ndarray, labels: list[str], k: int) -> list[dict]:
     return [{"label": labels[int(i)], "probability": round(float(p[i]), 6)} for i in order]
 
 
-def read_texts(path: Path, data: str | None = None) -> list[str]:
-    """Texts for a text bundle: a .txt file or stdin (`data`; one text a line), JSONL ("text" field) or
-    JSON ({"texts": [...]}, the Node app's format, or a list of strings)."""
+def read_texts(path: Path, data: str | None = None, info: dict | None = None,
+               text_column: str | None = None) -> list[str]:
+    """Texts for a text bundle: a .txt file or stdin (`data`; one text a line), JSONL ("text" field),
+    JSON ({"texts": [...]}, the Node app's format, or a list of strings), or a CSV / TSV read as one:
+    the text column by `text_column`, else by the name the bundle was trained with (`info`), a label
+    column ignored; a one-column file without that header is all texts."""
     path = Path(path)
     if data is not None:
         return [ln for ln in data.splitlines() if ln.strip()]
     _check_input_file(path)
+    if path.suffix.lower() in (".csv", ".tsv"):
+        raw = path.read_text(encoding="utf-8", errors="replace")
+        return _csv_texts(path, raw, "\t" if path.suffix.lower() == ".tsv" else ",", text_column,
+                          (info or {}).get("text_column", "text"))
     if path.suffix.lower() == ".jsonl":
         from kdpipe.data.text import read_jsonl
 
-        return [row["text"] for row in read_jsonl(path, "text")]
+        column = text_column or "text"
+        return [row[column] for row in read_jsonl(path, column)]
     if path.suffix.lower() == ".json":
         try:
             doc = json.loads(path.read_bytes())
@@ -319,6 +330,32 @@ def read_texts(path: Path, data: str | None = None) -> list[str]:
             raise DataError(f'{path}: expected {{"texts": ["...", ...]}} or a list of strings')
         return texts
     return [ln for ln in path.read_text(encoding="utf-8", errors="replace").splitlines() if ln.strip()]
+
+
+def _csv_texts(path: Path, raw: str, delimiter: str, asked: str | None, recorded: str) -> list[str]:
+    """The texts of a CSV: quoted commas and line breaks inside a text are the text's own."""
+    try:
+        rows = [r for r in csv.reader(io.StringIO(raw, newline=""), delimiter=delimiter) if any(c.strip() for c in r)]
+    except csv.Error as e:
+        raise DataError(f"{path}: not a readable CSV file ({e})") from None
+    if not rows:
+        return []
+    header = [c.strip() for c in rows[0]]
+    want = asked or recorded
+    if want in header:
+        col, body = header.index(want), rows[1:]
+    elif asked:
+        raise DataError(f"{path}: no column {asked!r} (--text-column); its columns: {', '.join(header)}")
+    elif len(header) == 1:
+        col, body = 0, rows  # one column and no header of that name: every row is a text
+    else:
+        raise DataError(f"{path}: {len(header)} columns and none named {recorded!r} (the text column this bundle "
+                        f"was trained with); name the text column with --text-column (columns: {', '.join(header)})")
+    short = next((i for i, r in enumerate(body) if len(r) <= col), None)
+    if short is not None:
+        line = short + (2 if body is not rows else 1)
+        raise DataError(f"{path}: row {line} has no {header[col] if body is not rows else 'text'} cell")
+    return [r[col] for r in body]
 
 
 def text_outputs(folder: Path, session, info: dict, texts: list[str], batch_size: int = 64) -> np.ndarray:

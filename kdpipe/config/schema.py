@@ -121,10 +121,23 @@ class TeacherConfig(Section):
                                            "where more labels were at hand than the student's data keeps)")
 
 
+DEFAULT_STUDENT = {"model": "builtin:mlp", "params": {"hidden": [128]}}
+
+
 class StudentConfig(Section):
-    model: str = "builtin:mlp"
-    params: dict[str, Any] = Field(default_factory=lambda: {"hidden": [128]})
+    model: str = DEFAULT_STUDENT["model"]
+    params: dict[str, Any] = Field(default_factory=dict, description="the model's own arguments (builtin:mlp alone "
+                                                                     "defaults to hidden: [128])")
     trust_remote_code: bool = False
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_params_for_the_default_model(cls, data):
+        # hidden: [128] is builtin:mlp's: a python:, torchvision: or other student takes its own defaults
+        if isinstance(data, dict) and "params" not in data and data.get("model", DEFAULT_STUDENT["model"]) == \
+                DEFAULT_STUDENT["model"]:
+            data = {**data, "params": dict(DEFAULT_STUDENT["params"])}
+        return data
 
 
 LayerMap = list[tuple[int, int]]

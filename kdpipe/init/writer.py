@@ -14,12 +14,16 @@ from kdpipe.init.infer import DataFacts, TeacherFacts, choose_task, look_at_data
 
 
 def build(teacher: str, data: str, task: str | None = None, student: str | None = None, name: str | None = None,
-          label_column: str | None = None, text_column: str | None = None) -> tuple[dict, list[tuple[str, str]]]:
+          label_column: str | None = None, text_column: str | None = None,
+          teacher_weights: str | None = None) -> tuple[dict, list[tuple[str, str]]]:
     """(raw config, [(what, why)]): the config's keys and the facts behind them, a line each."""
     d, t = look_at_data(data, label_column, text_column), look_at_teacher(teacher)
     task, task_why = choose_task(d, t, task)
     facts = [("data", d.why), ("teacher", t.why), (f"task: {task}", task_why)]
     cfg: dict = {"name": name or _name_of(data), "task": task, "data": {"source": data}, "teacher": {"model": teacher}}
+    if teacher_weights:
+        cfg["teacher"]["weights"] = _weights(teacher_weights, t)
+        facts.append(("teacher.weights", "the trained teacher's checkpoint: the teacher is not trained here"))
     if d.label_column and d.label_column != "label" and task == "classification":
         cfg["data"]["label_column"] = d.label_column
     if d.text_column and d.text_column != "text":
@@ -58,6 +62,19 @@ def build(teacher: str, data: str, task: str | None = None, student: str | None 
         facts.append(("quantize.op_types: [MatMul, Gemm]", "int8 convolutions are slower than fp32 ones on CPUs "
                       "without AVX-512 VNNI (benchmarks/README.md); quantize the dense layers only"))
     return cfg, facts
+
+
+def _weights(path: str, t: TeacherFacts) -> str:
+    """--teacher-weights, checked as far as init can without building the model (`kdpipe check` loads it):
+    a readable checkpoint file, for a teacher that takes one."""
+    if t.family == "pretrained":
+        raise ConfigError("kdpipe init --teacher-weights: an hf: teacher brings its own weights in its folder")
+    p = Path(path).expanduser()
+    if not p.is_file():
+        raise ConfigError(f"kdpipe init --teacher-weights: {path}: no such file")
+    if p.suffix.lower() not in (".safetensors", ".pt", ".pth"):
+        raise ConfigError(f"kdpipe init --teacher-weights: {path}: a .safetensors, .pt or .pth checkpoint is expected")
+    return str(p.resolve())
 
 
 STEPS = 250  # optimizer steps a fine-tune needs at least: the text example's teacher took 234 to 87.8%

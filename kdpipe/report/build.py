@@ -7,7 +7,9 @@ terminal table, Markdown and HTML (with plots). Nothing here measures: it only j
 from __future__ import annotations
 
 from datetime import datetime, timezone
+from typing import Callable
 
+from kdpipe.evaluation.evidence import paired_drop
 from kdpipe.report.frontier import cost_of, frontiers
 from kdpipe.report.generation import generation_finding, generation_summary
 from kdpipe.report.qad import qad_finding, qad_summary
@@ -22,7 +24,9 @@ NOT_AVAILABLE = "not available"
 _NOT_MEASURED = ("not measured", "torch variants: teacher only")
 
 
-def build_report(manifest: dict, providers: list[str], batch_sizes: list[int]) -> dict:
+def build_report(manifest: dict, providers: list[str], batch_sizes: list[int],
+                 evidence: Callable[[dict], dict | None] | None = None) -> dict:
+    """report.json from the manifest; `evidence` reads a row's per-sample evidence (paired comparisons)."""
     stages = manifest["stages"]
     out = lambda s: stages.get(s, {}).get("outputs", {})  # noqa: E731
     rows = [dict(r) for stage in ("distill", "prune", "export", "quantize") for r in out(stage).get("variants", [])]
@@ -41,7 +45,8 @@ def build_report(manifest: dict, providers: list[str], batch_sizes: list[int]) -
         "rows": table,
         "metric": m,
         "kd": _kd_summary(
-            rows, metric, distill.get("student_start"), distill.get("training", {}).get("student", {}).get("precision")
+            rows, metric, distill.get("student_start"), distill.get("training", {}).get("student", {}).get("precision"),
+            evidence,
         ),
         "prune": _prune_summary(out("prune")),
         "int8": _int8_summary(rows, metric, out("quantize"), config.get("export", {})),
@@ -130,7 +135,11 @@ def _latency_cell(res: dict | None, status: dict | None, fmt: str) -> dict:
     return cell
 
 
-def _kd_summary(rows: list[dict], metric, start: dict | None = None, precision: str | None = None) -> dict | None:
+def _kd_summary(rows: list[dict], metric, start: dict | None = None, precision: str | None = None,
+                evidence: Callable[[dict], dict | None] | None = None) -> dict | None:
+    """What KD bought: the student against the same model trained without KD, compared on the same
+    samples (`evidence`: a row's per-sample evidence) with the paired 95% interval on validation and
+    test; "KD helped" only where the test interval excludes zero."""
     by = {r["variant"]: r for r in rows if r["format"] == "torch"}
     if "student" not in by:
         return None
@@ -148,20 +157,49 @@ def _kd_summary(rows: list[dict], metric, start: dict | None = None, precision: 
     base = by["baseline"]["metric"]["test"]
     gain = round(metric.worse_by(student, base), 4)  # how much worse the no-KD baseline is: what KD bought
     summary.update(baseline=base, gain_points=gain)
-    units = "points" if metric.unit == "%" else metric.name
-    if gain > 0:
-        summary["verdict"] = (f"KD helped: the student is {gain:.2f} {units} better than the same model trained "
-                              f"without KD")
-    elif gain == 0:
-        summary["verdict"] = "KD made no difference on the test split: student and baseline score the same"
-    elif metric.worse_by(summary["teacher"], base) <= 0:  # the no-KD student already reaches the teacher
-        summary["verdict"] = (f"KD did not help here: the student is {-gain:.2f} {units} worse than the same model "
-                              "trained without KD, which already matches the teacher, so the teacher had nothing "
-                              "to add; KD pays for students that cannot learn the task as well alone")
-    else:
-        summary["verdict"] = (f"KD did not help here: the student is {-gain:.2f} {units} worse than the same model "
-                              "trained without KD; try another temperature/alpha or a larger student")
+    paired = _paired_gain(metric, by["student"], by["baseline"], evidence)
+    if paired:
+        summary["paired"] = paired
+    summary["verdict"] = _kd_verdict(gain, paired, metric, metric.worse_by(summary["teacher"], base) <= 0)
     return summary
+
+
+def _paired_gain(metric, student: dict, baseline: dict, evidence) -> dict:
+    """KD's gain (how much worse the baseline is than the student) on each split's same samples, with
+    its paired 95% interval; {} where the evidence was not kept."""
+    s, b = (evidence(student), evidence(baseline)) if evidence else (None, None)
+    if not s or not b:
+        return {}
+    out = {}
+    for split in ("val", "test"):
+        d = paired_drop(metric, s[split], b[split])
+        out[split] = {"gain": d["drop"], "ci": d["ci"], "samples": len(s[split])}
+    return out
+
+
+def _kd_verdict(gain: float, paired: dict, metric, baseline_matches_teacher: bool) -> str:
+    units = "points" if metric.unit == "%" else metric.name
+    test = paired.get("test")
+    if test:
+        lo, hi = test["ci"]
+        said = (f" (test {test['gain']:+.2f}, 95% {lo:+.2f} to {hi:+.2f} on {test['samples']:,} samples"
+                + (f"; validation {paired['val']['gain']:+.2f}, 95% {paired['val']['ci'][0]:+.2f} to "
+                   f"{paired['val']['ci'][1]:+.2f}" if "val" in paired else "") + ")")
+        if lo <= 0 <= hi:
+            return (f"KD and no KD cannot be told apart on {test['samples']:,} test samples: the student is "
+                    f"{gain:+.2f} {units} against the same model trained without KD{said}")
+    else:
+        said = ""  # (a run recorded before evidence was kept: the point values alone)
+        if gain == 0:
+            return "KD made no difference on the test split: student and baseline score the same"
+    if gain > 0:
+        return f"KD helped: the student is {gain:.2f} {units} better than the same model trained without KD{said}"
+    if baseline_matches_teacher:  # the no-KD student already reaches the teacher
+        return (f"KD did not help here: the student is {-gain:.2f} {units} worse than the same model trained "
+                f"without KD{said}, which already matches the teacher, so the teacher had nothing to add; KD "
+                "pays for students that cannot learn the task as well alone")
+    return (f"KD did not help here: the student is {-gain:.2f} {units} worse than the same model trained without "
+            f"KD{said}; try another temperature/alpha or a larger student")
 
 
 def _epochs_run(training: dict) -> dict:

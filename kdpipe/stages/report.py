@@ -14,7 +14,7 @@ SECTIONS = ("name",)
 
 def run(ctx) -> dict:
     bc = ctx.cfg.benchmark
-    report = build_report(ctx.store.manifest(), list(bc.providers), list(bc.batch_sizes))
+    report = build_report(ctx.store.manifest(), list(bc.providers), list(bc.batch_sizes), ctx.evidence)
     atomic_write_json(ctx.out / "report.json", report)
     atomic_write_bytes(ctx.out / "report.md", render_markdown(report).encode())
     atomic_write_bytes(ctx.out / "report.html", render_html(report, make_plots(report, ctx.out)).encode())

@@ -204,7 +204,8 @@ def genai_config(config: dict, names: list, eos: int, bos: int | None = None, pa
     }
 
 
-def write_bundle(folder: Path, onnx_model: Path, variant: str, saved_source: Path, data, metric: dict, task) -> dict:
+def write_bundle(folder: Path, onnx_model: Path, variant: str, saved_source: Path, data, metric: dict, task,
+                 columns: dict | None = None) -> dict:
     """model.onnx with the model's config.json and tokenizer files: loadable with optimum's
     ORTModelFor... classes, or plain onnxruntime plus the tokenizer."""
     folder.mkdir(parents=True, exist_ok=True)
@@ -232,4 +233,4 @@ def write_bundle(folder: Path, onnx_model: Path, variant: str, saved_source: Pat
         "max_sequence_length": data.max_length or data.sequence_length,
         "trained_sequence_length": data.sequence_length,
         "padding": "right, attention_mask 0 on padding" if task.padded else "none (attention_mask all ones)",
-        **task.bundle_info(data), **cache})
+        **(columns or {}), **task.bundle_info(data), **cache})

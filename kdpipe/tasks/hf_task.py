@@ -217,4 +217,6 @@ class HFTask(Task):
     def write_bundle(self, folder, onnx_model, variant, saved_source, data, metric, cfg) -> dict:
         """model.onnx with the model's config.json and tokenizer files: loadable with optimum's
         ORTModelFor... classes, or plain onnxruntime plus the tokenizer."""
-        return hf_export.write_bundle(folder, onnx_model, variant, saved_source, data, metric, self)
+        # the columns it was trained on: predict and evaluate read a CSV of the same layout by them
+        columns = {"text_column": cfg.data.text_column, "label_column": cfg.data.label_column}
+        return hf_export.write_bundle(folder, onnx_model, variant, saved_source, data, metric, self, columns)

@@ -134,3 +134,47 @@ def test_init_without_a_terminal_names_what_it_needs_and_keeps_existing_files(tm
     assert r.returncode == 2 and "exists" in r.stderr and made.read_text() == "mine\n"
     r, _ = _init(tmp_path, "--teacher", "python:mine:make", "--data", "builtin:digits", "--force", "--no-estimate")
     assert r.returncode == 2 and "name one with --student" in r.stderr
+
+
+MY_MODELS = '''
+from torch import nn
+
+
+def teacher(num_classes, hidden=64):
+    return nn.Sequential(nn.Flatten(), nn.Linear(64, hidden), nn.ReLU(), nn.Linear(hidden, num_classes))
+
+
+def student(num_classes):
+    return nn.Sequential(nn.Flatten(), nn.Linear(64, num_classes))
+'''
+
+
+@pytest.mark.parametrize("student", ["python:mymodels:student", "builtin:mlp"])
+def test_ones_own_teacher_and_student_modules_and_a_trained_teacher_give_a_config_check_passes(
+        student, tmp_path, monkeypatch, capsys):
+    """python: teacher and student with their own arguments (no builtin: params forced on them), and
+    a trained teacher's checkpoint named with --teacher-weights: the written config passes check as written."""
+    import torch
+    from safetensors.torch import save_file
+    from sklearn.datasets import load_digits
+
+    (tmp_path / "mymodels.py").write_text(MY_MODELS)
+    d = load_digits()
+    np.savez(tmp_path / "d.npz", x=d.images[:300, None].astype(np.float32), y=d.target[:300])
+    monkeypatch.syspath_prepend(str(tmp_path))
+    from mymodels import teacher  # the module written above
+
+    torch.manual_seed(0)
+    save_file(teacher(10).state_dict(), str(tmp_path / "teacher.safetensors"))
+    args = ["--teacher", "python:mymodels:teacher", "--data", f"npz:{tmp_path / 'd.npz'}",
+            "--teacher-weights", "teacher.safetensors", "--student", student]
+    r, made = _init(tmp_path, *args, "--no-estimate")
+    assert r.returncode == 0, r.stderr
+    raw = yaml.safe_load(made.read_text())
+    assert raw["teacher"]["weights"] == str(tmp_path / "teacher.safetensors") and raw["student"]["model"] == student
+    monkeypatch.chdir(tmp_path)
+    capsys.readouterr()
+    assert run_cli("check", str(made)) == 0, capsys.readouterr().err
+    r, _ = _init(tmp_path, *args[:4], "--teacher-weights", "missing.pt", "--no-estimate", "--force")
+    assert r.returncode == 2 and "--teacher-weights: missing.pt: no such file" in r.stderr
+    assert "Traceback" not in r.stderr

@@ -102,6 +102,37 @@ def test_kd_verdict_says_when_the_baseline_already_matches_the_teacher():
     assert _kd_summary(rows(97.3, 93.8, 94.3), ACCURACY)["verdict"].startswith("KD helped")
 
 
+def test_kd_helped_only_where_the_paired_interval_excludes_zero():
+    """The same 2.3-point gain is "helped" on 1,000 test samples that show it, and "cannot be told
+    apart" where it rests on 3 of 130 samples; validation is reported beside test."""
+    import numpy as np
+
+    from kdpipe.evaluation.evidence import Samples
+    from kdpipe.metrics import ACCURACY
+    from kdpipe.report.build import _kd_summary
+
+    def samples(right):
+        right = np.asarray(right, float)
+        return Samples(right * 100, np.ones_like(right), right.astype(np.int64))
+
+    def summary(n, student_wins, baseline_wins):
+        both = np.ones(n)
+        s, b = both.copy(), both.copy()
+        b[:student_wins] = 0  # answers only the student got right
+        s[n - baseline_wins:] = 0  # and only the baseline
+        ev = {"student": {"val": samples(s), "test": samples(s)}, "baseline": {"val": samples(b), "test": samples(b)}}
+        rows = [{"variant": v, "format": "torch", "metric": {"test": float(m)}}
+                for v, m in (("teacher", 100.0), ("student", s.mean() * 100), ("baseline", b.mean() * 100))]
+        return _kd_summary(rows, ACCURACY, evidence=lambda r: ev.get(r["variant"]))
+
+    shown = summary(1000, 30, 7)
+    assert shown["verdict"].startswith("KD helped: the student is 2.30 points better")
+    assert shown["paired"]["test"]["ci"][0] > 0 and shown["paired"]["val"]["samples"] == 1000
+    unclear = summary(130, 3, 0)
+    assert unclear["verdict"].startswith("KD and no KD cannot be told apart on 130 test samples")
+    assert unclear["paired"]["test"]["ci"][0] <= 0 < unclear["gain_points"]
+
+
 def test_report_says_when_the_student_trained_in_bf16():
     from kdpipe.metrics import ACCURACY
     from kdpipe.report.build import _kd_summary, notes

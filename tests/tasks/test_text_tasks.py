@@ -300,6 +300,14 @@ def test_predict_runs_a_text_classification_bundle(text_run, tmp_path, capsys):
     assert len(rows) == 2 and all(r["label"] in ("built-in-types", "data-model", "expressions", "statements")
                                   for r in rows)
     assert run_cli("predict", str(run / "export" / "bundle"), str(tmp_path / "missing.txt")) == 2
+    # a CSV in the training data's own layout: one prediction a row, the same as the texts alone
+    info = json.loads((run / "export" / "bundle" / "kdpipe.json").read_text())
+    assert info["text_column"] == "text" and info["label_column"] == "label"
+    table = tmp_path / "labelled.csv"
+    table.write_text('text,label\n"The while statement repeats a block.",statements\n'
+                     '"str.upper() returns a copy in upper case.",built-in-types\n')
+    assert run_cli("predict", str(run / "export" / "bundle"), str(table), "--json") == 0
+    assert [json.loads(line)["label"] for line in capsys.readouterr().out.splitlines()] == [r["label"] for r in rows]
     # --text, stdin and the repository's example texts give the same labels; no transformers, no torch
     example = Path(__file__).parents[2] / "apps" / "examples" / "texts.txt"
     lines = example.read_text().splitlines()
