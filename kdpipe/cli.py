@@ -289,6 +289,26 @@ def predict_cmd(bundle, inputs, texts, top_k, max_new_tokens, temperature, top_p
             click.echo(json.dumps({"input": name, "index": i, **r}) if as_json else f"{name}[{i}]\t{line(r)}")
 
 
+@cli.command("evaluate")
+@click.argument("bundle", type=click.Path(file_okay=False, path_type=Path))
+@click.argument("data")
+@click.option("--vs", "other", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="A second bundle scored on the same samples, compared with the paired 95% interval (an embedding "
+                   "bundle: the one it is measured against).")
+@click.option("--text-column", default=None, help="Default: the one the bundle was trained with.")
+@click.option("--label-column", default=None, help="Default: the one the bundle was trained with (label).")
+@click.option("--json", "as_json", is_flag=True, help="The result as one JSON object.")
+def evaluate_cmd(bundle, data, other, text_column, label_column, as_json):
+    """Score a bundle on a labelled file the pipeline never saw (csv:, jsonl:, npz:, folder:, text:, or a
+    path by its ending): the metric with its 95% interval; for classifiers each class's precision,
+    recall and count and the confusion matrix; perplexity for causal LMs. --vs OTHER scores a second
+    bundle on the same samples: which is better, with the paired interval. Needs the bundles only."""
+    from kdpipe.bundle.evaluate import evaluate, render
+
+    result = evaluate(str(bundle), data, str(other) if other else None, text_column, label_column)
+    click.echo(json.dumps(result, indent=2) if as_json else render(result), nl=as_json)
+
+
 def main(argv=None) -> int:
     try:
         cli.main(args=argv, prog_name="kdpipe", standalone_mode=False)

@@ -68,3 +68,37 @@ def perplexity(nll_sum: float, tokens: float) -> float:
 
 
 PERPLEXITY = Metric("perplexity", "", False, _next_token_nll, perplexity, mean_of_samples=False)
+
+
+# Sentence embeddings: mean cosine similarity to the teacher's embedding of the same text (x100).
+def _cosine_partial(out: np.ndarray, target: np.ndarray) -> tuple[float, float]:
+    a = out / np.maximum(np.linalg.norm(out, axis=-1, keepdims=True), 1e-12)
+    b = target / np.maximum(np.linalg.norm(target, axis=-1, keepdims=True), 1e-12)
+    return float((a * b).sum(-1).sum() * 100.0), float(len(a))
+
+
+def neighbour_overlap(out: np.ndarray, target: np.ndarray, k: int = 10) -> float:
+    """Mean share (%) of each text's k nearest neighbours (cosine) under the teacher's embeddings that
+    the student's embeddings find too."""
+    def top(e):
+        e = e / np.maximum(np.linalg.norm(e, axis=-1, keepdims=True), 1e-12)
+        sim = e @ e.T
+        np.fill_diagonal(sim, -np.inf)
+        return np.argsort(-sim, axis=1)[:, :k]
+
+    k = min(k, len(out) - 1)
+    if k < 1:
+        return float("nan")
+    a, b = top(out), top(target)
+    return float(np.mean([len(set(r) & set(s)) / k for r, s in zip(a, b)]) * 100.0)
+
+
+COSINE = Metric(
+    "cosine similarity to teacher",
+    "%",
+    True,
+    _cosine_partial,
+    lambda num, den: num / max(den, 1.0),
+    collect=lambda out: out,
+    extras=lambda out, y: {"top10_neighbour_overlap": round(neighbour_overlap(out, y), 2)},
+)

@@ -75,3 +75,25 @@ def test_a_broken_link_is_caught(tmp_path):
 
 def test_the_readme_is_what_a_newcomer_reads_in_five_minutes():
     assert len((ROOT / "README.md").read_text().splitlines()) <= 250
+
+
+def undocumented_options(doc: str) -> list[str]:
+    """`kdpipe COMMAND --option`s (and commands) that docs/commands.md does not name."""
+    from kdpipe.cli import cli
+
+    out = []
+    for name, command in cli.commands.items():
+        if f"kdpipe {name}" not in doc and f"`{name}`" not in doc:
+            out.append(name)
+        out += [f"{name} {o}" for p in command.params for o in p.opts if o.startswith("--") and o != "--help"
+                and f"`{o}" not in doc and f"{o}`" not in doc and f"[{o}" not in doc and f"/{o}" not in doc]
+    return out
+
+
+def test_commands_md_names_every_command_and_option_of_the_help():
+    assert undocumented_options((ROOT / "docs" / "commands.md").read_text()) == []
+
+
+def test_an_option_missing_from_commands_md_is_caught():
+    doc = (ROOT / "docs" / "commands.md").read_text().replace("--teacher-weights", "--the-weights")
+    assert undocumented_options(doc) == ["init --teacher-weights"]

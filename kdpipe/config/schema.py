@@ -62,6 +62,8 @@ class DataConfig(Section):
     micro_batch_size: Samples | None = Field(None, ge=1, description="max samples per forward pass per process")
     limit: Samples | None = Field(None, ge=10, description="use only this many samples (quick runs)")
     text_column: str = Field("text", description="text tasks: the text field of JSONL/CSV/datasets sources")
+    drop_unlabelled: bool = Field(False, description="rows of a labelled CSV/JSONL without a label: left out with a "
+                                                      "note (true), or refused, naming them (false)")
     sequence_length: int = Field(128, ge=8, le=8192, description="text tasks: tokens per block (LM) or per text")
     vocab_size: Annotated[int, at_most(1_000_000, "tokens in a vocabulary trained here")] = Field(
         2000, ge=100, description="language models: size of a tokenizer trained here")

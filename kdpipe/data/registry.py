@@ -23,7 +23,7 @@ class Scheme:
 
 SCHEMES: dict[str, Scheme] = {
     "builtin": Scheme("builtin:NAME", False, arrays=sources.builtin_arrays,
-                      texts=lambda _, name, col, label: text.builtin_texts(name, col, label)),
+                      texts=lambda _, name, col, label, drop=False: text.builtin_texts(name, col, label)),
     "npz": Scheme("npz:PATH", True, arrays=sources.npz_arrays),
     "csv": Scheme("csv:PATH", True, arrays=sources.csv_arrays, texts=text.file_texts),
     "folder": Scheme("folder:PATH", True, arrays=sources.folder_arrays),
@@ -68,11 +68,12 @@ def load_arrays(cfg) -> sources.RawData:
     return data
 
 
-def load_labelled_texts(source: str, text_column: str = "text",
-                        label_column: str | None = None) -> tuple[list[str], list[str] | None]:
-    """Texts, and their labels (as strings) when `label_column` is given."""
+def load_labelled_texts(source: str, text_column: str = "text", label_column: str | None = None,
+                        drop_unlabelled: bool = False) -> tuple[list[str], list[str] | None]:
+    """Texts, and their labels (as strings) when `label_column` is given; rows without a label refused,
+    or with `drop_unlabelled` left out."""
     name, scheme, rest = parse(source, "texts")
-    return scheme.texts(name, rest, text_column, label_column)
+    return scheme.texts(name, rest, text_column, label_column, drop_unlabelled)
 
 
 def load_texts(source: str, text_column: str = "text") -> list[str]:

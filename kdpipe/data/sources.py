@@ -13,7 +13,9 @@ from pathlib import Path
 
 import numpy as np
 
+from kdpipe.data.quality import missing, unlabelled
 from kdpipe.errors import DataError
+from kdpipe.progress import warn
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
 
@@ -134,6 +136,11 @@ def csv_arrays(path: str, cfg) -> RawData:
                         "data.label_column")
     if df.empty:
         raise DataError(f"{p}: no data rows (only the header line)")
+    empty = [i for i, v in enumerate(df[col].tolist()) if missing(v)]
+    note = unlabelled(str(p), [i + 2 for i in empty], len(df), col, cfg.drop_unlabelled)  # line 1: the header
+    if note:
+        warn(note)
+        df = df.drop(index=df.index[empty])
     features = df.drop(columns=[col])
     bad = [c for c in features.columns if not pd.api.types.is_numeric_dtype(features[c])]
     if bad:
@@ -179,8 +186,6 @@ def folder_arrays(path: str, cfg) -> RawData:
     if not xs:
         raise DataError(f"{root}: no image files ({', '.join(sorted(IMAGE_SUFFIXES))}) in the class folders")
     if skipped:
-        from kdpipe.progress import warn
-
         warn(f"{root}: skipped {len(skipped)} file(s) that are not images by their ending "
             f"({', '.join(sorted(IMAGE_SUFFIXES))}), e.g. {skipped[0].relative_to(root)}")
     return RawData(

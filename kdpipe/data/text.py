@@ -83,8 +83,9 @@ BUILTIN_TEXTS = {"pydoc-topics": False, "pydoc-paragraphs": False, "pydoc-senten
                  "stdlib-sentences": False, "pydoc-sections": True}
 
 
-def builtin_texts(name: str, text_column: str, label_column: str | None) -> tuple[list[str], list[str] | None]:
-    """A text set that ships with CPython (BUILTIN_TEXTS)."""
+def builtin_texts(name: str, text_column: str, label_column: str | None,
+                  drop_unlabelled: bool = False) -> tuple[list[str], list[str] | None]:
+    """A text set that ships with CPython (BUILTIN_TEXTS); every text has its label."""
     if name == "pydoc-topics":
         import pydoc_data.topics
 
@@ -105,7 +106,8 @@ def builtin_texts(name: str, text_column: str, label_column: str | None) -> tupl
     return texts, labels if label_column is not None else None
 
 
-def hf_dataset_texts(scheme: str, name: str, text_column: str, label_column: str | None):
+def hf_dataset_texts(scheme: str, name: str, text_column: str, label_column: str | None,
+                     drop_unlabelled: bool = False):
     """Rows of a Hugging Face dataset (every split, concatenated: kdpipe splits by its own seed)."""
     try:
         import datasets
@@ -132,9 +134,13 @@ def hf_dataset_texts(scheme: str, name: str, text_column: str, label_column: str
 
 
 def file_texts(
-    scheme: str, rest: str, text_column: str, label_column: str | None
+    scheme: str, rest: str, text_column: str, label_column: str | None, drop_unlabelled: bool = False
 ) -> tuple[list[str], list[str] | None]:
-    """Texts, and their labels (as strings) when `label_column` is given, of a text:, jsonl: or csv: file."""
+    """Texts, and their labels (as strings) when `label_column` is given, of a text:, jsonl: or csv: file.
+    Empty texts are skipped with a note; rows without a label are refused, or left out with a note."""
+    from kdpipe.data.quality import label_name, missing, unlabelled
+    from kdpipe.progress import warn
+
     source = f"{scheme}:{rest}"
     path = Path(rest)
     if not path.exists():
@@ -143,10 +149,10 @@ def file_texts(
         if label_column is not None:
             raise DataError(f"data.source {source}: plain text has no labels; use jsonl:, csv: or hf-disk:")
         files = sorted(path.glob("*.txt")) if path.is_dir() else [path]
-        rows = [{"t": f.read_text(encoding="utf-8", errors="replace")} for f in files]
+        rows = [(i, {"t": f.read_text(encoding="utf-8", errors="replace")}) for i, f in enumerate(files, 1)]
         text_column = "t"
     elif scheme == "jsonl":
-        rows = read_jsonl(path, text_column, label_column, hint=True)
+        rows = read_jsonl(path, text_column, label_column, hint=True, numbered=True)
     else:
         import pandas as pd
 
@@ -158,19 +164,27 @@ def file_texts(
             if col is not None and col not in df.columns:
                 raise DataError(f"{path}: no column {col!r} (columns: {', '.join(map(str, df.columns))}; "
                                 f"set data.{key})")
-        if label_column is not None and df[label_column].isna().any():
-            raise DataError(f"{path}: row {int(df[label_column].isna().values.argmax()) + 2}: empty {label_column!r}")
-        rows = df.astype({text_column: str}).to_dict("records")
-    rows = [r for r in rows if str(r[text_column]).strip()]
-    if not rows:
+        rows = list(enumerate(df.to_dict("records"), 2))  # line 1 is the header
+    if label_column is not None:
+        note = unlabelled(str(path), [i for i, r in rows if missing(r.get(label_column))], len(rows), label_column,
+                          drop_unlabelled)
+        if note:
+            warn(note)
+            rows = [(i, r) for i, r in rows if not missing(r.get(label_column))]
+    kept = [r for _, r in rows if not missing(r[text_column])]
+    if len(kept) < len(rows):
+        warn(f"{path}: {len(rows) - len(kept):,} empty text{'s' if len(rows) - len(kept) > 1 else ''}: skipped")
+    if not kept:
         raise DataError(f"{path}: no text found")
-    texts = [str(r[text_column]) for r in rows]
-    return texts, ([str(r[label_column]) for r in rows] if label_column is not None else None)
+    texts = [str(r[text_column]) for r in kept]
+    return texts, ([label_name(r[label_column]) for r in kept] if label_column is not None else None)
 
 
-def read_jsonl(path: Path, text_column: str, label_column: str | None = None, hint: bool = False) -> list[dict]:
-    """The rows of a JSONL file, each with a string `text_column` (and a `label_column` when given);
-    `hint` names the config keys in the errors."""
+def read_jsonl(path: Path, text_column: str, label_column: str | None = None, hint: bool = False,
+               numbered: bool = False) -> list:
+    """The rows of a JSONL file, each with a string `text_column` (and a `label_column` when given, or
+    with `numbered` rows whose label is missing left to the caller, as (line, row) pairs); `hint`
+    names the config keys in the errors."""
     rows = []
     for i, line in enumerate(Path(path).read_text(encoding="utf-8", errors="replace").splitlines(), 1):
         if not line.strip():
@@ -183,9 +197,9 @@ def read_jsonl(path: Path, text_column: str, label_column: str | None = None, hi
             raise DataError(
                 f"{path}:{i}: no string field {text_column!r}" + (" (set data.text_column)" if hint else "")
             )
-        if label_column is not None and row.get(label_column) is None:
+        if label_column is not None and row.get(label_column) is None and not numbered:
             raise DataError(f"{path}:{i}: no field {label_column!r}" + (" (set data.label_column)" if hint else ""))
-        rows.append(row)
+        rows.append((i, row) if numbered else row)
     return rows
 
 

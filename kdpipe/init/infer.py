@@ -12,6 +12,9 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
+
+from kdpipe.data.quality import count_rows, label_name, missing, text_notes
 from kdpipe.data.registry import BUILTIN_KINDS, load_labelled_texts, parse
 from kdpipe.errors import ConfigError, DataError
 
@@ -30,6 +33,8 @@ class DataFacts:
     image_size: tuple[int, int] | None = None
     channels: int | None = None
     why: str = ""
+    unlabelled: int = 0  # rows without a label
+    notes: list[tuple[str, str]] = field(default_factory=list)  # (what, what kdpipe does about it)
 
 
 @dataclass
@@ -89,22 +94,48 @@ def _csv(path: Path, label_column, text_column) -> DataFacts:
     except Exception as e:
         raise DataError(f"{path}: not a readable CSV file ({type(e).__name__}: {e})") from None
     cols = [str(c) for c in df.columns]
+    df.columns = cols
     label = _pick(cols, label_column, LABEL_NAMES, "label", path) or _categorical(df, cols)
     words = [c for c in cols if c != label and not pd.api.types.is_numeric_dtype(df[c])]
+    unlabelled = [i for i, v in enumerate(df[label].tolist()) if missing(v)] if label else []
+    notes = [("data.drop_unlabelled: true", f"{count_rows(len(unlabelled))} without a {label!r} (rows "
+              f"{', '.join(str(i + 2) for i in unlabelled[:5])}{', ...' if len(unlabelled) > 5 else ''}): left "
+              "out of training and measurement")] if unlabelled else []
+    df = df.drop(index=df.index[unlabelled])
     if text_column or words:
         text = _pick(cols, text_column, TEXT_NAMES, "text", path) if text_column or any(
             c in TEXT_NAMES for c in cols) else max(words, key=lambda c: df[c].astype(str).str.len().mean())
-        texts = df[text].dropna().astype(str).tolist()
-        labels = sorted(df[label].astype(str).unique()) if label else None
+        kept = [not missing(v) for v in df[text].tolist()]
+        if not all(kept):
+            notes.append(("empty texts", f"{count_rows(kept.count(False))} without a {text!r}: skipped"))
+        df = df[kept]
+        texts = [str(v) for v in df[text].tolist()]
+        raw = [label_name(v) for v in df[label].tolist()] if label else None
+        labels = sorted(set(raw)) if raw else None
+        notes += [("data", n.split(": ", 1)[1]) for n in text_notes(str(path), texts, raw, SPLIT, _parts(raw))]
         why = (f"{len(df):,} rows; column {text!r} holds the texts" + (f", column {label!r} the labels "
                f"({len(labels)} classes)" if label else ", no label column (--label-column names one)"))
-        return DataFacts("labelled texts" if label else "texts", len(df), labels, label, text, texts[:2000], why=why)
+        return DataFacts("labelled texts" if label else "texts", len(df), labels, label, text, texts[:2000], why=why,
+                         unlabelled=len(unlabelled), notes=notes)
     if not label:
         raise DataError(f"{path}: numeric columns and no label column (columns: {', '.join(cols[:12])}); name it "
                         "with --label-column")
-    labels = sorted(df[label].astype(str).unique())
+    labels = sorted({label_name(v) for v in df[label].tolist()})
     return DataFacts("table", len(df), labels, label, why=f"{len(df):,} rows of {len(cols) - 1} numeric features, "
-                     f"column {label!r} the labels ({len(labels)} classes)")
+                     f"column {label!r} the labels ({len(labels)} classes)", unlabelled=len(unlabelled), notes=notes)
+
+
+SPLIT = (0.7, 0.1, 0.2)  # the default data.split: what init's notes on the split assume
+
+
+def _parts(labels: list[str] | None):
+    """The default split of these labels (seed 0), for the notes on copies the split puts apart."""
+    if not labels:
+        return None
+    from kdpipe.data.splits import split_indices
+
+    names = sorted(set(labels))
+    return split_indices(np.asarray([names.index(v) for v in labels]), SPLIT, 0)
 
 
 def _categorical(df, cols: list[str]) -> str | None:

@@ -26,6 +26,9 @@ def build(teacher: str, data: str, task: str | None = None, student: str | None 
         facts.append(("teacher.weights", "the trained teacher's checkpoint: the teacher is not trained here"))
     if d.label_column and d.label_column != "label" and task == "classification":
         cfg["data"]["label_column"] = d.label_column
+    if d.unlabelled and task == "classification":
+        cfg["data"]["drop_unlabelled"] = True
+    facts += d.notes
     if d.text_column and d.text_column != "text":
         cfg["data"]["text_column"] = d.text_column
     if d.kind == "images" and d.image_size:

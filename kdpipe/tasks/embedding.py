@@ -18,42 +18,9 @@ from torch import nn
 
 from kdpipe.data.splits import Split, split_indices
 from kdpipe.errors import ConfigError, DataError
-from kdpipe.metrics import Metric
+from kdpipe.metrics import COSINE
 from kdpipe.tasks.hf_data import TextData, digest, encode, other_and_extra_texts, teacher_max_length
 from kdpipe.tasks.hf_task import HFTask
-
-
-def _cosine_partial(out: np.ndarray, target: np.ndarray) -> tuple[float, float]:
-    a = out / np.maximum(np.linalg.norm(out, axis=-1, keepdims=True), 1e-12)
-    b = target / np.maximum(np.linalg.norm(target, axis=-1, keepdims=True), 1e-12)
-    return float((a * b).sum(-1).sum() * 100.0), float(len(a))
-
-
-def neighbour_overlap(out: np.ndarray, target: np.ndarray, k: int = 10) -> float:
-    """Mean share (%) of each text's k nearest neighbours (cosine) under the teacher's embeddings that
-    the student's embeddings find too."""
-    def top(e):
-        e = e / np.maximum(np.linalg.norm(e, axis=-1, keepdims=True), 1e-12)
-        sim = e @ e.T
-        np.fill_diagonal(sim, -np.inf)
-        return np.argsort(-sim, axis=1)[:, :k]
-
-    k = min(k, len(out) - 1)
-    if k < 1:
-        return float("nan")
-    a, b = top(out), top(target)
-    return float(np.mean([len(set(r) & set(s)) / k for r, s in zip(a, b)]) * 100.0)
-
-
-COSINE = Metric(
-    "cosine similarity to teacher",
-    "%",
-    True,
-    _cosine_partial,
-    lambda num, den: num / max(den, 1.0),
-    collect=lambda out: out,
-    extras=lambda out, y: {"top10_neighbour_overlap": round(neighbour_overlap(out, y), 2)},
-)
 
 
 class Embedding(HFTask):

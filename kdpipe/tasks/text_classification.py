@@ -26,10 +26,12 @@ class TextClassification(HFTask):
     metric = ACCURACY
 
     def load_data(self, cfg) -> TextData:
+        from kdpipe.data.quality import text_notes
         from kdpipe.data.registry import load_labelled_texts
+        from kdpipe.progress import warn
 
         dc = cfg.data
-        texts, raw = load_labelled_texts(dc.source, dc.text_column, dc.label_column)
+        texts, raw = load_labelled_texts(dc.source, dc.text_column, dc.label_column, dc.drop_unlabelled)
         labels = list(dc.labels) if dc.labels else sorted(set(raw))
         unknown = sorted(set(raw) - set(labels))
         if unknown:
@@ -42,6 +44,8 @@ class TextClassification(HFTask):
         tok = self.tokenizer(cfg, texts)
         x = encode(tok, texts, dc.sequence_length)
         tr, va, te = split_indices(y, dc.split, cfg.data_seed)
+        for note in text_notes(dc.source, texts, [labels[i] for i in y], dc.split, (tr, va, te)):
+            warn(note)
         if min(len(tr), len(va), len(te)) == 0:
             raise DataError(f"data: {len(y)} texts are too few to split {tuple(dc.split)}")
         train = hide_labels(Split(x[tr], y[tr]), dc.label_fraction, cfg.data_seed)

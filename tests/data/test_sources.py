@@ -92,3 +92,16 @@ def test_bad_data_is_one_clear_error_naming_the_file(tmp_path, make, kw, message
 def test_unknown_source_scheme():
     with pytest.raises(DataError, match="expected builtin:NAME"):
         load_source(_cfg("http://example.com/data"))
+
+
+def test_a_feature_csv_with_empty_labels_is_refused_naming_them_or_left_out(tmp_path, capsys):
+    rows = ["a,b,label"] + [f"{i},{i + 1},{'xy'[i % 2]}" for i in range(12)]
+    rows[3] = rows[3].rsplit(",", 1)[0] + ","  # rows 4 and 7 of the file: no label
+    rows[6] = rows[6].rsplit(",", 1)[0] + ","
+    (tmp_path / "t.csv").write_text("\n".join(rows) + "\n")
+    with pytest.raises(DataError, match=r"2 of 12 rows have no 'label' \(rows 4, 7\); fill them in, or set "
+                                         r"data.drop_unlabelled: true"):
+        load_source(DataConfig(source=f"csv:{tmp_path / 't.csv'}"))
+    data = load_source(DataConfig(source=f"csv:{tmp_path / 't.csv'}", drop_unlabelled=True))
+    assert data.labels == ["x", "y"] and len(data.x) == 10 and [2, 3] not in data.x.tolist()
+    assert "left out (data.drop_unlabelled)" in capsys.readouterr().err

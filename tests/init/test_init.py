@@ -178,3 +178,39 @@ def test_ones_own_teacher_and_student_modules_and_a_trained_teacher_give_a_confi
     r, _ = _init(tmp_path, *args[:4], "--teacher-weights", "missing.pt", "--no-estimate", "--force")
     assert r.returncode == 2 and "--teacher-weights: missing.pt: no such file" in r.stderr
     assert "Traceback" not in r.stderr
+
+
+def test_a_messy_labelled_csv_is_told_and_handled_never_a_traceback(tmp_path, encoder, monkeypatch, capsys):
+    """Missing values in every column kind (texts, labels, a numeric column), a duplicated row, a class
+    with one example: init names each with what kdpipe does about it and writes a config that passes
+    check; rows without a label are refused with their count and first rows unless left out."""
+    from kdpipe.data.registry import load_labelled_texts
+
+    texts, labels = load_labelled_texts("builtin:pydoc-sections", "text", "label")
+    rows = [[t, y, i] for i, (t, y) in enumerate(zip(texts[:200], labels[:200]))]
+    rows[3][1] = rows[10][1] = ""  # no label
+    rows[5][0] = ""  # no text
+    rows[7][2] = ""  # no number
+    rows.append(list(rows[20]))  # the same row twice
+    rows.append(["A text of a class seen once.", "lonely", 999])
+    with open(tmp_path / "messy.csv", "w", newline="") as f:
+        csv.writer(f).writerows([["text", "label", "score"], *rows])
+    r, made = _init(tmp_path, "--teacher", f"hf:{encoder}", "--data", f"csv:{tmp_path / 'messy.csv'}", "--no-estimate")
+    assert r.returncode == 0 and "Traceback" not in r.stderr, r.stderr
+    raw = yaml.safe_load(made.read_text())
+    assert raw["data"]["drop_unlabelled"] is True
+    assert "2 rows without a 'label' (rows 5, 12): left out" in r.stdout
+    assert "1 row without a 'text': skipped" in r.stdout
+    assert "texts repeat an earlier one" in r.stdout and "fall in more than one split" in r.stdout
+    assert "'lonely': 1) cannot reach the train, validation and test splits" in r.stdout
+    monkeypatch.chdir(tmp_path)
+    sets = [a for kv in TINY_LM[1:] for a in ("--set", kv)]
+    capsys.readouterr()
+    assert run_cli("check", str(made), *sets) == 0
+    said = capsys.readouterr()
+    assert "2 of 202 rows have no 'label' (rows 5, 12): left out (data.drop_unlabelled)" in said.err + said.out
+    assert "texts repeat an earlier one" in said.err + said.out and "'lonely': 1" in said.err + said.out
+    assert run_cli("check", str(made), *sets, "--set", "data.drop_unlabelled=false") == 2
+    err = capsys.readouterr().err
+    assert "2 of 202 rows have no 'label' (rows 5, 12); fill them in, or set data.drop_unlabelled: true" in err
+    assert "Traceback" not in err

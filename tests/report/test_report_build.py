@@ -219,3 +219,15 @@ def test_the_table_shows_each_rows_intervals_and_marks_the_bundle(tiny_run):
     quantized = [line for r, line in zip(report["rows"], body) if "vs_source" in r]
     kept = head.index("kept of fp32 source % (val)")
     assert quantized and all(0 < float(line[kept]) <= 100 for line in quantized)
+
+
+def test_docs_report_md_names_every_key_report_json_has(tiny_run):
+    """docs/report.md's schema against a run's report.json: every top-level key, and those of kd, int8,
+    bundle.choice and a row."""
+    from pathlib import Path
+
+    doc = (Path(__file__).parents[2] / "docs" / "report.md").read_text()
+    report = json.loads((tiny_run / "report" / "report.json").read_text())
+    keys = [*report, *report["kd"], *(report.get("int8") or {}), *report["bundle"]["choice"],
+            *{k for row in report["rows"] for k in row}]
+    assert [k for k in keys if f'"{k}"' not in doc] == []

@@ -410,3 +410,34 @@ def test_extra_texts_take_several_sources_without_repeats_or_held_out_texts(tmp_
     two = extra_texts(cfg, {"held out"})
     assert len(two) == 2 and two == extra_texts(cfg, {"held out"}) and set(two) < {"one sentence", "two sentences",
                                                                                    "three sentences"}
+
+
+def test_evaluate_scores_a_text_bundle_on_a_labelled_csv_and_an_embedder_against_another(text_run, tmp_path, capsys):
+    """The other-source sentences as a held-out CSV in the training layout (text, label): scored with
+    per-class figures; an embedding bundle is measured against a bundle (itself: 100); labels the
+    bundle does not know and an embedder without --vs are one line each."""
+    import csv
+
+    task, run = text_run
+    bundle = run / "export" / "bundle"
+    with open(tmp_path / "held.csv", "w", newline="") as f:
+        csv.writer(f).writerows([["text", "label"], *OTHER, *OTHER])
+    capsys.readouterr()
+    if task == "classification":
+        assert run_cli("evaluate", str(bundle), str(tmp_path / "held.csv"), "--json") == 0
+        result = json.loads(capsys.readouterr().out)
+        mine = result["bundles"][0]
+        assert result["samples"] == 8 and sum(c["count"] for c in mine["per_class"]) == 8
+        assert np.asarray(mine["confusion"]["matrix"]).sum() == 8
+        (tmp_path / "bad.csv").write_text("text,label\nA sentence.,no-such-section\n" * 3)
+        assert run_cli("evaluate", str(bundle), str(tmp_path / "bad.csv")) == 2
+        assert "labels ['no-such-section'] are not this bundle's labels" in capsys.readouterr().err
+        assert run_cli("evaluate", str(bundle), str(tmp_path / "held.csv"), "--label-column", "section") == 2
+        assert "no column 'section'" in capsys.readouterr().err
+    else:
+        assert run_cli("evaluate", str(bundle), str(tmp_path / "held.csv")) == 2
+        assert "give --vs OTHER_BUNDLE" in capsys.readouterr().err
+        assert run_cli("evaluate", str(bundle), str(tmp_path / "held.csv"), "--vs", str(bundle), "--json") == 0
+        result = json.loads(capsys.readouterr().out)
+        assert result["bundles"][0]["value"] == pytest.approx(100.0, abs=1e-3)
+        assert result["metric"]["name"].startswith("cosine similarity to")
