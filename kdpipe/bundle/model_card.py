@@ -80,13 +80,13 @@ def render(card: ModelCard) -> str:
         for a, b in zip(card.chain, card.chain[1:]):
             lines.append(f"| {a.name} → {b.name} | {fmt_size(a.size_bytes)} → {fmt_size(b.size_bytes)} | "
                          f"{_x(a.size_bytes, b.size_bytes)} | {a.metric:.2f} → {b.metric:.2f}{unit} | "
-                         f"{b.metric - a.metric:+.2f} | "
+                         f"{_change(a.metric, b.metric)} | "
                          f"{_ms(a.latency_ms)} → {_ms(b.latency_ms)} | {_x(a.latency_ms, b.latency_ms)} |")
         a, b = card.chain[0], card.chain[-1]
         if len(card.chain) > 2:
             lines.append(f"| **all: {a.name} → {b.name}** | {fmt_size(a.size_bytes)} → {fmt_size(b.size_bytes)} | "
                          f"**{_x(a.size_bytes, b.size_bytes)}** | {a.metric:.2f} → {b.metric:.2f}{unit} | "
-                         f"**{b.metric - a.metric:+.2f}** | {_ms(a.latency_ms)} → {_ms(b.latency_ms)} | "
+                         f"**{_change(a.metric, b.metric)}** | {_ms(a.latency_ms)} → {_ms(b.latency_ms)} | "
                          f"**{_x(a.latency_ms, b.latency_ms)}** |")
     lines += ["", f"## Results (test split, {card.test_samples:,} samples never seen in training)", "",
               f"| model | test {card.metric_name} | size | batch-1 latency (p50) |", "|---|---:|---:|---:|"]
@@ -124,6 +124,11 @@ def render(card: ModelCard) -> str:
                                      "Not stated (set export.license).") + f" The model derives from {card.sources}: "
               "their terms bind it whatever this field says. kdpipe, which made it, is Apache-2.0."]
     return "\n".join(lines) + "\n"
+
+
+def _change(before: float, after: float) -> str:
+    """after - before with its sign, never "-0.00" (a change that rounds to nothing is +0.00)."""
+    return f"{round(after - before, 2) + 0.0:+.2f}"
 
 
 def _x(before, after) -> str:
@@ -237,7 +242,9 @@ def input_conventions(info: dict, train_raw=None) -> list[str]:
             border = np.concatenate(
                 [x[:, :, 0].ravel(), x[:, :, -1].ravel(), x[:, :, :, 0].ravel(), x[:, :, :, -1].ravel()]
             )
-            bg, mean = float(np.median(border)) / top, float(x.mean()) / top
+            # shares of full brightness, clipped: undoing the preprocessing leaves a black pixel a rounding
+            # below zero, which would print as "-0%"
+            bg, mean = (min(max(float(v) / top, 0.0), 1.0) for v in (np.median(border), x.mean()))
             if bg <= 0.25 and mean < 0.5:
                 out.append(f"Light on a dark background: in the training images the border is {bg:.0%} of full "
                            f"brightness and the average pixel {mean:.0%}. Invert an image drawn dark on light "

@@ -25,7 +25,7 @@ def test_the_cards_step_table_is_the_line_of_models_the_bundle_came_from(tiny_ru
     step_to = first.split("→")[1].split("|")[0].strip()
     a, b = rows["teacher-fp32"], rows[step_to]
     assert f"{a['size_bytes'] / b['size_bytes']:.2f}x" in first
-    assert f"{b['metric']['value'] - a['metric']['value']:+.2f}" in first
+    assert f"{round(b['metric']['value'] - a['metric']['value'], 2) + 0.0:+.2f}" in first
     assert info["variant"] in table  # the line ends at the bundle
 
 
@@ -74,3 +74,36 @@ def test_the_licence_is_in_the_front_matter_when_set_and_said_missing_when_not(t
                                                                                                 "data")
     assert render(ModelCard(**base, license="apache-2.0")).startswith("---\nlicense: apache-2.0\n")
     assert os.path.isfile(os.path.join(os.path.dirname(__file__), "..", "..", "LICENSE"))
+
+
+@pytest.mark.parametrize("variant, says, never", [
+    ("student-fp32", ["Student:", "Exported to ONNX fp32"], ["Pruned", "quantized"]),
+    ("pruned-int8-dynamic", ["Student:", "Pruned (", "Exported to ONNX and quantized: dynamic"], ["no distillation"]),
+    ("teacher-int8-dynamic", ["the teacher itself, quantized: no distillation"], ["Student:", "Pruned"]),
+])
+def test_how_it_was_made_lists_only_the_steps_the_shipped_variant_went_through(tiny_run, variant, says, never):
+    """The card tells the bundle's own line: an unpruned student is not said to be pruned, and a
+    quantized teacher was not distilled."""
+    from types import SimpleNamespace
+
+    from kdpipe.bundle.card_facts import Shipped, _how_made
+    from kdpipe.config.load import load_config
+    from kdpipe.variants import bundle_label
+
+    stages = json.loads((tiny_run / "manifest.json").read_text())["stages"]
+    out = {s: stages[s]["outputs"] for s in stages}
+    candidates = out["export"]["variants"] + out["quantize"]["variants"]
+    row = next(r for r in candidates if bundle_label(r) == variant)
+    splits = SimpleNamespace(train=[0] * 7, val=[0] * 2, test=[0] * 3)
+    made = _how_made(load_config(tiny_run.parent / "config.yaml"), splits, out["distill"], out["prune"],
+                     Shipped(tiny_run / "export" / "bundle", row, {}, {"reason": "chosen"}, candidates, {}))
+    text = "\n".join(made)
+    assert all(s in text for s in says) and not any(n in text for n in never), text
+
+
+def test_no_figure_of_the_card_is_a_negative_zero():
+    info = {"preprocessing": {"input_shape": [1, 16, 16], "scale": 1 / 255, "mean": 0.0, "std": 1.0,
+                              "formula": "(x * scale - mean) / std"}, "labels": ["a", "b"]}
+    dark = np.full((20, 1, 16, 16), -1e-9)  # a border a rounding below zero, as undoing the preprocessing gives
+    dark[:, :, 5:11, 7:9] = 255
+    assert not any("-0%" in line for line in input_conventions(info, dark))

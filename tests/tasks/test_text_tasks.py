@@ -429,7 +429,7 @@ def test_evaluate_scores_a_text_bundle_on_a_labelled_csv_and_an_embedder_against
         mine = result["bundles"][0]
         assert result["samples"] == 8 and sum(c["count"] for c in mine["per_class"]) == 8
         assert np.asarray(mine["confusion"]["matrix"]).sum() == 8
-        (tmp_path / "bad.csv").write_text("text,label\nA sentence.,no-such-section\n" * 3)
+        (tmp_path / "bad.csv").write_text("text,label\n" + "A sentence.,no-such-section\n" * 3)
         assert run_cli("evaluate", str(bundle), str(tmp_path / "bad.csv")) == 2
         assert "labels ['no-such-section'] are not this bundle's labels" in capsys.readouterr().err
         assert run_cli("evaluate", str(bundle), str(tmp_path / "held.csv"), "--label-column", "section") == 2
