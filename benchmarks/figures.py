@@ -33,8 +33,11 @@ def record(example: str, run_dir: Path, command: str | None = None) -> Path:
              "cpu_p50_ms_b1": ((r["latency"].get("cpu") or {}).get("1") or {}).get("p50_ms")}
             for r in report["rows"]]
     bundle = report.get("bundle") or {}
+    config = json.loads((run_dir / "manifest.json").read_text())["config"]
     out = {"example": example, "command": command or f"kdpipe all configs/{example}.yaml",
-           "date": report["created"][:10], "versions": report.get("versions"),
+           "date": report["created"][:10], "versions": report.get("versions"), "task": config["task"],
+           "teacher": config["teacher"]["model"], "student": config["student"]["model"],
+           "data": config["data"]["source"],
            "report": {**{k: report.get(k) for k in KEEP}, "rows": rows,
                       "bundle": {"variant": bundle.get("variant"),
                                  "reason": (bundle.get("choice") or {}).get("reason")}}}
@@ -101,7 +104,35 @@ def stages_block(example: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-BLOCKS = {"stages": stages_block}
+def examples_block(_: str) -> str:
+    """One row per results file: what each example distils, what shipped, what KD bought (with the
+    paired evidence's verdict) and how long the run took."""
+    lines = ["| example | task | teacher → student | data | shipped | test: student / no KD / teacher | KD | "
+             "stages (2 cores) |", "|---|---|---|---|---|---:|---|---:|"]
+    for path in sorted(RESULTS.glob("*.json")):
+        res = json.loads(path.read_text())
+        rep = res["report"]
+        kd, unit = rep.get("kd") or {}, rep["metric"]["unit"]
+        paired = (kd.get("paired") or {}).get("test")
+        if "baseline" not in kd:
+            verdict = "no baseline"
+        elif paired and paired["ci"][0] > 0:
+            verdict = f"helped, {kd['gain_points']:+.2f} ({paired['ci'][0]:+.2f} to {paired['ci'][1]:+.2f})"
+        elif paired and paired["ci"][1] < 0:
+            verdict = f"hurt, {kd['gain_points']:+.2f} ({paired['ci'][0]:+.2f} to {paired['ci'][1]:+.2f})"
+        else:
+            verdict = f"cannot be told apart, {kd.get('gain_points', 0):+.2f}" + (
+                f" ({paired['ci'][0]:+.2f} to {paired['ci'][1]:+.2f})" if paired else "")
+        total = next((s["seconds"] for s in rep["stages"] if s["stage"] == "all"), None)
+        simd = "AVX-512 VNNI" if "avx512_vnni" in ((rep.get("machine") or {}).get("simd") or []) else "AVX2"
+        scores = " / ".join(f"{kd[k]:.2f}" if k in kd else "-" for k in ("student", "baseline", "teacher"))
+        lines.append(f"| [{res['example']}](benchmarks/results/{path.name}) | {res['task']} | `{res['teacher']}` → "
+                     f"`{res['student']}` | `{res['data']}` | {rep['bundle']['variant']} | {scores}{unit} | {verdict} | "
+                     + (f"{total / 60:.1f} min ({simd}, {res['date']})" if total else "-") + " |")
+    return "\n".join(lines) + "\n"
+
+
+BLOCKS = {"stages": stages_block, "examples": examples_block}
 
 
 def blocks(text: str) -> list[tuple[str, str, str, str]]:
