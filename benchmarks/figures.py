@@ -127,7 +127,8 @@ def examples_block(_: str) -> str:
         simd = "AVX-512 VNNI" if "avx512_vnni" in ((rep.get("machine") or {}).get("simd") or []) else "AVX2"
         scores = " / ".join(f"{kd[k]:.2f}" if k in kd else "-" for k in ("student", "baseline", "teacher"))
         lines.append(f"| [{res['example']}](benchmarks/results/{path.name}) | {res['task']} | `{res['teacher']}` → "
-                     f"`{res['student']}` | `{res['data']}` | {rep['bundle']['variant']} | {scores}{unit} | {verdict} | "
+                     f"`{res['student']}` | `{res['data']}` | {rep['bundle']['variant']} | {scores}{unit} | "
+                     f"{verdict} | "
                      + (f"{total / 60:.1f} min ({simd}, {res['date']})" if total else "-") + " |")
     return "\n".join(lines) + "\n"
 
