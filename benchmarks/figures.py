@@ -104,9 +104,11 @@ def stages_block(example: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def examples_block(_: str) -> str:
+def examples_block(where: str) -> str:
     """One row per results file: what each example distils, what shipped, what KD bought (with the
-    paired evidence's verdict) and how long the run took."""
+    paired evidence's verdict) and how long the run took. `where`: the Markdown's folder, `root` or
+    `benchmarks`, for the links."""
+    prefix = "results/" if where == "benchmarks" else "benchmarks/results/"
     lines = ["| example | task | teacher → student | data | shipped | test: student / no KD / teacher | KD | "
              "stages (2 cores) |", "|---|---|---|---|---|---:|---|---:|"]
     for path in sorted(RESULTS.glob("*.json")):
@@ -126,7 +128,7 @@ def examples_block(_: str) -> str:
         total = next((s["seconds"] for s in rep["stages"] if s["stage"] == "all"), None)
         simd = "AVX-512 VNNI" if "avx512_vnni" in ((rep.get("machine") or {}).get("simd") or []) else "AVX2"
         scores = " / ".join(f"{kd[k]:.2f}" if k in kd else "-" for k in ("student", "baseline", "teacher"))
-        lines.append(f"| [{res['example']}](benchmarks/results/{path.name}) | {res['task']} | `{res['teacher']}` → "
+        lines.append(f"| [{res['example']}]({prefix}{path.name}) | {res['task']} | `{res['teacher']}` → "
                      f"`{res['student']}` | `{res['data']}` | {rep['bundle']['variant']} | {scores}{unit} | "
                      f"{verdict} | "
                      + (f"{total / 60:.1f} min ({simd}, {res['date']})" if total else "-") + " |")
