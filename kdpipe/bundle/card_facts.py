@@ -93,6 +93,12 @@ def _how_made(cfg, splits, distill: dict, prune: dict | None, shipped: Shipped) 
             if qad
             else f"This bundle is the teacher itself, quantized: no distillation. Chosen because {choice['reason']}."
         )
+    elif source == "baseline":
+        made.append(f"Student: `{cfg.student.model}`{_params(cfg.student.params)} "
+                    f"({torch_rows['baseline']['params']:,} "
+                    f"parameters), trained {_epochs(training.get('baseline', {}), cfg.distill.epochs)} on the labels "
+                    "alone, without distillation: it scored better on validation than the same student distilled "
+                    "from the teacher.")
     else:
         made.append(f"Student: `{cfg.student.model}`{_params(cfg.student.params)} ({torch_rows['student']['params']:,} "
                     f"parameters), trained {_epochs(training.get('student', {}), cfg.distill.epochs)} with knowledge "
@@ -132,6 +138,7 @@ def _chain(shipped: Shipped) -> list[Row]:
     chosen = shipped.row
     source = chosen.get("source", chosen["variant"])
     line = ["teacher-fp32"] if chosen.get("source") == "teacher" else [
+        "teacher-fp32", "baseline-fp32"] if source == "baseline" else [
         k for k in ("teacher-fp32", "student-fp32", "pruned-fp32")
         if k in by_label and (k != "pruned-fp32" or source == "pruned")]
     if bundle_label(chosen) not in line:

@@ -4,7 +4,7 @@ reads in one place (tests/bundle/test_bundle_choice.py)."""
 
 from __future__ import annotations
 
-from kdpipe.errors import ConfigError
+from kdpipe.errors import ConfigError, KdpipeError
 from kdpipe.evaluation.evidence import paired_drop, samples_needed
 from kdpipe.variants import VariantRow, bundle_label, named_bundle
 
@@ -24,12 +24,15 @@ def choose_bundle(ec, candidates: list[VariantRow], metric, latency: dict[str, f
     3. When the validation split cannot show any within (too few samples, or none close enough): the
        most accurate, and with it every variant the evidence cannot tell from it (their paired interval
        against it reaches 0); of those, the fastest, as in 2.
-    The teacher in fp32 and the student trained without KD are not candidates: they are what the bundle
-    is compared with. The teacher quantized without distillation is one."""
+    With `export.budget` (latency, size, speed against the teacher, measured here): of the variants that
+    meet it, the most accurate and every variant the evidence cannot tell from it; of those the fastest.
+    The teacher in fp32 is not a candidate: it is what the bundle is compared with. The teacher
+    quantized without distillation is one, and so is the student trained without KD (and its int8 copy):
+    where KD did not pay, that is the better model."""
     by_label = {bundle_label(r): r for r in candidates}
     if ec.bundle != "auto":
         return _named(ec, by_label)
-    pool = [r for r in candidates if bundle_label(r) not in ("teacher-fp32", "baseline-fp32")]
+    pool = [r for r in candidates if bundle_label(r) != "teacher-fp32"]
     facts = _versus_teacher(pool, by_label["teacher-fp32"], metric, evidence)
     damaged = {bundle_label(r) for r in pool if _damage(r) > ec.max_drop}
     eligible = [r for r in pool if bundle_label(r) not in damaged] or pool
@@ -37,8 +40,21 @@ def choose_bundle(ec, candidates: list[VariantRow], metric, latency: dict[str, f
     reference = (evidence.get("teacher-fp32") or {}).get("val")
     n = len(reference) if reference is not None else None
     units = (" point" if ec.max_drop == 1 else " points") if metric.unit == "%" else ""
-    if within:
-        chosen, near = _fastest(within, latency)
+    budget = _terms(ec.budget)
+    margins = {bundle_label(r): _margins(r, budget, latency) for r in pool} if budget else {}
+    if budget:
+        fits = [r for r in eligible if min(margins[bundle_label(r)].values()) >= 0]
+        if not fits:
+            raise KdpipeError(_nothing_fits(budget, eligible, margins))
+        best, close = _closest_to_best(fits, metric, latency, evidence)
+        chosen, near = _fastest(close, latency, metric)
+        reason = (f"the budget ({_said(budget)}, measured here at batch 1): of the {len(fits)} variant"
+                  f"{'s' if len(fits) > 1 else ''} that meet it, the most accurate on validation "
+                  f"({bundle_label(best)}, {best['metric']['val']:.2f}{metric.unit})"
+                  + (f" and the {len(close) - 1} the evidence cannot tell from it, the fastest" if len(close) > 1
+                     else ""))
+    elif within:
+        chosen, near = _fastest(within, latency, metric)
         close = within
         reason = ((f"the fastest at batch 1 of the {len(within)} variants" if len(within) > 1 else "the only variant")
                   + f" shown within {ec.max_drop:g}{units} of the teacher's validation {metric.name} (paired 95% upper "
@@ -46,7 +62,7 @@ def choose_bundle(ec, candidates: list[VariantRow], metric, latency: dict[str, f
                   + (f"; the smallest of the {len(near)} within 5% of its speed" if len(near) > 1 else ""))
     else:
         best, close = _closest_to_best(eligible, metric, latency, evidence)
-        chosen, near = _fastest(close, latency)
+        chosen, near = _fastest(close, latency, metric)
         lowest = min(facts[bundle_label(r)]["ci"][1] for r in eligible)
         reason = (f"no variant is shown within {ec.max_drop:g}{units} of the teacher's validation {metric.name}"
                   + (f" on {n:,} samples" if n else "") + f" (the lowest paired 95% upper bound is {lowest:.2f}); "
@@ -56,9 +72,13 @@ def choose_bundle(ec, candidates: list[VariantRow], metric, latency: dict[str, f
         reason += (f"; left out for breaking more than {ec.max_drop:g}{units} against their fp32 source: "
                    + ", ".join(f"{d} ({_damage(by_label[d]):.2f})" for d in sorted(damaged)))
     reason += _against_the_quantized_teacher(chosen, close)
-    choice = {"rule": "auto", "reason": reason, "max_drop": ec.max_drop,
+    if chosen.get("source", chosen["variant"]) == "baseline":
+        reason += "; it was trained without distillation: KD did not pay here"
+    choice = {"rule": "budget" if budget else "auto", "reason": reason, "max_drop": ec.max_drop,
               "teacher_val": by_label["teacher-fp32"]["metric"]["val"], "validation_samples": n,
-              "candidates": [_candidate(r, facts, latency, r in within, bundle_label(r) in damaged) for r in pool]}
+              **({"budget": budget} if budget else {}),
+              "candidates": [{**_candidate(r, facts, latency, r in within, bundle_label(r) in damaged),
+                              **({"margin": margins[bundle_label(r)]} if budget else {})} for r in pool]}
     resolution = _resolution(facts)
     if resolution is not None and resolution > ec.max_drop and n:
         choice["resolution"] = {"half_width": round(resolution, 4), "samples": n,
@@ -127,16 +147,50 @@ def _candidate(r: VariantRow, facts: dict, latency: dict, shown_within: bool, le
             "shown_within": shown_within, "left_out": left_out}
 
 
+def _terms(budget) -> dict[str, float]:
+    """export.budget's terms that are set."""
+    return {k: v for k, v in (budget.model_dump() if budget else {}).items() if v is not None}
+
+
+def _margins(r: VariantRow, budget: dict, latency: dict) -> dict[str, float]:
+    """How far inside each budget term a variant is (negative: by how much it misses), in the term's units."""
+    lat = latency[bundle_label(r)]
+    have = {"latency_ms": lat, "size_mb": r["size_bytes"] / 2**20, "speedup": latency["teacher-fp32"] / lat}
+    return {k: round((have[k] - v) if k == "speedup" else (v - have[k]), 4) for k, v in budget.items()}
+
+
+def _said(budget: dict) -> str:
+    names = {"latency_ms": "latency <= {:g} ms", "size_mb": "size <= {:g} MB",
+             "speedup": ">= {:g}x the teacher's speed"}
+    return ", ".join(names[k].format(v) for k, v in budget.items())
+
+
+def _nothing_fits(budget: dict, rows: list[VariantRow], margins: dict) -> str:
+    """One line: the budget, the nearest variant (the smallest worst shortfall, relative) and by how much it misses."""
+    def shortfall(r):
+        return max(-m / budget[k] for k, m in margins[bundle_label(r)].items())
+
+    nearest = min(rows, key=shortfall)
+    unit = {"latency_ms": " ms", "size_mb": " MB", "speedup": "x"}
+    misses = ", ".join(f"{k} misses by {-m:g}{unit[k]} ({-m / budget[k]:.0%})"
+                       for k, m in margins[bundle_label(nearest)].items() if m < 0)
+    return (f"export.budget: no variant meets {_said(budget)} on this machine; the nearest is "
+            f"{bundle_label(nearest)}: {misses}. The other stages' results are kept: loosen the budget, or "
+            "distil a smaller student")
+
+
 def _damage(row: VariantRow) -> float:
     """A quantized row's damage against its fp32 source on validation (0 for rows made without one)."""
     return (row.get("vs_source") or {}).get("damage_val", 0.0)
 
 
-def _fastest(rows: list[VariantRow], latency: dict[str, float]) -> tuple[VariantRow, list[VariantRow]]:
+def _fastest(rows: list[VariantRow], latency: dict[str, float], metric) -> tuple[VariantRow, list[VariantRow]]:
     """The fastest at batch 1, the smallest of those within 5% of its speed; and those near it."""
     fastest = min(latency[bundle_label(r)] for r in rows)
     near = [r for r in rows if latency[bundle_label(r)] <= fastest * SAME_SPEED]
-    return min(near, key=lambda r: (r["size_bytes"], latency[bundle_label(r)])), near
+    # the same size too (a student and its no-KD twin): the more accurate on validation
+    sign = -1 if metric.higher_is_better else 1
+    return min(near, key=lambda r: (r["size_bytes"], sign * r["metric"]["val"], latency[bundle_label(r)])), near
 
 
 def _resolution(facts: dict) -> float | None:

@@ -22,7 +22,7 @@ ADDED_LATER = {
     ("quantize", "int4_embeddings"): True,
     ("benchmark", "prompt_tokens"): 64,
     ("benchmark", "new_tokens"): 128,
-    ("data", "drop_unlabelled"): False, ("distill", "patience"): 3,
+    ("data", "drop_unlabelled"): False, ("export", "budget"): None, ("distill", "patience"): 3,
     ("distill", "max_epochs"): 40,
     ("distill", "max_minutes"): None,
 }

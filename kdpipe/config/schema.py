@@ -275,11 +275,23 @@ class QuantizeConfig(Section):
     qad: QADConfig = Field(default_factory=QADConfig)
 
 
+class BudgetConfig(Section):
+    """What the bundle must meet, measured on this machine (batch 1, benchmark.threads, the CPU
+    provider): with a budget, auto ships the most accurate variant that meets it."""
+
+    latency_ms: float | None = Field(None, gt=0, description="batch-1 p50 latency, milliseconds")
+    size_mb: float | None = Field(None, gt=0, description="the model file, MiB")
+    speedup: float | None = Field(None, gt=0, description="batch-1 speed against the teacher's ONNX fp32 (2 = twice "
+                                                          "as fast)")
+
+
 class ExportConfig(Section):
     opset: int = Field(17, ge=13, le=21)
     bundle: str = Field("auto", description="auto, or a variant name such as student or pruned-int8-dynamic")
     max_drop: float = Field(1.0, ge=0, description="auto ships the fastest variant within this many validation "
                                                    "points (metric units) of the teacher, else the most accurate")
+    budget: BudgetConfig | None = Field(None, description="latency_ms, size_mb and/or speedup the bundle must meet: "
+                                                         "auto then ships the most accurate variant that meets them")
     license: str | None = Field(None, description="the bundle's licence for its model card (an SPDX id such as "
                                                   "apache-2.0 or mit): the terms of the teacher and of the data "
                                                   "decide it")

@@ -29,7 +29,8 @@ def jobs(qc) -> list[tuple[str, str | None]]:
 def planned_variants(cfg) -> list[str]:
     """Every name the quantize stage may give a variant under this config: each job's, the fused fp32
     graph and its dynamic int8 (made where onnxruntime has fusions for the model), the accuracy-aware
-    `-mixed` forms (made where int8 broke too much), the quantized teacher and the teacher's QAD copies."""
+    `-mixed` forms (made where int8 broke too much), the quantized teacher, the teacher's QAD copies and
+    the no-KD student's int8 copy (made where KD did not pay on validation)."""
     qc = cfg.quantize
     if not qc.enabled:
         return []
@@ -43,6 +44,8 @@ def planned_variants(cfg) -> list[str]:
             names.append(variant_name(src, "dynamic-fused"))
     if qc.teacher:
         names.append(QUANTIZED_TEACHER)
+    if cfg.distill.baseline:  # made where KD did not pay on validation
+        names.append(variant_name("baseline", "dynamic"))
     if qc.qad.teacher:
         names += [variant_name("teacher", kind) for kind, _ in jobs(qc) if kind.startswith("qad-")]
     return names

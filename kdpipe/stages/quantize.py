@@ -32,7 +32,8 @@ from kdpipe.variants import QUANTIZED_TEACHER, Format, VariantRow, variant_name,
 NAME = "quantize"
 REQUIRES = ("distill", "prune")
 SECTIONS = ("seed", "quantize", "export")
-VERSION = 8  # dynamic int8 chosen by damage, activation MatMuls tried; QAD; a bounded int8 search
+VERSION = 9  # dynamic int8 chosen by damage, activation MatMuls tried; QAD; a bounded int8 search; the no-KD
+# student in int8 where KD did not pay
 
 
 def run(ctx) -> dict:
@@ -144,9 +145,10 @@ def _copies(ctx, src: _Source, jobs: list[tuple[str, str | None]]) -> list[Varia
 
 
 def _teacher_copies(ctx, src: _Source, jobs) -> list[VariantRow]:
-    """The teacher quantized without distillation (the bar every report shows) and, with
-    quantize.qad.teacher, the teacher distilled into its own quantized form."""
-    qc, rows, teacher = ctx.cfg.quantize, [], None
+    """The teacher quantized without distillation (the bar every report shows), with
+    quantize.qad.teacher the teacher distilled into its own quantized form, and where KD did not pay
+    the student trained without it, in int8."""
+    qc, rows, teacher = ctx.cfg.quantize, _baseline_copy(ctx, ctx.cfg.quantize, src.dynamic_ops), None
     if qc.teacher:
         teacher = _teacher_fp32(ctx, src.tmp)
         rows.append(_quantized_teacher(ctx, teacher, qc, src.dynamic_ops))
@@ -260,18 +262,36 @@ def _int4_info(method: str, settings: Int4, matmuls: int) -> dict:
             "embeddings": settings.embeddings, "weight_matrices": matmuls}
 
 
-def _teacher_fp32(ctx, tmp: Path) -> tuple[VariantRow, Path, Path, dict]:
-    """The teacher's row, its fp32 graph, that graph prepared for the quantizer, and its evidence."""
+def _teacher_fp32(ctx, tmp: Path, name: str = "teacher") -> tuple[VariantRow, Path, Path, dict]:
+    """A distill-stage model's row (the teacher's, or the no-KD baseline's), its fp32 graph, that graph
+    prepared for the quantizer, and its evidence."""
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
     task, splits = ctx.task, ctx.splits
-    t_row = ctx.upstream_row("distill", "teacher")
-    model, _ = task.load(ctx.file(t_row["path"]), "teacher model")
-    fp32, prepared = tmp / "teacher-fp32.onnx", tmp / "teacher-prepared.onnx"
+    t_row = ctx.upstream_row("distill", name)
+    model, _ = task.load(ctx.file(t_row["path"]), f"{name} model")
+    fp32, prepared = tmp / f"{name}-fp32.onnx", tmp / f"{name}-prepared.onnx"
     task.export_onnx(model, ctx.file(t_row["path"]), fp32, ctx.cfg.export.opset, splits)
     del model
     quant_pre_process(str(fp32), str(prepared), skip_symbolic_shape=True)
     return t_row, fp32, prepared, _evidence_of(task, splits, fp32)
+
+
+def _baseline_copy(ctx, qc, op_types) -> list[VariantRow]:
+    """Where KD did not pay on validation (the student trained without KD scores better there), that
+    student's dynamic int8 copy too: a candidate for the bundle like the distilled student's copies
+    (made the least damaged way, in the students' weight bits)."""
+    rows = {r["variant"]: r for r in ctx.upstream("distill")["variants"]}
+    if "baseline" not in rows or not ctx.task.metric.worse_by(rows["baseline"]["metric"]["val"],
+                                                            rows["student"]["metric"]["val"]) > 0:
+        return []
+    with tempfile.TemporaryDirectory() as tmp:
+        b_row, _, prepared, evidence = _teacher_fp32(ctx, Path(tmp), "baseline")
+        name = variant_name("baseline", "dynamic")
+        say(f"[quantize] the student trained without KD is ahead on validation: {name} too")
+        auto = qc.model_copy(update={"per_channel": "auto", "activation_matmuls": "auto"})
+        return [_dynamic_variant(ctx, prepared, ctx.out / f"{name}.onnx", name, op_types, b_row, "baseline",
+                                 {"no_distillation": True}, evidence, auto)]
 
 
 def _quantized_teacher(ctx, teacher: tuple, qc, op_types) -> VariantRow:

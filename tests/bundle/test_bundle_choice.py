@@ -57,9 +57,11 @@ TEACHER = answers(set(range(60)))
 STUDENT = answers(set(range(50)) | set(range(100, 114)))
 # int8 of the student: 16 answers changed, 8 right->wrong and 8 wrong->right: the same accuracy
 STUDENT_INT8 = answers((set(range(50)) | set(range(100, 114)) | set(range(200, 208))) - set(range(100, 108)))
+# the same student trained without KD: wrong on 80 (73.33%), the student's 64 among them
+BASELINE = answers(set(range(50)) | set(range(100, 130)))
 # int8 of the teacher: one sample better than its fp32 (5 right->wrong, 6 wrong->right)
 TEACHER_INT8 = answers((set(range(60)) | set(range(200, 205))) - set(range(6)))
-LATENCY = {"teacher-fp32": 1.0, "baseline-fp32": 0.05, "student-fp32": 0.10, "student-int8-dynamic": 0.06,
+LATENCY = {"teacher-fp32": 1.0, "baseline-fp32": 0.10, "student-fp32": 0.10, "student-int8-dynamic": 0.06,
            "teacher-int8-dynamic": 0.4}
 
 
@@ -75,7 +77,7 @@ def with_a_copy(student: Samples, name: str, copy: Samples, size: int):
 def issue_case():
     return setup([
         (row("teacher", "onnx-fp32", TEACHER, 1000, "teacher"), TEACHER),
-        (row("baseline", "onnx-fp32", STUDENT, 100, "baseline"), STUDENT),
+        (row("baseline", "onnx-fp32", BASELINE, 100, "baseline"), BASELINE),
         (row("student", "onnx-fp32", STUDENT, 100, "student"), STUDENT),
         (with_source(row("student-int8-dynamic", "onnx-int8", STUDENT_INT8, 30, "student"), STUDENT, STUDENT_INT8),
          STUDENT_INT8),
@@ -221,3 +223,48 @@ def test_a_qad_copy_ships_where_post_training_int8_broke_its_source():
     by = {c["variant"]: c for c in choice["candidates"]}
     assert by["student-int8-dynamic"]["left_out"] and not by["student-int8-qad"]["left_out"]
     assert chosen["variant"] == "student-int8-qad"
+
+
+def test_the_student_trained_without_kd_ships_where_kd_did_not_pay():
+    """Same architecture, same size and speed: the no-KD student is 5 points ahead on validation, so it
+    is the better model to ship, and the reason says it was trained without distillation."""
+    better = answers(set(range(40)))  # wrong on 40 (86.67%): above the KD student's 64
+    rows, evidence = setup([(row("teacher", "onnx-fp32", TEACHER, 1000, "teacher"), TEACHER),
+                            (row("baseline", "onnx-fp32", better, 100, "baseline"), better),
+                            (row("student", "onnx-fp32", STUDENT, 100, "student"), STUDENT)])
+    chosen, choice = choose_bundle(ExportConfig(max_drop=1.0), rows, ACCURACY, LATENCY, evidence)
+    assert chosen["variant"] == "baseline" and "trained without distillation: KD did not pay" in choice["reason"]
+
+
+def _budget_case():
+    copy = answers(set(range(50)) | set(range(100, 114)))  # the student's int8 copy kept every answer
+    return setup([(row("teacher", "onnx-fp32", TEACHER, 1000, "teacher"), TEACHER),
+                  (row("student", "onnx-fp32", STUDENT, 400_000, "student"), STUDENT),
+                  (with_source(row("student-int8-dynamic", "onnx-int8", copy, 100_000, "student"), STUDENT, copy), copy),
+                  (with_source(row("teacher-int8-dynamic", "onnx-int8", TEACHER_INT8, 2_600_000, "teacher"), TEACHER,
+                               TEACHER_INT8), TEACHER_INT8)])
+
+
+@pytest.mark.parametrize("budget, ships", [
+    ({"latency_ms": 0.5}, "student-int8-dynamic"),  # the teacher's int8 copy (0.4 ms) fits but broke answers
+    ({"size_mb": 1.0}, "student-int8-dynamic"),
+    ({"speedup": 5}, "student-int8-dynamic"),
+])
+def test_a_budget_ships_the_most_accurate_variant_that_meets_it(budget, ships):
+    rows, evidence = _budget_case()
+    chosen, choice = choose_bundle(ExportConfig(budget=budget), rows, ACCURACY, LATENCY, evidence)
+    assert chosen["variant"] == ships and choice["rule"] == "budget" and choice["budget"] == budget
+    margins = {c["variant"]: c["margin"] for c in choice["candidates"]}
+    assert all(v >= 0 for v in margins[ships].values())
+    if "latency_ms" in budget:
+        assert margins["student-fp32"]["latency_ms"] == pytest.approx(0.4)
+    assert "of the" in choice["reason"] and "that meet it, the most accurate on validation" in choice["reason"]
+
+
+def test_a_budget_nothing_meets_is_one_line_naming_the_nearest():
+    from kdpipe.errors import KdpipeError
+
+    rows, evidence = _budget_case()
+    with pytest.raises(KdpipeError, match=r"no variant meets latency <= 0.03 ms on this machine; the nearest is "
+                                          r"student-int8-dynamic: latency_ms misses by 0.03 ms \(100%\)"):
+        choose_bundle(ExportConfig(budget={"latency_ms": 0.03}), rows, ACCURACY, LATENCY, evidence)
