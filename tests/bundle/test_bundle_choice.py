@@ -240,7 +240,8 @@ def _budget_case():
     copy = answers(set(range(50)) | set(range(100, 114)))  # the student's int8 copy kept every answer
     return setup([(row("teacher", "onnx-fp32", TEACHER, 1000, "teacher"), TEACHER),
                   (row("student", "onnx-fp32", STUDENT, 400_000, "student"), STUDENT),
-                  (with_source(row("student-int8-dynamic", "onnx-int8", copy, 100_000, "student"), STUDENT, copy), copy),
+                  (with_source(row("student-int8-dynamic", "onnx-int8", copy, 100_000, "student"), STUDENT, copy),
+                   copy),
                   (with_source(row("teacher-int8-dynamic", "onnx-int8", TEACHER_INT8, 2_600_000, "teacher"), TEACHER,
                                TEACHER_INT8), TEACHER_INT8)])
 
