@@ -40,15 +40,16 @@ def collect(point, pcfg) -> dict:
             "seconds": sum(s["seconds"] for s in stages.values()), "evidence": evidence}
 
 
-def paired_over_seeds(metric, rs: list[dict], key: str) -> dict | None:
-    """How much worse than the teacher a student size is on the test split, every seed's test samples
-    paired with the teacher's on the same samples (every point shares the teacher and the split): the
-    drop of the pooled samples and its 95% interval. None where a point kept no evidence."""
+def paired_over_seeds(metric, rs: list[dict], key: str, reference: str = "teacher") -> dict | None:
+    """How much worse than `reference` (the teacher; "kd" for what KD bought) a student size is on the
+    test split, every seed's test samples paired with the reference's on the same samples (every point
+    shares the teacher and the split): the drop of the pooled samples and its 95% interval. None where
+    a point kept no evidence."""
     from kdpipe.evaluation.evidence import Samples, load, paired_drop
 
-    if not all({"teacher", key} <= set(r.get("evidence", {})) for r in rs):
+    if not all({reference, key} <= set(r.get("evidence", {})) for r in rs):
         return None
-    teacher = [load(r["evidence"]["teacher"])["test"] for r in rs]
+    teacher = [load(r["evidence"][reference])["test"] for r in rs]
     student = [load(r["evidence"][key])["test"] for r in rs]
 
     def pool(parts):
@@ -72,6 +73,8 @@ def summarise(cfg, results: list[dict]) -> dict:
                "no_kd_mean": statistics.mean(no_kd), "no_kd_sd": _sd(no_kd),
                "kd_wins": sum(metric.worse_by(a, b) > 0 for a, b in zip(kd, no_kd)),
                "kd_vs_teacher": paired_over_seeds(metric, rs, "kd"),
+               # what KD bought: the no-KD student's drop against the KD student, seeds pooled
+               "kd_gain_paired": paired_over_seeds(metric, rs, "no_kd", reference="kd"),
                "no_kd_vs_teacher": paired_over_seeds(metric, rs, "no_kd")}
         row["kd_gain"] = metric.worse_by(row["kd_mean"], row["no_kd_mean"])  # > 0: KD is better
         gap = metric.worse_by(teacher, row["no_kd_mean"])
@@ -106,11 +109,23 @@ def findings(s: dict) -> list[str]:
            f"point shares it and the test split (mean and spread are over {seeds})."]
     for fraction in sorted(s["label_fractions"], reverse=True):
         rows = [r for r in s["table"] if r["label_fraction"] == fraction]
+        at = f" with {fraction:.0%} of the labels" if len(s["label_fractions"]) > 1 else ""
+        if all(r.get("kd_gain_paired") for r in rows):  # paired evidence: the interval decides
+            by = {"shown": [], "apart": [], "behind": []}
+            for r in rows:
+                lo, hi = r["kd_gain_paired"]["ci"]
+                by["shown" if lo > 0 else "behind" if hi < 0 else "apart"].append(
+                    f"{r['student']} ({r['kd_gain_paired']['drop']:+.2f}, 95% {lo:+.2f} to {hi:+.2f})")
+            out.append(f"KD shown ahead of the same student without KD{at} (paired 95% interval over the seeds' "
+                       f"pooled test samples above 0): {', '.join(by['shown']) or 'none'}"
+                       + (f"; cannot be told apart: {', '.join(by['apart'])}" if by["apart"] else "")
+                       + (f"; behind: {', '.join(by['behind'])}" if by["behind"] else "") + ".")
+            continue
         pays = [r["student"] for r in rows if r["kd_gain"] > 0 and r["kd_wins"] * 2 > r["seeds"]]
         not_pays = [r["student"] for r in rows if r["student"] not in pays]
-        at = f" with {fraction:.0%} of the labels" if len(s["label_fractions"]) > 1 else ""
-        out.append(f"KD ahead of the same student without KD{at} (mean, and on most seeds): {', '.join(pays) or 'none'}"
-                   + (f"; not at: {', '.join(not_pays)}" if not_pays else "") + ".")
+        out.append(f"KD ahead of the same student without KD{at} (mean, and on most seeds; no per-sample evidence "
+                   f"kept): {', '.join(pays) or 'none'}" + (f"; not at: {', '.join(not_pays)}" if not_pays else "")
+                   + ".")
     for key, label in (("kd", "with KD"), ("no_kd", "without KD")):
         best = s["smallest_within"][key]
         out.append(f"Smallest student shown within {s['within']:g} {units} of the teacher {label} (paired 95% upper "

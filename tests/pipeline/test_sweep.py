@@ -51,7 +51,7 @@ def test_the_smallest_student_within_must_be_shown_within_on_the_pooled_test_sam
 
     from kdpipe.config.schema import Config
     from kdpipe.evaluation.evidence import Samples, save
-    from kdpipe.report.sweep import summarise
+    from kdpipe.report.sweep import findings, summarise
 
     n = 200
     truth = np.arange(n) % 4
@@ -77,6 +77,15 @@ def test_the_smallest_student_within_must_be_shown_within_on_the_pooled_test_sam
     assert a["kd_mean"] == pytest.approx(89.5) and s["teacher"]["metric"] == 90.0  # 0.5 points below
     assert a["kd_vs_teacher"]["ci"][1] > 1.0
     assert s["smallest_within"] == {"kd": "b", "no_kd": "b"}  # by the mean alone it would be a
+    # KD against no KD, pooled and paired: the same answers cannot be told apart; 40 more wrong without
+    # KD on each seed's 200 samples is shown
+    text = " ".join(findings(s))
+    assert "above 0): none; cannot be told apart: a (+0.00, 95% " in text
+    worse, _ = write("worse", set(range(60)))
+    for point in pts:
+        point["evidence"] = {**point["evidence"], "no_kd": worse}
+    text = " ".join(findings(summarise(cfg, pts)))
+    assert "pooled test samples above 0): a (+" in text and "b (+20.00" in text
 
 
 def test_summary_arithmetic():
@@ -95,7 +104,8 @@ def test_summary_arithmetic():
     assert a["kd_wins"] == 2 and b["kd_wins"] == 1
     assert s["smallest_within"] == {"kd": "b", "no_kd": None}  # b: 97.3 with KD, 96.6 without; teacher 98
     text = " ".join(findings(s))
-    assert "KD ahead of the same student without KD (mean, and on most seeds): a; not at: b" in text
+    assert "KD ahead of the same student without KD (mean, and on most seeds; no per-sample evidence kept): a; " \
+           "not at: b" in text
 
 
 @pytest.mark.parametrize("overrides, args, text", [
