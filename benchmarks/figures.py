@@ -112,6 +112,8 @@ def examples_block(where: str) -> str:
     lines = ["| example | task | teacher → student | data | shipped | test: student / no KD / teacher | KD | "
              "stages (2 cores) |", "|---|---|---|---|---|---:|---|---:|"]
     for path in sorted(RESULTS.glob("*.json")):
+        if not (ROOT / "configs" / f"{path.stem}.yaml").exists():
+            continue  # a study's run (another config than an example's): quoted where it is discussed
         res = json.loads(path.read_text())
         rep = res["report"]
         kd, unit = rep.get("kd") or {}, rep["metric"]["unit"]

@@ -17,6 +17,8 @@ def wrong_figures(docs) -> list[str]:
     out = []
     for doc in docs:
         text = doc.read_text()
+        if text.count("<!-- fig ") != len(figures.quoted_figures(text)):  # a marker with no number before it
+            out.append(f"{doc.name}: a '<!-- fig' marker that follows no number (so nothing is checked)")
         for written, example, path in figures.quoted_figures(text):
             try:
                 actual = figures.value(example, path)
