@@ -119,6 +119,8 @@ def test_the_readmes_own_model_and_data_commands_run_as_written(tmp_path):
         w = csv.writer(f)
         w.writerow(["text", "label"])
         w.writerows(list(zip(texts, labels))[:300])
+    with open(tmp_path / "held_out.csv", "w", newline="") as f:  # texts the run never saw, for evaluate
+        csv.writer(f).writerows([["text", "label"], *list(zip(texts, labels))[300:360]])
     teacher = tiny_encoder_folder(tmp_path / "model")
     outputs = []
     for line in block.strip().splitlines():
@@ -135,5 +137,6 @@ def test_the_readmes_own_model_and_data_commands_run_as_written(tmp_path):
     assert (tmp_path / "artifacts" / "my_texts" / "report" / "report.html").is_file()
     report = json.loads((tmp_path / "artifacts" / "my_texts" / "report" / "report.json").read_text())
     assert {"teacher", "student", "baseline", "teacher-int8-dynamic"} <= {x["variant"] for x in report["rows"]}
+    assert "held_out.csv: 60 samples; accuracy" in outputs[-2]  # evaluate: the held-out texts scored
     top = outputs[-1].strip().split("\t")
     assert len(top) == 1 + 2 * 3  # --text, then three labels with their probabilities
