@@ -175,6 +175,11 @@ def test_ones_own_teacher_and_student_modules_and_a_trained_teacher_give_a_confi
     monkeypatch.chdir(tmp_path)
     capsys.readouterr()
     assert run_cli("check", str(made)) == 0, capsys.readouterr().err
+    # and runs: the trained teacher is loaded, not trained (short settings for the test)
+    short = ["distill.epochs=1", "prune.finetune.epochs=1", "benchmark.providers=[cpu]", "benchmark.batch_sizes=[1]",
+             "benchmark.min_seconds=0.01", "quantize.variants=[dynamic]", f"output_dir={tmp_path / 'run'}"]
+    assert run_cli("all", str(made), "-q", *[a for kv in short for a in ("--set", kv)]) == 0
+    assert (tmp_path / "run" / "export" / "bundle" / "model.onnx").is_file()
     r, _ = _init(tmp_path, *args[:4], "--teacher-weights", "missing.pt", "--no-estimate", "--force")
     assert r.returncode == 2 and "--teacher-weights: missing.pt: no such file" in r.stderr
     assert "Traceback" not in r.stderr
