@@ -29,7 +29,7 @@ def record(example: str, run_dir: Path, command: str | None = None) -> Path:
     """The summary of a run's report.json that the docs may quote."""
     report = json.loads((run_dir / "report" / "report.json").read_text())
     rows = [{"variant": r["variant"], "format": r["format"], "params": r["params"], "size_bytes": r["size_bytes"],
-             "val": r["metric"]["val"], "test": r["metric"]["value"],
+             "val": r["metric"]["val"], "test": r["metric"]["value"], "also": r.get("also") or {},
              "cpu_p50_ms_b1": ((r["latency"].get("cpu") or {}).get("1") or {}).get("p50_ms")}
             for r in report["rows"]]
     bundle = report.get("bundle") or {}
