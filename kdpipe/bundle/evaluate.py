@@ -112,17 +112,29 @@ def _labelled_arrays(info: dict, source: str, label_column: str | None) -> tuple
     pre = info["preprocessing"]
     shape = pre["input_shape"]
     image = len(shape) == 3
-    dc = DataConfig(source=source, label_column=label_column or "label", labels=info["labels"],
+    dc = DataConfig(source=source, label_column=label_column or info.get("label_column", "label"),
                     image_size=list(shape[1:]) if image else None, channels=shape[0] if image else 1)
     raw = load_arrays(dc)
-    x = raw.x
+    x, y = raw.x, _bundle_indices(raw.labels, raw.y, info["labels"], source)
     names, have = pre.get("feature_names"), raw.extra.get("feature_names")
     if names and have and have != names:  # the same columns in the training order
         missing = [n for n in names if n not in have]
         if missing:
             raise DataError(f"{source}: no feature columns {missing[:5]} (the bundle takes {', '.join(names)})")
         x = x[:, [have.index(n) for n in names]]
-    return x, raw.y
+    return x, y
+
+
+def _bundle_indices(names: list[str], y: np.ndarray, labels: list[str], source: str) -> np.ndarray:
+    """The data's labels as indices of the bundle's: by name (class folders, label columns), or, for
+    class ids whose names the bundle does not use (an npz's 0..k of a bundle with named classes), as
+    the ids themselves."""
+    unknown = sorted(set(names[i] for i in np.unique(y)) - set(labels))
+    if not unknown:
+        return np.asarray([labels.index(names[i]) for i in y])
+    if all(n.isdigit() for n in names) and int(max(names, key=int)) < len(labels):
+        return np.asarray([int(names[i]) for i in y])
+    raise DataError(f"{source}: labels {unknown[:5]} are not this bundle's labels ({', '.join(labels)})")
 
 
 def _scored(b: Bundle, out: np.ndarray, y: np.ndarray, metric: Metric) -> dict:

@@ -105,3 +105,27 @@ def test_bad_inputs_are_one_line_each(tiny_run, lm_runs, digits, tmp_path):
     ):
         r = _kdpipe("evaluate", *args)
         assert r.returncode == 2 and said in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
+
+
+def test_an_image_folder_of_some_classes_is_scored_by_class_name(tiny_run, tmp_path):
+    """Class folders name the labels: a folder with 2 of the 10 classes maps onto the bundle's labels by
+    name, as predict answers the same image files."""
+    from PIL import Image
+    from sklearn.datasets import load_digits
+
+    d = load_digits()
+    files = []
+    for label in (3, 7):
+        (tmp_path / "pics" / str(label)).mkdir(parents=True)
+        for i in np.flatnonzero(d.target[1000:] == label)[:8]:
+            f = tmp_path / "pics" / str(label) / f"{i}.png"
+            Image.fromarray(d.images[1000 + i].astype(np.uint8)).save(f)
+            files.append((f, str(label)))
+    bundle = tiny_run / "export" / "bundle"
+    result = json.loads(_kdpipe("evaluate", str(bundle), str(tmp_path / "pics"), "--json").stdout)
+    counts = {c["label"]: c["count"] for c in result["bundles"][0]["per_class"] if c["count"]}
+    assert counts == {"3": 8, "7": 8}
+    answers = [json.loads(line)["label"] for line in
+               _kdpipe("predict", str(bundle), *[str(f) for f, _ in files], "--json").stdout.splitlines()]
+    right = np.mean([a == want for a, (_, want) in zip(answers, files)]) * 100
+    assert result["bundles"][0]["value"] == pytest.approx(right, abs=1e-6)
