@@ -118,15 +118,13 @@ def examples_block(where: str) -> str:
         rep = res["report"]
         kd, unit = rep.get("kd") or {}, rep["metric"]["unit"]
         paired = (kd.get("paired") or {}).get("test")
-        if "baseline" not in kd:
-            verdict = "no baseline"
-        elif paired and paired["ci"][0] > 0:
-            verdict = f"helped, {kd['gain_points']:+.2f} ({paired['ci'][0]:+.2f} to {paired['ci'][1]:+.2f})"
-        elif paired and paired["ci"][1] < 0:
-            verdict = f"hurt, {kd['gain_points']:+.2f} ({paired['ci'][0]:+.2f} to {paired['ci'][1]:+.2f})"
-        else:
-            verdict = f"cannot be told apart, {kd.get('gain_points', 0):+.2f}" + (
-                f" ({paired['ci'][0]:+.2f} to {paired['ci'][1]:+.2f})" if paired else "")
+        # the report's own outcome (report.build._kd_outcome), with the interval it rests on
+        verdict = {"helped": "helped", "hurt": "hurt", "apart": "cannot be told apart", "same": "no difference",
+                   None: "not recorded (a report older than kd.outcome)" if "baseline" in kd else "no baseline"
+                   }[kd.get("outcome")]
+        if "gain_points" in kd:
+            verdict += f", {kd['gain_points']:+.2f}" + (f" ({paired['ci'][0]:+.2f} to {paired['ci'][1]:+.2f})"
+                                                       if paired else "")
         total = next((s["seconds"] for s in rep["stages"] if s["stage"] == "all"), None)
         simd = "AVX-512 VNNI" if "avx512_vnni" in ((rep.get("machine") or {}).get("simd") or []) else "AVX2"
         scores = " / ".join(f"{kd[k]:.2f}" if k in kd else "-" for k in ("student", "baseline", "teacher"))
@@ -145,12 +143,23 @@ def blocks(text: str) -> list[tuple[str, str, str, str]]:
     return [(m.group(1), m.group(2), m.group(3), BLOCKS[m.group(2)](m.group(1))) for m in BLOCK.finditer(text)]
 
 
+def _rewritten(m: re.Match) -> str:
+    """A quoted figure written again from its file, at the decimals (and sign, thousands) it was written with."""
+    written, example, path = m.group(1), m.group(2), m.group(3)
+    decimals = len(written.replace(",", "").partition(".")[2])
+    spec = ("+" if written.startswith("+") else "") + ("," if "," in written else "") + f".{decimals}f"
+    number = format(float(value(example, path)), spec)
+    return number + m.group(0)[len(written):]
+
+
 def update() -> list[Path]:
+    """Rewrites every generated block and every quoted figure from the results files."""
     changed = []
     for doc in DOCS:
         text = doc.read_text()
+        new = FIG.sub(_rewritten, text)
         new = BLOCK.sub(lambda m: f"<!-- block {m.group(1)} {m.group(2)} -->\n{BLOCKS[m.group(2)](m.group(1))}"
-                                  "<!-- /block -->", text)
+                                  "<!-- /block -->", new)
         if new != text:
             doc.write_text(new)
             changed.append(doc)

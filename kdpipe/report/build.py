@@ -160,8 +160,20 @@ def _kd_summary(rows: list[dict], metric, start: dict | None = None, precision: 
     paired = _paired_gain(metric, by["student"], by["baseline"], evidence)
     if paired:
         summary["paired"] = paired
-    summary["verdict"] = _kd_verdict(gain, paired, metric, metric.worse_by(summary["teacher"], base) <= 0)
+    summary["outcome"] = _kd_outcome(gain, paired)
+    summary["verdict"] = _kd_verdict(gain, paired, summary["outcome"], metric,
+                                     metric.worse_by(summary["teacher"], base) <= 0)
     return summary
+
+
+def _kd_outcome(gain: float, paired: dict) -> str:
+    """What KD did, as the evidence allows: helped, hurt, apart (the test split's paired interval spans
+    zero) or same (no evidence kept and equal scores)."""
+    test = paired.get("test")
+    if test:
+        lo, hi = test["ci"]
+        return "helped" if lo > 0 else "hurt" if hi < 0 else "apart"
+    return "helped" if gain > 0 else "hurt" if gain < 0 else "same"
 
 
 def _paired_gain(metric, student: dict, baseline: dict, evidence) -> dict:
@@ -177,22 +189,21 @@ def _paired_gain(metric, student: dict, baseline: dict, evidence) -> dict:
     return out
 
 
-def _kd_verdict(gain: float, paired: dict, metric, baseline_matches_teacher: bool) -> str:
+def _kd_verdict(gain: float, paired: dict, outcome: str, metric, baseline_matches_teacher: bool) -> str:
     units = "points" if metric.unit == "%" else metric.name
     test = paired.get("test")
+    said = ""  # (a run recorded before evidence was kept: the point values alone)
     if test:
         lo, hi = test["ci"]
         said = (f" (test {test['gain']:+.2f}, 95% {lo:+.2f} to {hi:+.2f} on {test['samples']:,} samples"
                 + (f"; validation {paired['val']['gain']:+.2f}, 95% {paired['val']['ci'][0]:+.2f} to "
                    f"{paired['val']['ci'][1]:+.2f}" if "val" in paired else "") + ")")
-        if lo <= 0 <= hi:
-            return (f"KD and no KD cannot be told apart on {test['samples']:,} test samples: the student is "
-                    f"{gain:+.2f} {units} against the same model trained without KD{said}")
-    else:
-        said = ""  # (a run recorded before evidence was kept: the point values alone)
-        if gain == 0:
-            return "KD made no difference on the test split: student and baseline score the same"
-    if gain > 0:
+    if outcome == "apart":
+        return (f"KD and no KD cannot be told apart on {test['samples']:,} test samples: the student is "
+                f"{gain:+.2f} {units} against the same model trained without KD{said}")
+    if outcome == "same":
+        return "KD made no difference on the test split: student and baseline score the same"
+    if outcome == "helped":
         return f"KD helped: the student is {gain:.2f} {units} better than the same model trained without KD{said}"
     if baseline_matches_teacher:  # the no-KD student already reaches the teacher
         return (f"KD did not help here: the student is {-gain:.2f} {units} worse than the same model trained "
