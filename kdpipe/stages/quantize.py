@@ -148,7 +148,7 @@ def _teacher_copies(ctx, src: _Source, jobs) -> list[VariantRow]:
     """The teacher quantized without distillation (the bar every report shows), with
     quantize.qad.teacher the teacher distilled into its own quantized form, and where KD did not pay
     the student trained without it, in int8."""
-    qc, rows, teacher = ctx.cfg.quantize, _baseline_copy(ctx, ctx.cfg.quantize, src.dynamic_ops), None
+    qc, rows, teacher = ctx.cfg.quantize, _baseline_copy(ctx, src.tmp, src.dynamic_ops), None
     if qc.teacher:
         teacher = _teacher_fp32(ctx, src.tmp)
         rows.append(_quantized_teacher(ctx, teacher, qc, src.dynamic_ops))
@@ -277,24 +277,20 @@ def _teacher_fp32(ctx, tmp: Path, name: str = "teacher") -> tuple[VariantRow, Pa
     return t_row, fp32, prepared, _evidence_of(task, splits, fp32)
 
 
-def _baseline_copy(ctx, qc, op_types) -> list[VariantRow]:
+def _baseline_copy(ctx, tmp: Path, op_types) -> list[VariantRow]:
     """Where KD did not pay on validation (the student trained without KD scores better there), that
-    student's dynamic int8 copy too: a candidate for the bundle like the distilled student's copies
-    (made the least damaged way, in the students' weight bits)."""
+    student's dynamic int8 copy too: a candidate for the bundle like the distilled student's copies,
+    made as the quantized teacher is (_quantized_teacher)."""
     rows = {r["variant"]: r for r in ctx.upstream("distill")["variants"]}
     if "baseline" not in rows or not ctx.task.metric.worse_by(rows["baseline"]["metric"]["val"],
                                                             rows["student"]["metric"]["val"]) > 0:
         return []
-    with tempfile.TemporaryDirectory() as tmp:
-        b_row, _, prepared, evidence = _teacher_fp32(ctx, Path(tmp), "baseline")
-        name = variant_name("baseline", "dynamic")
-        say(f"[quantize] the student trained without KD is ahead on validation: {name} too")
-        auto = qc.model_copy(update={"per_channel": "auto", "activation_matmuls": "auto"})
-        return [_dynamic_variant(ctx, prepared, ctx.out / f"{name}.onnx", name, op_types, b_row, "baseline",
-                                 {"no_distillation": True}, evidence, auto)]
+    name = variant_name("baseline", "dynamic")
+    say(f"[quantize] the student trained without KD is ahead on validation: {name} too")
+    return [_quantized_teacher(ctx, _teacher_fp32(ctx, tmp, "baseline"), ctx.cfg.quantize, op_types, name)]
 
 
-def _quantized_teacher(ctx, teacher: tuple, qc, op_types) -> VariantRow:
+def _quantized_teacher(ctx, teacher: tuple, qc, op_types, name: str = QUANTIZED_TEACHER) -> VariantRow:
     """What a user gets without distillation: the teacher itself in dynamic int8, plain and per-channel
     weights, with and without the activation MatMuls, the least damaged kept, in the students' weight
     bits. Every report shows it beside the students, measured the same way."""
@@ -303,8 +299,8 @@ def _quantized_teacher(ctx, teacher: tuple, qc, op_types) -> VariantRow:
     # would try them); weight bits as the students' (quantize.reduce_range), so that no int8 bundle
     # kdpipe can ship saturates on CPUs without VNNI unless told otherwise
     auto = qc.model_copy(update={"per_channel": "auto", "activation_matmuls": "auto"})
-    return _dynamic_variant(ctx, prepared, ctx.out / f"{QUANTIZED_TEACHER}.onnx", QUANTIZED_TEACHER, op_types,
-                            t_row, "teacher", {"no_distillation": True}, evidence, auto)
+    return _dynamic_variant(ctx, prepared, ctx.out / f"{name}.onnx", name, op_types, t_row, t_row["variant"],
+                            {"no_distillation": True}, evidence, auto)
 
 
 def _qad_variant(ctx, kind: str, src_row: VariantRow, source: str, src_evidence: dict, tmp: Path,
